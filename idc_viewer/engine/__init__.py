@@ -1,0 +1,1 @@
+"""The analysis engine: slide -> tissue -> patches -> CNN -> stored heatmap and exports."""

@@ -1,0 +1,141 @@
+"""``idc-train``: train, evaluate and export IDC models; assemble Kaggle patients into slides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idc-train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model on a patch dataset, then evaluate and export it")
+    train.add_argument("data", type=Path, help="dataset folder (Kaggle <patient>/<0|1>/ or <split>/<0|1>/)")
+    train.add_argument("--run-dir", type=Path, required=True, help="folder for checkpoints and outputs")
+    train.add_argument("--preset", choices=["native", "paper"], default="native")
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--balance", choices=["undersample", "class-weights", "none"],
+                       default="undersample")
+    train.add_argument("--stain-jitter", type=float, default=0.0,
+                       help="hue jitter amplitude (0 = off, the paper's recipe)")
+    train.add_argument("--max-patients", type=int, default=None,
+                       help="use a random subset of patients (quick runs, CI)")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    train.add_argument("--no-export", action="store_true", help="train only; skip evaluation/export")
+    train.add_argument("--progress-json", action="store_true",
+                       help="print one JSON object per event on stdout (for the app)")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a finished run and export its model")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--progress-json", action="store_true")
+
+    assemble = sub.add_parser("assemble-slide",
+                              help="rebuild a Kaggle patient as a pyramidal TIFF with a truth CSV")
+    assemble.add_argument("patient_dir", type=Path)
+    assemble.add_argument("out", type=Path)
+    assemble.add_argument("--mpp", type=float, default=4.0)
+
+    compare = sub.add_parser("compare", help="write a side-by-side card of exported models")
+    compare.add_argument("specs", type=Path, nargs="+", help="model .spec.json files")
+    compare.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = _parser().parse_args(argv)
+    emit = _json_emitter() if getattr(args, "progress_json", False) else None
+    try:
+        return _run(args, emit)
+    except KeyboardInterrupt:
+        print("interrupted: the last finished epoch is kept; rerun with --resume", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:  # DatasetError and contract errors are ValueErrors/Exceptions
+        _fail(emit, f"{type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:
+        from idc_viewer.ml.spec import ModelContractError
+        from training.data import DatasetError
+
+        if isinstance(exc, DatasetError | ModelContractError):
+            _fail(emit, str(exc))
+            return 1
+        raise
+
+
+def _run(args: argparse.Namespace, emit: Any) -> int:
+    if args.command == "train":
+        from training.train import TrainConfig, train
+
+        config = TrainConfig(
+            data_dir=str(args.data), run_dir=str(args.run_dir), preset=args.preset,
+            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, balance=args.balance,
+            stain_jitter=args.stain_jitter, max_patients=args.max_patients,
+        )
+        log = _logger(emit)
+        train(config, resume=args.resume, report=emit, log=log)
+        if not args.no_export:
+            from training.evaluate import evaluate_run
+
+            result = evaluate_run(args.run_dir, log=log)
+            _event(emit, log, {"event": "exported", "spec": str(result["spec_path"]),
+                               "metrics": result["metrics"]})
+        return 0
+    if args.command == "evaluate":
+        from training.evaluate import evaluate_run
+
+        log = _logger(emit)
+        result = evaluate_run(args.run_dir, log=log)
+        _event(emit, log, {"event": "exported", "spec": str(result["spec_path"]),
+                           "metrics": result["metrics"]})
+        return 0
+    if args.command == "assemble-slide":
+        from training.assemble_slide import assemble_slide
+
+        slide = assemble_slide(args.patient_dir, args.out, mpp=args.mpp)
+        print(f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
+              f"and {slide.truth_csv}")
+        return 0
+    if args.command == "compare":
+        from training.evaluate import write_comparison
+
+        print(f"wrote {write_comparison(args.specs, args.out)}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _json_emitter() -> Any:
+    def emit(event: dict[str, Any]) -> None:
+        print(json.dumps(event), flush=True)
+
+    return emit
+
+
+def _logger(emit: Any) -> Any:
+    if emit is None:
+        return print
+    return lambda message: emit({"event": "log", "message": message})
+
+
+def _event(emit: Any, log: Any, event: dict[str, Any]) -> None:
+    if emit is not None:
+        emit(event)
+    else:
+        log(f"{event['event']}: " + ", ".join(f"{k}={v}" for k, v in event.items() if k != "event"))
+
+
+def _fail(emit: Any, message: str) -> None:
+    if emit is not None:
+        emit({"event": "error", "message": message})
+    print(f"error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
