@@ -14,30 +14,51 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idc-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model on a patch dataset, then evaluate and export it")
-    train.add_argument("data", type=Path, help="dataset folder (Kaggle <patient>/<0|1>/ or <split>/<0|1>/)")
-    train.add_argument("--run-dir", type=Path, required=True, help="folder for checkpoints and outputs")
+    train = sub.add_parser(
+        "train", help="train a model on a patch dataset, then evaluate and export it"
+    )
+    train.add_argument(
+        "data", type=Path, help="dataset folder: <patient>/<0|1>/*.png or <split>/<0|1>/*.png"
+    )
+    train.add_argument(
+        "--run-dir", type=Path, required=True, help="folder for checkpoints and outputs"
+    )
     train.add_argument("--preset", choices=["native", "paper"], default="native")
     train.add_argument("--epochs", type=int, default=100)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--balance", choices=["undersample", "class-weights", "none"],
-                       default="undersample")
-    train.add_argument("--stain-jitter", type=float, default=0.0,
-                       help="hue jitter amplitude (0 = off, the paper's recipe)")
-    train.add_argument("--max-patients", type=int, default=None,
-                       help="use a random subset of patients (quick runs, CI)")
+    train.add_argument(
+        "--balance", choices=["undersample", "class-weights", "none"], default="undersample"
+    )
+    train.add_argument(
+        "--stain-jitter",
+        type=float,
+        default=0.0,
+        help="hue jitter amplitude (0 = off, the paper's recipe)",
+    )
+    train.add_argument(
+        "--max-patients",
+        type=int,
+        default=None,
+        help="use a random subset of patients (quick runs, CI)",
+    )
     train.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    train.add_argument("--no-export", action="store_true", help="train only; skip evaluation/export")
-    train.add_argument("--progress-json", action="store_true",
-                       help="print one JSON object per event on stdout (for the app)")
+    train.add_argument(
+        "--no-export", action="store_true", help="train only; skip evaluation/export"
+    )
+    train.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="print one JSON object per event on stdout (for the app)",
+    )
 
     evaluate = sub.add_parser("evaluate", help="evaluate a finished run and export its model")
     evaluate.add_argument("run_dir", type=Path)
     evaluate.add_argument("--progress-json", action="store_true")
 
-    assemble = sub.add_parser("assemble-slide",
-                              help="rebuild a Kaggle patient as a pyramidal TIFF with a truth CSV")
+    assemble = sub.add_parser(
+        "assemble-slide", help="rebuild a Kaggle patient as a pyramidal TIFF with a truth CSV"
+    )
     assemble.add_argument("patient_dir", type=Path)
     assemble.add_argument("out", type=Path)
     assemble.add_argument("--mpp", type=float, default=4.0)
@@ -57,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the last finished epoch is kept; rerun with --resume", file=sys.stderr)
         return 130
-    except (OSError, ValueError) as exc:  # DatasetError and contract errors are ValueErrors/Exceptions
+    except (
+        OSError,
+        ValueError,
+    ) as exc:
         _fail(emit, f"{type(exc).__name__}: {exc}")
         return 1
     except Exception as exc:
@@ -75,9 +99,15 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
         from training.train import TrainConfig, train
 
         config = TrainConfig(
-            data_dir=str(args.data), run_dir=str(args.run_dir), preset=args.preset,
-            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, balance=args.balance,
-            stain_jitter=args.stain_jitter, max_patients=args.max_patients,
+            data_dir=str(args.data),
+            run_dir=str(args.run_dir),
+            preset=args.preset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            balance=args.balance,
+            stain_jitter=args.stain_jitter,
+            max_patients=args.max_patients,
         )
         log = _logger(emit)
         train(config, resume=args.resume, report=emit, log=log)
@@ -85,23 +115,35 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             from training.evaluate import evaluate_run
 
             result = evaluate_run(args.run_dir, log=log)
-            _event(emit, log, {"event": "exported", "spec": str(result["spec_path"]),
-                               "metrics": result["metrics"]})
+            _event(
+                emit,
+                log,
+                {
+                    "event": "exported",
+                    "spec": str(result["spec_path"]),
+                    "metrics": result["metrics"],
+                },
+            )
         return 0
     if args.command == "evaluate":
         from training.evaluate import evaluate_run
 
         log = _logger(emit)
         result = evaluate_run(args.run_dir, log=log)
-        _event(emit, log, {"event": "exported", "spec": str(result["spec_path"]),
-                           "metrics": result["metrics"]})
+        _event(
+            emit,
+            log,
+            {"event": "exported", "spec": str(result["spec_path"]), "metrics": result["metrics"]},
+        )
         return 0
     if args.command == "assemble-slide":
         from training.assemble_slide import assemble_slide
 
         slide = assemble_slide(args.patient_dir, args.out, mpp=args.mpp)
-        print(f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
-              f"and {slide.truth_csv}")
+        print(
+            f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
+            f"and {slide.truth_csv}"
+        )
         return 0
     if args.command == "compare":
         from training.evaluate import write_comparison

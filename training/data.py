@@ -21,8 +21,13 @@ import numpy as np
 
 PATCH_PX = 50
 SPLIT_NAMES = ("train", "validation", "test")
-_PAPER_SPLIT_ALIASES = {"train": "train", "val": "validation", "valid": "validation",
-                        "validation": "validation", "test": "test"}
+_PAPER_SPLIT_ALIASES = {
+    "train": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+}
 _KAGGLE_NAME = re.compile(r"_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.IGNORECASE)
 
 
@@ -93,8 +98,11 @@ def _record(png: Path, label: int, group: str, paper: bool) -> PatchRecord:
 
 def _check_labels(records: Iterable[PatchRecord]) -> None:
     """A Kaggle name carries its class: a patch in the wrong class folder is mislabelled."""
-    wrong = [r.path for r in records
-             if (m := _KAGGLE_NAME.search(r.path.name)) and int(m["c"]) != r.label]
+    wrong = [
+        r.path
+        for r in records
+        if (m := _KAGGLE_NAME.search(r.path.name)) and int(m["c"]) != r.label
+    ]
     if wrong:
         raise DatasetError(
             f"{len(wrong)} patches sit in the wrong class folder, e.g. {wrong[0]} "
@@ -125,8 +133,8 @@ def split_patients(
         n_val = max(1, round(len(members) * fractions[1])) if len(members) >= 3 else 0
         n_test = max(1, round(len(members) * fractions[2])) if len(members) >= 3 else 0
         split["test"] += members[:n_test]
-        split["validation"] += members[n_test:n_test + n_val]
-        split["train"] += members[n_test + n_val:]
+        split["validation"] += members[n_test : n_test + n_val]
+        split["train"] += members[n_test + n_val :]
     return {name: sorted(members) for name, members in split.items()}
 
 
@@ -159,15 +167,19 @@ def load_patches(records: Sequence[PatchRecord]) -> tuple[np.ndarray, np.ndarray
         images = list(pool.map(load_patch, (r.path for r in records), chunksize=256))
     kept = [i for i, img in enumerate(images) if img is not None]
     if not kept:
-        return (np.zeros((0, PATCH_PX, PATCH_PX, 3), np.uint8), np.zeros((0,), np.int32), [],
-                len(records))
+        return (
+            np.zeros((0, PATCH_PX, PATCH_PX, 3), np.uint8),
+            np.zeros((0,), np.int32),
+            [],
+            len(records),
+        )
     x = np.stack([images[i] for i in kept])
     y = np.asarray([records[i].label for i in kept], np.int32)
     return x, y, kept, len(records) - len(kept)
 
 
 def undersample(labels: np.ndarray, seed: int) -> np.ndarray:
-    """Indices of a class-balanced subset: the majority class randomly cut to the minority's size."""
+    """Indices of a class-balanced subset: the majority randomly cut to the minority's size."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     n = min(len(pos), len(neg))

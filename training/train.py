@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from training.data import Dataset, load_patches, scan_dataset, split_patients, undersample, write_split
+from training.data import (
+    Dataset,
+    load_patches,
+    scan_dataset,
+    split_patients,
+    undersample,
+    write_split,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # exactly the paper: 50x50 patches resized to 128x128
@@ -67,25 +74,34 @@ def prepare_data(config: TrainConfig, log: Callable[[str], None] = print) -> Spl
     dataset: Dataset = scan_dataset(Path(config.data_dir))
     split_file = run_dir / "split.json"
     if split_file.exists():
-        split = {k: v for k, v in json.loads(split_file.read_text()).items()
-                 if k in ("train", "validation", "test")}
+        split = {
+            k: v
+            for k, v in json.loads(split_file.read_text()).items()
+            if k in ("train", "validation", "test")
+        }
     elif dataset.preset_split is not None:
-        split = {name: sorted(p for p, s in dataset.preset_split.items() if s == name)
-                 for name in ("train", "validation", "test")}
+        split = {
+            name: sorted(p for p, s in dataset.preset_split.items() if s == name)
+            for name in ("train", "validation", "test")
+        }
     else:
         patients = dataset.patients
         if config.max_patients:
             rng = np.random.default_rng(config.seed)
-            patients = sorted(rng.choice(patients, min(config.max_patients, len(patients)),
-                                         replace=False).tolist())
+            patients = sorted(
+                rng.choice(
+                    patients, min(config.max_patients, len(patients)), replace=False
+                ).tolist()
+            )
         counts: dict[str, int] = {}
         for rec in dataset.records:
             counts[rec.patient] = counts.get(rec.patient, 0) + 1
         strata = {p: "large" if counts[p] > LARGE_PATIENT_PATCHES else "sampled" for p in patients}
         split = split_patients(patients, seed=config.seed, strata=strata)
         large = sorted(p for p in patients if strata[p] == "large")
-        write_split(split, split_file, seed=config.seed, layout=dataset.layout,
-                    large_patients=large)
+        write_split(
+            split, split_file, seed=config.seed, layout=dataset.layout, large_patients=large
+        )
     by_patient: dict[str, list[Any]] = {}
     for rec in dataset.records:
         by_patient.setdefault(rec.patient, []).append(rec)
@@ -96,10 +112,13 @@ def prepare_data(config: TrainConfig, log: Callable[[str], None] = print) -> Spl
         x[name], y[name], kept, n_skipped = load_patches(recs)
         records[name] = [recs[i] for i in kept]
         skipped += n_skipped
-        log(f"{name}: {len(members)} patients, {len(y[name])} patches "
-            f"({int(y[name].sum())} IDC), {n_skipped} undecodable skipped")
+        log(
+            f"{name}: {len(members)} patients, {len(y[name])} patches "
+            f"({int(y[name].sum())} IDC), {n_skipped} undecodable skipped"
+        )
     if len(y["train"]) == 0 or len(np.unique(y["train"])) < 2:
         from training.data import DatasetError
+
         raise DatasetError("The training split needs patches of both classes (0 and 1).")
     return SplitArrays(x, y, split, records, skipped)
 
@@ -109,13 +128,17 @@ def set_threads() -> None:
 
     # measured: intra-op 2 / inter-op 1 is fastest on the 2-core machine (STACK-NOTES)
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("IDC_TF_THREADS", 2)))
+        tf.config.threading.set_intra_op_parallelism_threads(
+            int(os.environ.get("IDC_TF_THREADS", 2))
+        )
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # already initialised in this process
 
 
-def make_datasets(config: TrainConfig, data: SplitArrays) -> tuple[Any, Any, dict[int, float] | None]:
+def make_datasets(
+    config: TrainConfig, data: SplitArrays
+) -> tuple[Any, Any, dict[int, float] | None]:
     import tensorflow as tf
 
     from training.augment import build_augmenter
@@ -137,14 +160,22 @@ def make_datasets(config: TrainConfig, data: SplitArrays) -> tuple[Any, Any, dic
             images = tf.image.resize(images, (size, size), method="bilinear")
         return images
 
-    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.float32)))
-             .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
-             .batch(config.batch_size)
-             .map(lambda x, y: (augment(rescale(x)), y), num_parallel_calls=tf.data.AUTOTUNE)
-             .prefetch(tf.data.AUTOTUNE))
-    val = (tf.data.Dataset.from_tensor_slices((data.x["validation"],
-                                               data.y["validation"].astype(np.float32)))
-           .batch(256).map(lambda x, y: (rescale(x), y)).cache().prefetch(tf.data.AUTOTUNE))
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.float32)))
+        .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .map(lambda x, y: (augment(rescale(x)), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val = (
+        tf.data.Dataset.from_tensor_slices(
+            (data.x["validation"], data.y["validation"].astype(np.float32))
+        )
+        .batch(256)
+        .map(lambda x, y: (rescale(x), y))
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+    )
     return train, val, weights
 
 
@@ -167,8 +198,9 @@ def _epoch_callbacks(config: TrainConfig, report: Callable[[dict[str, Any]], Non
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = dict(logs or {})
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(float(value))
             self.epoch_times.append(time.perf_counter() - self.t_epoch)
@@ -178,32 +210,52 @@ def _epoch_callbacks(config: TrainConfig, report: Callable[[dict[str, Any]], Non
             self.model.save(run_dir / "last.tmp.keras")
             os.replace(run_dir / "last.tmp.keras", run_dir / "last.keras")
             state = {
-                "epoch": epoch, "history": self.history, "epoch_times_s": self.epoch_times,
-                "early_stopping": {"best": float(es.best), "wait": es.wait,
-                                   "best_epoch": es.best_epoch},
-                "plateau": {"best": float(plateau.best), "wait": plateau.wait,
-                            "cooldown_counter": plateau.cooldown_counter},
+                "epoch": epoch,
+                "history": self.history,
+                "epoch_times_s": self.epoch_times,
+                "early_stopping": {
+                    "best": float(es.best),
+                    "wait": es.wait,
+                    "best_epoch": es.best_epoch,
+                },
+                "plateau": {
+                    "best": float(plateau.best),
+                    "wait": plateau.wait,
+                    "cooldown_counter": plateau.cooldown_counter,
+                },
             }
             tmp = run_dir / "state.json.tmp"
             tmp.write_text(json.dumps(state, indent=1))
             os.replace(tmp, run_dir / "state.json")
             mean_s = float(np.mean(self.epoch_times[-3:]))
-            report({"event": "epoch", "epoch": epoch + 1, "epochs": config.epochs,
+            report(
+                {
+                    "event": "epoch",
+                    "epoch": epoch + 1,
+                    "epochs": config.epochs,
                     "seconds": self.epoch_times[-1],
                     "eta_s_max": mean_s * (config.epochs - epoch - 1),
                     "eta_s_patience": mean_s * max(0, config.early_stopping_patience - es.wait),
-                    **{k: float(v) for k, v in logs.items()}})
+                    **{k: float(v) for k, v in logs.items()},
+                }
+            )
 
-    es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience,
-                                       restore_best_weights=True)
-    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                patience=config.plateau_patience, min_lr=1e-6)
+    es = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=config.plateau_patience, min_lr=1e-6
+    )
     return [es, plateau, Checkpoint()]
 
 
-def train(config: TrainConfig, *, resume: bool = False,
-          report: Callable[[dict[str, Any]], None] | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    report: Callable[[dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Train (or resume) a run; returns the final state. Best weights end in ``best.weights.h5``."""
     if config.preset not in PRESETS:
         raise ValueError(f"Unknown preset {config.preset!r}; choose one of {sorted(PRESETS)}.")
@@ -216,7 +268,9 @@ def train(config: TrainConfig, *, resume: bool = False,
         config = TrainConfig(**saved)
     else:
         if state_file.exists() and not resume:
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume or another folder.")
+            raise FileExistsError(
+                f"{run_dir} already holds a run; pass --resume or another folder."
+            )
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     report = report or (lambda event: log(_format_event(event)))
 
@@ -248,9 +302,11 @@ def train(config: TrainConfig, *, resume: bool = False,
         log(f"resuming at epoch {initial_epoch + 1}")
     else:
         model = build_model(config.input_size, l2=config.l2)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                      loss="binary_crossentropy",
-                      metrics=["accuracy", keras.metrics.AUC(name="auc")])
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="binary_crossentropy",
+            metrics=["accuracy", keras.metrics.AUC(name="auc")],
+        )
     # ES keeps its own "wait" but Keras resets it in on_train_begin: re-apply after that point
     if initial_epoch:
         saved_es = (es.best, es.wait, es.best_epoch, es.best_weights)
@@ -262,13 +318,19 @@ def train(config: TrainConfig, *, resume: bool = False,
                 plateau.best, plateau.wait, plateau.cooldown_counter = saved_plateau
 
         callbacks = [*callbacks, _Restore()]
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, class_weight=weights, verbose=0)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        class_weight=weights,
+        verbose=0,
+    )
     state = json.loads(state_file.read_text())
     state["finished"] = True
     state_file.write_text(json.dumps(state, indent=1))
-    report({"event": "finished", "best_epoch": es.best_epoch + 1,
-            "best_val_loss": float(es.best)})
+    report({"event": "finished", "best_epoch": es.best_epoch + 1, "best_val_loss": float(es.best)})
     return state
 
 
@@ -280,9 +342,11 @@ def _format_event(event: dict[str, Any]) -> str:
     def fmt(seconds: float) -> str:
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s" if math.isfinite(seconds) else "?"
 
-    return (f"epoch {event['epoch']}/{event['epochs']} {fmt(event['seconds'])} "
-            f"loss {event.get('loss', float('nan')):.4f} acc {event.get('accuracy', 0):.4f} "
-            f"val_loss {event.get('val_loss', float('nan')):.4f} "
-            f"val_acc {event.get('val_accuracy', 0):.4f} val_auc {event.get('val_auc', 0):.4f} "
-            f"lr {event.get('learning_rate', 0):.2e} | ETA if early-stopped ~{fmt(eta)}, "
-            f"at most {fmt(event['eta_s_max'])}")
+    return (
+        f"epoch {event['epoch']}/{event['epochs']} {fmt(event['seconds'])} "
+        f"loss {event.get('loss', float('nan')):.4f} acc {event.get('accuracy', 0):.4f} "
+        f"val_loss {event.get('val_loss', float('nan')):.4f} "
+        f"val_acc {event.get('val_accuracy', 0):.4f} val_auc {event.get('val_auc', 0):.4f} "
+        f"lr {event.get('learning_rate', 0):.2e} | ETA if early-stopped ~{fmt(eta)}, "
+        f"at most {fmt(event['eta_s_max'])}"
+    )

@@ -1,0 +1,518 @@
+"""Keep every analysis on disk, per slide, model and parameters, written batch by batch.
+
+Each analysis is one SQLite file in WAL mode under
+``<root>/<hash of slide fingerprint>/<hash of AnalysisKey>.sqlite3``. Every
+:meth:`StoredAnalysis.write_batch` is one transaction, so a crash or a killed process loses
+at most the batch being written and never damages earlier ones; reopening the same key
+resumes from :meth:`StoredAnalysis.done_cells`. Reopening a slide finds its analyses with
+:meth:`ResultStore.find` and can show the latest heatmap at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from idc_viewer import __version__
+from idc_viewer.core.heatmap import Heatmap, cells_to_arrays
+
+if TYPE_CHECKING:
+    from idc_viewer.core.patches import PatchGrid
+
+#: Environment variable that moves the application's data folder (results go in ``results/``).
+DATA_DIR_ENV = "IDC_VIEWER_DATA_DIR"
+SCHEMA_VERSION = 1
+_SUFFIX = ".sqlite3"
+
+
+class ResultStoreError(Exception):
+    """The results store cannot be read or written; ``str(exc)`` is a one-line reason."""
+
+
+def default_results_dir() -> Path:
+    """Return the platform's folder for stored analyses.
+
+    ``$IDC_VIEWER_DATA_DIR/results`` when that variable is set; otherwise
+    ``%LOCALAPPDATA%\\idc-viewer\\results`` on Windows,
+    ``~/Library/Application Support/idc-viewer/results`` on macOS and
+    ``${XDG_DATA_HOME:-~/.local/share}/idc-viewer/results`` elsewhere.
+    """
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser() / "results"
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "idc-viewer" / "results"
+
+
+def _normalise(value: Any) -> Any:
+    """Make equal parameters serialise equally: ``4.0`` and ``4`` become ``4``, tuples lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys and normalised numbers (see :class:`AnalysisKey`)."""
+    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisKey:
+    """What makes two analyses the same: slide content, model and result-changing settings.
+
+    Parameters
+    ----------
+    slide_fingerprint : str
+        From ``slide_fingerprint(slide)``.
+    model_hash : str
+        The model's weights hash (from its spec).
+    params : mapping or str
+        Settings that change the probabilities, such as patch µm/px, patch px and tissue
+        detection settings, but not the display threshold. A JSON string is accepted.
+
+    Notes
+    -----
+    Equality and hashing use :attr:`digest`, the SHA-256 of the canonical JSON of all three
+    fields, so key order and ``4`` vs ``4.0`` do not split analyses.
+    """
+
+    slide_fingerprint: str
+    model_hash: str
+    params: Mapping[str, Any] | str  # always a normalised dict after construction
+
+    def __post_init__(self) -> None:
+        params = json.loads(self.params) if isinstance(self.params, str) else self.params
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping or a JSON object, got {params!r}")
+        object.__setattr__(self, "params", _normalise(dict(params)))
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        """:attr:`params` as a (normalised) dict, typed for callers."""
+        return dict(self.params) if isinstance(self.params, Mapping) else {}
+
+    @property
+    def params_json(self) -> str:
+        """Canonical JSON of :attr:`params`."""
+        return canonical_json(self.params)
+
+    @property
+    def digest(self) -> str:
+        """Hex SHA-256 identifying the key."""
+        text = canonical_json([self.slide_fingerprint, self.model_hash, self.params])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AnalysisKey) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _grid_to_json(grid: PatchGrid) -> str:
+    if dataclasses.is_dataclass(grid) and not isinstance(grid, type):
+        return json.dumps(dataclasses.asdict(grid), sort_keys=True)
+    raise TypeError(f"grid must be a PatchGrid dataclass, got {type(grid).__name__}")
+
+
+def _grid_from_json(text: str) -> PatchGrid:
+    # Imported here so the store can be used (and tested) without the slide stack loaded.
+    from idc_viewer.core.patches import PatchGrid
+
+    data = json.loads(text)
+    names = {f.name for f in dataclasses.fields(PatchGrid)}
+    return PatchGrid(**{k: v for k, v in data.items() if k in names})
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+class StoredAnalysis:
+    """One analysis on disk: probabilities written so far, tissue mask and metadata.
+
+    Obtained from :meth:`ResultStore.open` or :meth:`ResultStore.find`. Safe to share between
+    the analysis thread (writing) and the GUI thread (reading); close it when done.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, grid: PatchGrid) -> None:
+        self._path = path
+        self._conn = conn
+        self._grid = grid
+        self._lock = threading.Lock()
+        info = self._read_info()
+        self._key = AnalysisKey(**json.loads(info["key"]))
+        self._meta: dict[str, Any] = json.loads(info["meta"])
+        self._tissue_mask = _unpack_mask(info.get("tissue_mask"))
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _read_info(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._execute("SELECT name, value FROM info").fetchall())
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise ResultStoreError(f"results store {self._path}: {_one_line(exc)}") from exc
+
+    def _set_info(self, name: str, value: Any) -> None:
+        self._execute("INSERT OR REPLACE INTO info(name, value) VALUES (?, ?)", (name, value))
+
+    # -- public ---------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The analysis's SQLite file."""
+        return self._path
+
+    @property
+    def key(self) -> AnalysisKey:
+        """The key the analysis was stored under."""
+        return self._key
+
+    @property
+    def grid(self) -> PatchGrid:
+        """The patch grid the probabilities refer to."""
+        return self._grid
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Metadata: what the caller gave (slide path, model name...) plus ``created``,
+        ``app_version`` and ``schema_version``. A copy; changes are not stored."""
+        return dict(self._meta)
+
+    @property
+    def tissue_mask(self) -> NDArray[np.bool_] | None:
+        """``bool[rows, cols]`` tissue cells the analysis covers, or None if not stored."""
+        return None if self._tissue_mask is None else self._tissue_mask.copy()
+
+    @property
+    def updated(self) -> str:
+        """ISO time of the last write (or of creation)."""
+        return str(self._read_info().get("updated", self._meta.get("created", "")))
+
+    @property
+    def is_complete(self) -> bool:
+        """True once :meth:`mark_complete` was called."""
+        return self._read_info().get("complete") == 1
+
+    def done_cells(self) -> set[tuple[int, int]]:
+        """Cells that already have a probability, as ``(col, row)`` pairs."""
+        with self._lock:
+            rows = self._execute("SELECT col, row FROM cells").fetchall()
+        return {(int(c), int(r)) for c, r in rows}
+
+    def done_mask(self) -> NDArray[np.bool_]:
+        """``bool[rows, cols]``: True where a probability is stored."""
+        return ~np.isnan(self.heatmap().probabilities)
+
+    @overload
+    def write_batch(self, cells: Any, probabilities: ArrayLike, /) -> None: ...
+
+    @overload
+    def write_batch(self, cols: Any, rows: Any, probabilities: ArrayLike, /) -> None: ...
+
+    def write_batch(self, first: Any, second: Any, third: Any = None, /) -> None:
+        """Store probabilities for a batch of cells in one transaction.
+
+        Call as ``write_batch(cells, probabilities)`` with ``(col, row)`` pairs, or as
+        ``write_batch(cols, rows, probabilities)`` with parallel integer arrays. Cells written
+        again are overwritten. All of the batch is stored, or (on a crash) none of it.
+
+        Raises
+        ------
+        ResultStoreError
+            The disk is full, the file is read-only, or the database is damaged.
+        ValueError
+            Lengths differ or a cell lies outside the grid.
+        """
+        if third is None:
+            cols, rows = cells_to_arrays(first)
+            probs = np.asarray(second, dtype=np.float64).reshape(-1)
+        else:
+            cols = np.asarray(first, dtype=np.int64).reshape(-1)
+            rows = np.asarray(second, dtype=np.int64).reshape(-1)
+            probs = np.asarray(third, dtype=np.float64).reshape(-1)
+        if not len(cols) == len(rows) == len(probs):
+            raise ValueError(
+                f"batch lengths differ: {len(cols)} cols, {len(rows)} rows, {len(probs)} values"
+            )
+        if len(cols) and (
+            cols.min() < 0
+            or rows.min() < 0
+            or cols.max() >= self._grid.cols
+            or rows.max() >= self._grid.rows
+        ):
+            raise ValueError("batch has cells outside the grid")
+        data = list(zip(cols.tolist(), rows.tolist(), probs.tolist(), strict=True))
+        with self._lock:
+            try:
+                with self._conn:  # one transaction: commit on success, roll back on error
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO cells(col, row, probability) VALUES (?, ?, ?)",
+                        data,
+                    )
+                    self._set_info("updated", _now())
+            except sqlite3.Error as exc:
+                raise ResultStoreError(
+                    f"cannot save results to {self._path}: {_one_line(exc)}"
+                ) from exc
+
+    def heatmap(self) -> Heatmap:
+        """Return a :class:`Heatmap` of everything stored so far (``NaN`` elsewhere)."""
+        with self._lock:
+            rows = self._execute("SELECT col, row, probability FROM cells").fetchall()
+        hm = Heatmap.empty(self._grid)
+        if rows:
+            arr = np.asarray(rows, dtype=np.float64)
+            hm.probabilities[arr[:, 1].astype(np.intp), arr[:, 0].astype(np.intp)] = arr[:, 2]
+        return hm
+
+    def mark_complete(self) -> None:
+        """Record that every tissue cell was analysed."""
+        with self._lock:
+            try:
+                with self._conn:
+                    self._set_info("complete", 1)
+                    self._set_info("updated", _now())
+            except sqlite3.Error as exc:
+                raise ResultStoreError(f"cannot save {self._path}: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        """Close the database; the object must not be used afterwards."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> StoredAnalysis:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StoredAnalysis({self._path.name}, complete={self.is_complete})"
+
+
+def _pack_mask(mask: ArrayLike | None) -> bytes | None:
+    if mask is None:
+        return None
+    arr = np.asarray(mask, dtype=bool)
+    header = np.asarray(arr.shape, dtype="<i8").tobytes()
+    return header + np.packbits(arr.reshape(-1)).tobytes()
+
+
+def _unpack_mask(blob: bytes | None) -> NDArray[np.bool_] | None:
+    if blob is None:
+        return None
+    rows, cols = np.frombuffer(blob[:16], dtype="<i8").tolist()
+    bits = np.unpackbits(np.frombuffer(blob[16:], dtype=np.uint8), count=rows * cols)
+    return bits.astype(bool).reshape(rows, cols)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cells (
+    col INTEGER NOT NULL, row INTEGER NOT NULL, probability REAL NOT NULL,
+    PRIMARY KEY (col, row)
+) WITHOUT ROWID;
+"""
+
+
+class ResultStore:
+    """All stored analyses under one folder.
+
+    Parameters
+    ----------
+    root_dir : path-like, optional
+        Folder of the store; :func:`default_results_dir` when omitted. Created on first write.
+    """
+
+    def __init__(self, root_dir: Path | str | None = None) -> None:
+        self.root = Path(root_dir) if root_dir is not None else default_results_dir()
+
+    def _slide_dir(self, slide_fingerprint: str) -> Path:
+        # Hash the fingerprint: it may hold characters no file system accepts.
+        return self.root / hashlib.sha256(slide_fingerprint.encode("utf-8")).hexdigest()[:32]
+
+    def path_for(self, key: AnalysisKey) -> Path:
+        """The SQLite file that holds (or will hold) ``key``'s analysis."""
+        return self._slide_dir(key.slide_fingerprint) / f"{key.digest[:32]}{_SUFFIX}"
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
+            # WAL: readers never block the writer and a crash keeps every committed batch.
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process crashes in WAL mode; only an OS crash may lose
+            # the last batches, never corrupt the file.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            return conn
+        except sqlite3.Error as exc:
+            raise ResultStoreError(f"cannot open results store {path}: {_one_line(exc)}") from exc
+
+    def open(
+        self,
+        key: AnalysisKey,
+        grid: PatchGrid,
+        tissue_mask: ArrayLike | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> StoredAnalysis:
+        """Create the analysis for ``key``, or reopen it to resume.
+
+        Parameters
+        ----------
+        key : AnalysisKey
+            Slide, model and parameters.
+        grid : PatchGrid
+            The slide's patch grid. If a stored analysis has a different grid its results
+            cannot be placed and it is started afresh.
+        tissue_mask : array_like, optional
+            ``bool[rows, cols]``; stored on creation (a reopened analysis keeps its own).
+        meta : mapping, optional
+            JSON-serialisable details (slide path, model name, ...); stored on creation,
+            missing keys are added on reopening.
+
+        Raises
+        ------
+        ResultStoreError
+            The folder cannot be created or written (read-only, disk full, damaged file).
+        """
+        if tissue_mask is not None and np.shape(tissue_mask) != (grid.rows, grid.cols):
+            raise ValueError(f"tissue mask shape {np.shape(tissue_mask)} != grid shape")
+        path = self.path_for(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultStoreError(
+                f"cannot create results folder {path.parent}: {exc.strerror or exc}"
+            ) from exc
+        grid_json = _grid_to_json(grid)
+        conn = self._connect(path)
+        try:
+            self._initialise(conn, path, key, grid_json, tissue_mask, meta or {})
+        except BaseException:
+            conn.close()
+            raise
+        return StoredAnalysis(path, conn, grid)
+
+    def _initialise(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        key: AnalysisKey,
+        grid_json: str,
+        tissue_mask: ArrayLike | None,
+        meta: Mapping[str, Any],
+    ) -> None:
+        try:
+            with conn:
+                info = dict(conn.execute("SELECT name, value FROM info").fetchall())
+                if info and info.get("grid") != grid_json:
+                    # Same key, different geometry: the old cells would land in wrong places.
+                    conn.execute("DELETE FROM cells")
+                    conn.execute("DELETE FROM info")
+                    info = {}
+                if info:
+                    stored_meta = json.loads(info["meta"])
+                    added = {k: v for k, v in meta.items() if k not in stored_meta}
+                    if added:
+                        new_meta = json.dumps({**stored_meta, **added}, default=str)
+                        conn.execute("UPDATE info SET value = ? WHERE name = 'meta'", (new_meta,))
+                    return
+                now = _now()
+                full_meta = {
+                    **meta,
+                    "created": now,
+                    "app_version": __version__,
+                    "schema_version": SCHEMA_VERSION,
+                }
+                key_json = json.dumps(
+                    {
+                        "slide_fingerprint": key.slide_fingerprint,
+                        "model_hash": key.model_hash,
+                        "params": key.params_dict,
+                    }
+                )
+                rows = [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("key", key_json),
+                    ("grid", grid_json),
+                    ("meta", json.dumps(full_meta, default=str)),
+                    ("tissue_mask", _pack_mask(tissue_mask)),
+                    ("complete", 0),
+                    ("updated", now),
+                ]
+                conn.executemany("INSERT OR REPLACE INTO info(name, value) VALUES (?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise ResultStoreError(f"cannot write results store {path}: {_one_line(exc)}") from exc
+
+    def find(self, slide_fingerprint: str) -> list[StoredAnalysis]:
+        """Open every stored analysis of a slide, most recently updated first.
+
+        Files that cannot be read (damaged, from a newer version) are skipped. The caller
+        closes the returned analyses.
+        """
+        folder = self._slide_dir(slide_fingerprint)
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.glob(f"*{_SUFFIX}")):
+            try:
+                conn = self._connect(path)
+                grid_json = conn.execute("SELECT value FROM info WHERE name = 'grid'").fetchone()
+                if grid_json is None:
+                    conn.close()
+                    continue
+                found.append(StoredAnalysis(path, conn, _grid_from_json(grid_json[0])))
+            except (ResultStoreError, sqlite3.Error, ValueError, TypeError, KeyError):
+                continue
+        found.sort(key=lambda a: a.updated, reverse=True)
+        return found
+
+    def delete(self, key: AnalysisKey) -> bool:
+        """Remove ``key``'s analysis (close it first); return whether one existed."""
+        path = self.path_for(key)
+        existed = path.exists()
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError as exc:
+            raise ResultStoreError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+        return existed

@@ -1,0 +1,790 @@
+"""Whole-slide images behind one small interface.
+
+:func:`open_slide` opens every format OpenSlide reads (Aperio, Hamamatsu, DICOM, tiled TIFF, ...)
+and plain PNG/JPEG/TIFF images; :class:`ArraySlide` is the in-memory twin for tests and
+:class:`SyntheticSlide` generates H&E-like pixels on demand for slides of any size.
+
+Every read returns ``(H, W, 3)`` uint8 RGB with transparent and out-of-bounds areas white.
+Coordinates follow OpenSlide: ``l0_x, l0_y`` are level-0 pixels, sizes are pixels of the level read.
+
+Scale (µm per pixel) policy, in order: a ``mpp`` given by the user; the file's
+``openslide.mpp-x/y`` (averaged) when plausible; ``10 / objective-power``; otherwise ``None``.
+Values outside ``[MPP_MIN, MPP_MAX]`` are treated as absent: TIFF writers store 72 dpi by default,
+which OpenSlide reports as 352.8 µm/px (``boxes.tiff``), and no slide is scanned that coarsely.
+Plain images carry no trustworthy scale (their dpi is almost always a default), so their µm/px
+comes only from the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Literal
+
+import cv2
+import numpy as np
+import openslide
+
+__all__ = [
+    "MPP_MAX",
+    "MPP_MIN",
+    "ArraySlide",
+    "MissingMppError",
+    "Slide",
+    "SlideError",
+    "SlideInfo",
+    "SyntheticSlide",
+    "open_slide",
+    "slide_fingerprint",
+]
+
+#: Plausible µm/px range; anything outside is treated as missing metadata.
+MPP_MIN = 0.01
+MPP_MAX = 100.0
+
+_PLAIN_FORMATS = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+# Plain images get virtual levels down to this size so thumbnails and tissue detection are cheap.
+_MIN_LEVEL_SIDE = 512
+# Suffixes of slide formats OpenSlide reads: when it does not recognise such a file, it is damaged.
+_WSI_SUFFIXES = frozenset(
+    {".svs", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif", ".dcm", ".czi"}
+)
+_KEPT_PROPERTY_PREFIXES = ("openslide.", "aperio.AppMag", "aperio.MPP", "hamamatsu.SourceLens")
+
+
+class SlideError(Exception):
+    """A slide cannot be opened or read; ``str(exc)`` is a one-line reason for the user."""
+
+
+class MissingMppError(SlideError):
+    """The slide has no µm/px and none was given."""
+
+
+@dataclass(frozen=True)
+class SlideInfo:
+    """Geometry and metadata of an opened slide.
+
+    Attributes
+    ----------
+    path : str
+        File path, or a description such as ``"memory"`` for in-memory slides.
+    format : str
+        OpenSlide vendor (``"aperio"``, ``"hamamatsu"``, ``"dicom"``, ``"generic-tiff"``, ...),
+        ``"image/png"`` / ``"image/jpeg"`` / ``"image/tiff"``, ``"array"`` or ``"synthetic"``.
+    l0_width, l0_height : int
+        Level-0 size in pixels.
+    level_count : int
+        Number of pyramid levels.
+    level_dimensions : tuple of (int, int)
+        ``(width, height)`` of each level.
+    level_downsamples : tuple of float
+        Downsample of each level relative to level 0.
+    mpp : float or None
+        µm per level-0 pixel.
+    mpp_source : {"metadata", "objective-power", "user", None}
+        Where ``mpp`` came from.
+    objective_power : float or None
+        Scanner objective magnification, if recorded.
+    properties : Mapping[str, str]
+        A subset of the file's metadata (``openslide.*`` keys without per-level entries).
+    """
+
+    path: str
+    format: str
+    l0_width: int
+    l0_height: int
+    level_count: int
+    level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+    mpp: float | None
+    mpp_source: str | None
+    objective_power: float | None
+    properties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def level_mpp(self, level: int) -> float | None:
+        """µm per pixel of ``level``, or ``None`` without a slide µm/px."""
+        return None if self.mpp is None else self.mpp * self.level_downsamples[level]
+
+
+class Slide(ABC):
+    """A multi-resolution image; reads are thread-safe and return RGB uint8."""
+
+    def __init__(self, info: SlideInfo) -> None:
+        self._info = info
+
+    @property
+    def info(self) -> SlideInfo:
+        """Geometry and metadata of the slide."""
+        return self._info
+
+    @abstractmethod
+    def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:
+        """Read a region.
+
+        Parameters
+        ----------
+        l0_x, l0_y : int
+            Top-left corner in level-0 pixels.
+        level : int
+            Pyramid level to read from.
+        lvl_w, lvl_h : int
+            Size in pixels of ``level``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(lvl_h, lvl_w, 3)`` uint8 RGB; transparent or out-of-bounds areas are white.
+
+        Raises
+        ------
+        SlideError
+            The file could not be read.
+        """
+
+    def best_level_for_downsample(self, downsample: float) -> int:
+        """Return the coarsest level whose downsample is at most ``downsample`` (as OpenSlide)."""
+        best = 0
+        for level, ds in enumerate(self._info.level_downsamples):
+            if ds <= downsample * (1 + 1e-9):
+                best = level
+        return best
+
+    def thumbnail(self, max_side: int) -> np.ndarray:
+        """Return the whole slide scaled so that its longer side is ``max_side`` pixels (or less).
+
+        Reads from the coarsest level that is still at least as large as the thumbnail and
+        shrinks with area averaging.
+        """
+        info = self._info
+        scale = min(1.0, max_side / max(info.l0_width, info.l0_height))
+        out_w = max(1, round(info.l0_width * scale))
+        out_h = max(1, round(info.l0_height * scale))
+        level = self.best_level_for_downsample(info.l0_width / out_w)
+        lvl_w, lvl_h = info.level_dimensions[level]
+        region = self.read_region(0, 0, level, lvl_w, lvl_h)
+        if (lvl_w, lvl_h) == (out_w, out_h):
+            return region
+        return cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
+
+    def close(self) -> None:  # noqa: B027 - optional hook; in-memory slides hold nothing
+        """Release the file handle (no-op for in-memory slides)."""
+
+    def fingerprint_bytes(self) -> bytes:
+        """Bytes that identify the content when there is no file; see :func:`slide_fingerprint`."""
+        return self.thumbnail(256).tobytes()
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        i = self._info
+        return f"{type(self).__name__}({i.path!r}, {i.l0_width}x{i.l0_height}, mpp={i.mpp})"
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _white(h: int, w: int) -> np.ndarray:
+    return np.full((max(h, 0), max(w, 0), 3), 255, dtype=np.uint8)
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Blend non-premultiplied RGBA onto white."""
+    rgb = rgba[..., :3]
+    alpha = rgba[..., 3:4]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    a = alpha.astype(np.uint16)
+    out = (rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def _to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Convert a grey, RGB or RGBA array of any integer/float dtype to RGB uint8."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.integer):
+            peak = max(int(arr.max()) if arr.size else 0, 1)
+            # 16-bit images: scale by the dtype's range unless the data uses only 8 bits.
+            div = 255 if peak <= 255 else np.iinfo(arr.dtype).max
+            arr = np.clip(arr.astype(np.float64) * (255.0 / div), 0, 255).round().astype(np.uint8)
+        else:
+            scale = 255.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 1.0
+            arr = np.clip(np.nan_to_num(arr) * scale, 0, 255).round().astype(np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise SlideError(f"unsupported image shape {arr.shape}")
+    channels = arr.shape[2]
+    if channels == 1:
+        return np.repeat(arr, 3, axis=2)
+    if channels == 2:  # grey + alpha
+        grey = np.repeat(arr[..., :1], 3, axis=2)
+        return _composite_on_white(np.concatenate([grey, arr[..., 1:]], axis=2))
+    if channels == 3:
+        return np.ascontiguousarray(arr)
+    if channels == 4:
+        return _composite_on_white(arr)
+    raise SlideError(f"unsupported image with {channels} channels")
+
+
+def _valid_mpp(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or not MPP_MIN <= value <= MPP_MAX:
+        return None
+    return float(value)
+
+
+def _float_prop(props: Mapping[str, str], key: str) -> float | None:
+    raw = props.get(key)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def resolve_mpp(
+    props: Mapping[str, str], user_mpp: float | None
+) -> tuple[float | None, str | None, float | None]:
+    """Return ``(mpp, mpp_source, objective_power)`` following the module's scale policy."""
+    power = _float_prop(props, openslide.PROPERTY_NAME_OBJECTIVE_POWER)
+    if power is not None and not (math.isfinite(power) and power > 0):
+        power = None
+    if user_mpp is not None:
+        return _check_user_mpp(user_mpp), "user", power
+    values = [
+        v
+        for v in (
+            _valid_mpp(_float_prop(props, openslide.PROPERTY_NAME_MPP_X)),
+            _valid_mpp(_float_prop(props, openslide.PROPERTY_NAME_MPP_Y)),
+        )
+        if v is not None
+    ]
+    if values:
+        return sum(values) / len(values), "metadata", power
+    if power is not None:
+        from_power = _valid_mpp(10.0 / power)  # 40x ~ 0.25 µm/px, 20x ~ 0.5 µm/px
+        if from_power is not None:
+            return from_power, "objective-power", power
+    return None, None, power
+
+
+def _check_user_mpp(mpp: float) -> float:
+    try:
+        value = float(mpp)
+    except (TypeError, ValueError):
+        raise SlideError(f"invalid µm/px {mpp!r}: not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SlideError(f"invalid µm/px {mpp!r}: must be a positive number")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _virtual_pyramid(image: np.ndarray) -> list[np.ndarray]:
+    """Level 0 plus 4x-smaller copies until the longer side is below ``_MIN_LEVEL_SIDE``."""
+    levels = [image]
+    while max(levels[-1].shape[:2]) > _MIN_LEVEL_SIDE and min(levels[-1].shape[:2]) >= 4:
+        h, w = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], (w // 4, h // 4), interpolation=cv2.INTER_AREA))
+    return levels
+
+
+# --------------------------------------------------------------------------------------------
+# In-memory twin
+
+
+class ArraySlide(Slide):
+    """A slide held in memory as one array per pyramid level.
+
+    Parameters
+    ----------
+    levels : list of numpy.ndarray
+        Level 0 first; each ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``; coarser levels smaller.
+        Downsamples are the width ratios to level 0, as OpenSlide reports them.
+    mpp : float or None
+        µm per level-0 pixel.
+    path : str
+        Name shown to the user and stored in :attr:`SlideInfo.path`.
+    format : str
+        Value of :attr:`SlideInfo.format`.
+    mpp_source : str, optional
+        Defaults to ``"user"`` when ``mpp`` is given.
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[np.ndarray],
+        mpp: float | None,
+        path: str = "memory",
+        *,
+        format: str = "array",  # mirrors SlideInfo.format
+        mpp_source: str | None = None,
+        objective_power: float | None = None,
+    ) -> None:
+        if not levels:
+            raise SlideError(f"cannot open {path}: no image levels")
+        self._levels = [_to_rgb_uint8(level) for level in levels]
+        for level in self._levels:
+            level.setflags(write=False)  # shared between reader threads
+        h0, w0 = self._levels[0].shape[:2]
+        if h0 == 0 or w0 == 0:
+            raise SlideError(f"cannot open {path}: the image is empty")
+        if mpp is not None:
+            mpp = _check_user_mpp(mpp)
+        dims = tuple((int(a.shape[1]), int(a.shape[0])) for a in self._levels)
+        downsamples = tuple((w0 / w + h0 / h) / 2 for w, h in dims)
+        super().__init__(
+            SlideInfo(
+                path=path,
+                format=format,
+                l0_width=w0,
+                l0_height=h0,
+                level_count=len(dims),
+                level_dimensions=dims,
+                level_downsamples=downsamples,
+                mpp=mpp,
+                mpp_source=(mpp_source or "user") if mpp is not None else None,
+                objective_power=objective_power,
+                properties=MappingProxyType({}),
+            )
+        )
+
+    def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:
+        arr = self._levels[level]
+        ds = self._info.level_downsamples[level]
+        # round() inverts l0 = round(lvl * ds), so level pixels stay put across reads.
+        x0 = round(l0_x / ds)
+        y0 = round(l0_y / ds)
+        out = _white(lvl_h, lvl_w)
+        h, w = arr.shape[:2]
+        sx0, sy0 = max(x0, 0), max(y0, 0)
+        sx1, sy1 = min(x0 + lvl_w, w), min(y0 + lvl_h, h)
+        if sx1 > sx0 and sy1 > sy0:
+            out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = arr[sy0:sy1, sx0:sx1]
+        return out
+
+    def fingerprint_bytes(self) -> bytes:
+        smallest = self._levels[-1]
+        return hashlib.sha256(smallest.tobytes()).digest() + repr(smallest.shape).encode()
+
+
+# --------------------------------------------------------------------------------------------
+# OpenSlide
+
+
+class _OpenSlideSlide(Slide):
+    """A slide read through OpenSlide (its C library is thread-safe for reads)."""
+
+    def __init__(self, path: str, osr: openslide.OpenSlide, fmt: str, user_mpp: float | None):
+        props = dict(osr.properties)
+        mpp, source, power = resolve_mpp(props, user_mpp)
+        kept = {
+            k: v
+            for k, v in props.items()
+            if k.startswith(_KEPT_PROPERTY_PREFIXES) and ".level[" not in k
+        }
+        w0, h0 = osr.dimensions
+        super().__init__(
+            SlideInfo(
+                path=path,
+                format=fmt,
+                l0_width=int(w0),
+                l0_height=int(h0),
+                level_count=int(osr.level_count),
+                level_dimensions=tuple((int(w), int(h)) for w, h in osr.level_dimensions),
+                level_downsamples=tuple(float(d) for d in osr.level_downsamples),
+                mpp=mpp,
+                mpp_source=source,
+                objective_power=power,
+                properties=MappingProxyType(kept),
+            )
+        )
+        self._osr = osr
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:
+        if lvl_w <= 0 or lvl_h <= 0:
+            return _white(lvl_h, lvl_w)
+        if self._closed:
+            raise SlideError(f"cannot read {self._info.path}: the slide is closed")
+        try:
+            img = self._osr.read_region(
+                (int(l0_x), int(l0_y)), int(level), (int(lvl_w), int(lvl_h))
+            )
+            rgba = np.asarray(img)
+        except (openslide.OpenSlideError, OSError, ValueError) as exc:
+            raise SlideError(f"cannot read {self._info.path}: {_one_line(exc)}") from exc
+        return _composite_on_white(rgba)
+
+    def close(self) -> None:
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._osr.close()
+
+
+def _open_plain_image(path: Path, fmt: str, mpp: float | None) -> Slide:
+    """Open a PNG/JPEG/TIFF that OpenSlide does not read (untiled or not a slide)."""
+    image: np.ndarray | None
+    try:
+        if fmt == "image/tiff":
+            import tifffile
+
+            try:
+                image = np.asarray(tifffile.imread(str(path), key=0))
+            except Exception as exc:  # tifffile raises many types for damaged files
+                raise SlideError(
+                    f"not a readable TIFF (damaged or truncated): {_one_line(exc)}"
+                ) from exc
+            if image.ndim == 3 and image.shape[0] in (3, 4) and image.shape[2] not in (3, 4):
+                image = np.moveaxis(image, 0, -1)  # planar (C, H, W) layout
+        else:
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise SlideError("not a readable image (corrupt or unsupported encoding)")
+            if image.ndim == 3 and image.shape[2] == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            elif image.ndim == 3 and image.shape[2] == 4:
+                image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[2] <= 4):
+            rgb = _to_rgb_uint8(image)
+        else:
+            raise SlideError(f"unsupported image layout {image.shape}")
+    except SlideError as exc:
+        raise SlideError(f"cannot open {path.name}: {exc}") from exc
+    except Exception as exc:  # decoders raise many types for damaged files
+        raise SlideError(f"cannot open {path.name}: {_one_line(exc)}") from exc
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise SlideError(f"cannot open {path.name}: the image is empty")
+    return ArraySlide(
+        _virtual_pyramid(rgb),
+        None if mpp is None else _check_user_mpp(mpp),
+        str(path),
+        format=fmt,
+    )
+
+
+def open_slide(path: str | os.PathLike[str], mpp: float | None = None) -> Slide:
+    """Open a whole-slide image or plain image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any format OpenSlide reads, or a PNG/JPEG/TIFF image.
+    mpp : float, optional
+        µm per level-0 pixel; overrides the file's value (``mpp_source == "user"``).
+
+    Returns
+    -------
+    Slide
+
+    Raises
+    ------
+    SlideError
+        Missing, empty, truncated, corrupt or unsupported file, or an invalid ``mpp``;
+        ``str(exc)`` is one line naming the file and the reason.
+    """
+    p = Path(path)
+    name = p.name or str(p)
+    if mpp is not None:
+        _check_user_mpp(mpp)
+    try:
+        if not p.exists():
+            raise SlideError(f"cannot open {name}: file not found")
+        if p.is_dir():
+            raise SlideError(f"cannot open {name}: is a folder, not a slide file")
+        if p.stat().st_size == 0:
+            raise SlideError(f"cannot open {name}: the file is empty")
+        with open(p, "rb") as fh:  # fail early and clearly on permission problems
+            fh.read(1)
+    except OSError as exc:
+        raise SlideError(f"cannot open {name}: {exc.strerror or _one_line(exc)}") from exc
+
+    try:
+        vendor = openslide.OpenSlide.detect_format(str(p))
+    except (openslide.OpenSlideError, OSError, ValueError) as exc:
+        raise SlideError(f"cannot open {name}: {_one_line(exc)}") from exc
+
+    if vendor is not None:
+        try:
+            osr = openslide.OpenSlide(str(p))
+        except (openslide.OpenSlideError, OSError, ValueError) as exc:
+            reason = _one_line(exc)
+            prefix = f"Reading {p}: "
+            if reason.startswith(prefix):  # OpenSlide repeats the path; keep only the reason
+                reason = reason[len(prefix) :]
+            raise SlideError(f"cannot open {name} ({vendor}): {reason}") from exc
+        try:
+            slide = _OpenSlideSlide(str(p), osr, vendor, mpp)
+            slide.read_region(0, 0, slide.info.level_count - 1, 1, 1)  # truncated files fail here
+            return slide
+        except SlideError as exc:
+            osr.close()
+            raise SlideError(f"cannot open {name} ({vendor}): {_one_line(exc)}") from exc
+        except Exception as exc:
+            osr.close()
+            raise SlideError(f"cannot open {name} ({vendor}): {_one_line(exc)}") from exc
+
+    fmt = _PLAIN_FORMATS.get(p.suffix.lower())
+    if fmt is None and p.suffix.lower() in _WSI_SUFFIXES:
+        raise SlideError(
+            f"cannot open {name}: not a readable {p.suffix.lower()} slide"
+            " (damaged, truncated or a different kind of file)"
+        )
+    if fmt is None:
+        raise SlideError(
+            f"cannot open {name}: unsupported format (not a whole-slide image, PNG, JPEG or TIFF)"
+        )
+    return _open_plain_image(p, fmt, mpp)
+
+
+# --------------------------------------------------------------------------------------------
+# Procedural slide
+
+_U32 = np.uint32
+
+
+def _hash01(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
+    """Deterministic uniform [0, 1) noise per integer coordinate pair (broadcasting)."""
+    with np.errstate(over="ignore"):
+        h = ix.astype(_U32) * _U32(0x9E3779B1) ^ iy.astype(_U32) * _U32(0x85EBCA77)
+        h = h ^ _U32(salt & 0xFFFFFFFF)
+        h ^= h >> _U32(15)
+        h *= _U32(0x2C1B3C6D)
+        h ^= h >> _U32(12)
+        h *= _U32(0x297A2D39)
+        h ^= h >> _U32(15)
+    return h.astype(np.float32) / np.float32(2**32)
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An elliptical piece of tissue in level-0 pixels (``angle`` in radians)."""
+
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    angle: float
+
+
+_STYLE_COLOURS = {
+    # background, stroma (eosin), nucleus (haematoxylin)
+    "he": ((243.0, 242.0, 245.0), (232.0, 158.0, 196.0), (98.0, 58.0, 148.0)),
+    "fluorescence": ((4.0, 5.0, 9.0), (14.0, 22.0, 70.0), (50.0, 80.0, 235.0)),
+}
+
+
+class SyntheticSlide(Slide):
+    """A procedural slide: elliptical tissue blobs on glass, pixels generated on demand.
+
+    Memory is O(region read) whatever the slide size, so it stands in for a
+    100,000 x 100,000 px slide. Pixel values depend only on the absolute level pixel, so
+    overlapping reads agree. Levels have downsamples 4**k down to about 512 px.
+
+    Parameters
+    ----------
+    l0_width, l0_height : int
+        Level-0 size in pixels.
+    mpp : float or None
+        µm per level-0 pixel (``None`` simulates a slide without scale).
+    seed : int
+        Chooses the blobs and the noise.
+    n_blobs : int
+        Number of tissue blobs; 0 gives empty glass.
+    blobs : sequence of Blob, optional
+        Explicit blobs (overrides ``seed``/``n_blobs`` placement).
+    style : {"he", "fluorescence"}
+        Brightfield H&E colours, or dark background with blue nuclei.
+    objective_power : float, optional
+        Reported objective magnification.
+    """
+
+    def __init__(
+        self,
+        l0_width: int,
+        l0_height: int,
+        mpp: float | None = 0.25,
+        *,
+        seed: int = 0,
+        n_blobs: int = 5,
+        blobs: Sequence[Blob] | None = None,
+        style: Literal["he", "fluorescence"] = "he",
+        objective_power: float | None = None,
+        path: str = "synthetic",
+    ) -> None:
+        if l0_width <= 0 or l0_height <= 0:
+            raise SlideError(f"cannot open {path}: empty size {l0_width}x{l0_height}")
+        if mpp is not None:
+            mpp = _check_user_mpp(mpp)
+        self._seed = seed
+        self._style = style
+        if blobs is None:
+            rng = np.random.default_rng(seed)
+            side = min(l0_width, l0_height)
+            blobs = [
+                Blob(
+                    cx=float(rng.uniform(0.2, 0.8) * l0_width),
+                    cy=float(rng.uniform(0.2, 0.8) * l0_height),
+                    rx=float(rng.uniform(0.06, 0.16) * side),
+                    ry=float(rng.uniform(0.06, 0.16) * side),
+                    angle=float(rng.uniform(0, math.pi)),
+                )
+                for _ in range(n_blobs)
+            ]
+        self._blobs = tuple(blobs)
+        dims = [(l0_width, l0_height)]
+        while max(dims[-1]) > _MIN_LEVEL_SIDE and min(dims[-1]) >= 4:
+            ds = 4 ** len(dims)
+            dims.append((math.ceil(l0_width / ds), math.ceil(l0_height / ds)))
+        source = "user" if mpp is not None else None
+        super().__init__(
+            SlideInfo(
+                path=path,
+                format="synthetic",
+                l0_width=l0_width,
+                l0_height=l0_height,
+                level_count=len(dims),
+                level_dimensions=tuple(dims),
+                level_downsamples=tuple(float(4**k) for k in range(len(dims))),
+                mpp=mpp,
+                mpp_source=source,
+                objective_power=objective_power,
+                properties=MappingProxyType({}),
+            )
+        )
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        """The tissue blobs in level-0 pixels."""
+        return self._blobs
+
+    def is_tissue(self, l0_x: np.ndarray, l0_y: np.ndarray) -> np.ndarray:
+        """Ground truth: whether level-0 points lie in tissue.
+
+        ``l0_x`` and ``l0_y`` broadcast together (e.g. a row and a column of coordinates).
+        """
+        x = np.asarray(l0_x, dtype=np.float32)
+        y = np.asarray(l0_y, dtype=np.float32)
+        inside = np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=bool)
+        for b in self._blobs:
+            c, s = math.cos(b.angle), math.sin(b.angle)
+            r = max(b.rx, b.ry)
+            # Skip blobs whose bounding square misses every point (most reads of a big slide).
+            if (
+                x.size == 0
+                or y.size == 0
+                or x.max() < b.cx - r
+                or x.min() > b.cx + r
+                or y.max() < b.cy - r
+                or y.min() > b.cy + r
+            ):
+                continue
+            dx, dy = x - np.float32(b.cx), y - np.float32(b.cy)
+            u = dx * np.float32(c / b.rx) + dy * np.float32(s / b.rx)
+            v = dy * np.float32(c / b.ry) - dx * np.float32(s / b.ry)
+            inside |= u * u + v * v <= 1.0
+        inside &= (x >= 0) & (x < self._info.l0_width) & (y >= 0) & (y < self._info.l0_height)
+        return inside
+
+    def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:
+        if lvl_w <= 0 or lvl_h <= 0:
+            return _white(lvl_h, lvl_w)
+        ds = self._info.level_downsamples[level]
+        x0, y0 = round(l0_x / ds), round(l0_y / ds)
+        ix = np.arange(x0, x0 + lvl_w, dtype=np.int64)[None, :]
+        iy = np.arange(y0, y0 + lvl_h, dtype=np.int64)[:, None]
+        # Pixel centres in level-0 coordinates (float32 keeps temporaries small).
+        px = ((ix + 0.5) * ds).astype(np.float32)
+        py = ((iy + 0.5) * ds).astype(np.float32)
+        tissue = self.is_tissue(px, py)
+        in_slide = (px < self._info.l0_width) & (py < self._info.l0_height) & (px >= 0) & (py >= 0)
+
+        back, stroma, nucleus = (np.array(c, dtype=np.float32) for c in _STYLE_COLOURS[self._style])
+        # Nuclei: one candidate per ~12 µm cell, drawn while a pixel is finer than half a cell;
+        # coarser levels blend the average nuclear density instead (no aliasing).
+        mpp = self._info.mpp or 0.25
+        cell = 12.0 / mpp
+        if not tissue.any():
+            frac = np.zeros(tissue.shape, dtype=np.float32)
+        elif ds < cell / 2:
+            gx, gy = px / np.float32(cell), py / np.float32(cell)
+            cx, cy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
+            present = _hash01(cx, cy, self._seed + 1) < 0.45
+            ox = _hash01(cx, cy, self._seed + 2) * np.float32(0.4) + np.float32(0.3)
+            oy = _hash01(cx, cy, self._seed + 3) * np.float32(0.4) + np.float32(0.3)
+            d2 = (gx - cx - ox) ** 2 + (gy - cy - oy) ** 2
+            frac = (present & (d2 < 0.3**2)).astype(np.float32)
+        else:
+            frac = np.full(tissue.shape, 0.45 * math.pi * 0.3**2, dtype=np.float32)
+        tissue_rgb = stroma + frac[..., None] * (nucleus - stroma)
+        noise = (_hash01(ix, iy, self._seed * 31 + level + 7) - np.float32(0.5))[..., None]
+        noise *= np.float32(16.0)
+        rgb = np.where(tissue[..., None], tissue_rgb + noise, back + noise * np.float32(0.25))
+        np.clip(rgb, 0, 255, out=rgb)
+        out = rgb.astype(np.uint8)
+        out[~in_slide] = 255
+        return out
+
+    def fingerprint_bytes(self) -> bytes:
+        i = self._info
+        return repr((i.l0_width, i.l0_height, i.mpp, self._seed, self._style, self._blobs)).encode()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def slide_fingerprint(slide: Slide) -> str:
+    """Return a stable id of a slide's content for the results store.
+
+    For files: SHA-256 of the file size, its first and last MiB and the level-0 size, so
+    it survives renames, copies and mtime changes but not edits. In-memory slides hash their
+    :meth:`Slide.fingerprint_bytes`.
+    """
+    info = slide.info
+    h = hashlib.sha256(b"idc-viewer-fingerprint-v1\0")
+    h.update(f"{info.l0_width}x{info.l0_height}:{info.level_count}\0".encode())
+    path = Path(info.path)
+    if info.format not in ("array", "synthetic") and path.is_file():
+        chunk = 1 << 20
+        try:
+            size = path.stat().st_size
+            h.update(f"file:{size}\0".encode())
+            with open(path, "rb") as fh:
+                h.update(fh.read(chunk))
+                if size > chunk:
+                    fh.seek(max(chunk, size - chunk))
+                    h.update(fh.read(chunk))
+        except OSError as exc:
+            raise SlideError(f"cannot read {path.name}: {_one_line(exc)}") from exc
+    else:
+        h.update(b"mem:" + slide.fingerprint_bytes())
+    return h.hexdigest()

@@ -1,0 +1,98 @@
+"""Tests for idc_viewer.core.tissue: H&E tissue cells and non-H&E warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idc_viewer.core.patches import make_grid
+from idc_viewer.core.slide import ArraySlide, Blob, SyntheticSlide, open_slide
+from idc_viewer.core.tissue import detect_tissue
+
+
+def test_synthetic_blobs_are_found() -> None:
+    slide = SyntheticSlide(40_000, 30_000, mpp=0.25, seed=11, n_blobs=4)
+    grid = make_grid(slide.info)
+    result = detect_tissue(slide, grid)
+    assert result.warning is None
+    assert result.mask.shape == (grid.rows, grid.cols) and result.mask.dtype == bool
+    # Ground truth: share of each cell inside the blobs, sampled on a fine lattice.
+    s = grid.l0_patch_size
+    offsets = (np.arange(8) + 0.5) / 8
+    truth = np.zeros(grid.shape)
+    for row in range(grid.rows):
+        for col in range(grid.cols):
+            xs = (col + offsets)[None, :] * s
+            ys = (row + offsets)[:, None] * s
+            truth[row, col] = slide.is_tissue(xs, ys).mean()
+    assert result.mask[truth >= 0.5].all()  # mostly-tissue cells are all found
+    assert not result.mask[truth == 0].any()  # glass-only cells are never tissue
+    assert result.tissue_fraction == pytest.approx(result.mask.mean())
+    assert 0.05 < result.tissue_fraction < 0.9
+
+
+def test_small_blob_in_one_cell() -> None:
+    blob = Blob(cx=2000.0, cy=1200.0, rx=250.0, ry=250.0, angle=0.0)  # inside cell (2, 1)
+    slide = SyntheticSlide(8000, 8000, mpp=0.25, blobs=[blob])
+    result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is None
+    assert list(zip(*np.nonzero(result.mask), strict=True)) == [(1, 2)]
+
+
+def test_empty_glass_warns() -> None:
+    slide = SyntheticSlide(20_000, 20_000, mpp=0.25, n_blobs=0)
+    result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is not None and "no stained tissue" in result.warning
+    assert not result.mask.any()
+    assert result.tissue_fraction == 0.0
+
+
+def test_fluorescence_warns() -> None:
+    slide = SyntheticSlide(20_000, 20_000, mpp=0.25, style="fluorescence")
+    result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is not None and "fluorescence" in result.warning
+    assert not result.mask.any()
+
+
+def test_greyscale_image_warns() -> None:
+    rng = np.random.default_rng(0)
+    grey = rng.integers(60, 200, (500, 500), dtype=np.uint8)
+    slide = ArraySlide([grey], mpp=4.0)
+    result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is not None
+    assert not result.mask.any()
+
+
+def test_dark_pen_mark_is_not_tissue() -> None:
+    image = np.full((500, 500, 3), 245, np.uint8)
+    image[:, :100] = (20, 20, 30)  # black marker along one edge
+    image[200:300, 200:300] = (220, 140, 190)  # pink tissue
+    slide = ArraySlide([image], mpp=4.0)
+    result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is None
+    expected = np.zeros((10, 10), bool)
+    expected[4:6, 4:6] = True
+    np.testing.assert_array_equal(result.mask, expected)
+
+
+def test_real_he_image_has_tissue(shared_data: Path) -> None:
+    with open_slide(shared_data / "images" / "he-1000px.png", mpp=4.0) as slide:
+        result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is None
+    assert result.tissue_fraction > 0.3
+
+
+def test_real_aperio_has_tissue_and_background(shared_data: Path) -> None:
+    with open_slide(shared_data / "wsi" / "CMU-1-Small-Region.svs") as slide:
+        result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is None
+    assert 0.2 < result.tissue_fraction < 0.9
+
+
+def test_real_fluorescence_warns(shared_data: Path) -> None:
+    with open_slide(shared_data / "wsi" / "fluorescence-DAPI.ndpi") as slide:
+        result = detect_tissue(slide, make_grid(slide.info))
+    assert result.warning is not None and "fluorescence" in result.warning
+    assert not result.mask.any()

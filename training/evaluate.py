@@ -1,0 +1,287 @@
+"""Evaluate a finished run on held-out patients and export it as an app model.
+
+Order matters for honesty: the decision threshold is chosen on validation patients only, then
+frozen; the test patients are scored once with it. Slide-level figures come from reassembling the
+complete test patients as slides and scoring them with the app's own engine.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.data import PATCH_PX
+from training.metrics import best_threshold, binary_metrics
+from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_threads
+
+THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
+
+
+def _predict(model: Any, x: np.ndarray, input_size: int) -> np.ndarray:
+    from idc_viewer.ml.preprocessing import to_model_input
+
+    spec_like = _SpecView(input_size)
+    out = []
+    for start in range(0, len(x), 512):
+        batch = to_model_input(x[start : start + 512], spec_like)  # type: ignore[arg-type]
+        out.append(np.asarray(model(batch, training=False)).reshape(-1))
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+class _SpecView:
+    """The preprocessing fields of a spec, before the spec exists."""
+
+    def __init__(self, input_size: int) -> None:
+        from idc_viewer.ml.spec import Preprocessing
+
+        self.input_size = input_size
+        self.patch_size_px = PATCH_PX
+        interpolation = "none" if input_size == PATCH_PX else "bilinear"
+        self.preprocessing = Preprocessing(resize_interpolation=interpolation)
+
+
+def evaluate_run(
+    run_dir: Path, *, log: Callable[[str], None] = print, model_dir: Path | None = None
+) -> dict[str, Any]:
+    """Pick the threshold on validation, score test patients, export model + report + card."""
+    run_dir = Path(run_dir)
+    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    state = json.loads((run_dir / "state.json").read_text())
+    set_threads()
+    import keras
+
+    from idc_viewer.ml.model_def import build_model
+    from idc_viewer.ml.saving import save_model
+    from idc_viewer.ml.spec import ModelSpec, Preprocessing
+
+    model = build_model(config.input_size, l2=config.l2)
+    model.load_weights(run_dir / "best.weights.h5")
+    data = prepare_data(config, log)
+
+    val_prob = _predict(model, data.x["validation"], config.input_size)
+    threshold = best_threshold(data.y["validation"], val_prob, criterion=THRESHOLD_CRITERION)
+    val_metrics = binary_metrics(data.y["validation"], val_prob, threshold)
+    test_prob = _predict(model, data.x["test"], config.input_size)
+    test_metrics = binary_metrics(data.y["test"], test_prob, threshold)
+    log(
+        f"threshold {threshold:.3f} (max {THRESHOLD_CRITERION} on validation patients); "
+        f"test patients: F1(IDC) {test_metrics['f1']:.3f}, "
+        f"balanced accuracy {test_metrics['balanced_accuracy']:.3f}"
+    )
+
+    name = f"idc-{config.preset}-{config.input_size}"
+    model_dir = Path(model_dir) if model_dir else run_dir / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    speed = _inference_speed(model, config.input_size)
+    spec = ModelSpec(
+        name=name,
+        preset=config.preset,
+        input_size=config.input_size,
+        patch_size_px=PATCH_PX,
+        patch_mpp=4.0,
+        preprocessing=Preprocessing(
+            resize_interpolation=PRESETS[config.preset]["resize_interpolation"]
+        ),
+        threshold=float(round(threshold, 4)),
+        weights_file=f"{name}.keras",
+        weights_sha256="0" * 64,
+        training_data=_training_summary(config, data, state),
+        metrics={
+            "test_patients": test_metrics,
+            "validation_patients": val_metrics,
+            "threshold_criterion": f"max {THRESHOLD_CRITERION} on validation patients",
+            "keras_patches_per_s": speed,
+        },
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    sample = data.x["validation"][:512]
+    spec_path = save_model(model, spec, model_dir, sample_patches=sample)
+    keras.backend.clear_session()
+
+    from idc_viewer.ml.loading import load_model
+
+    loaded = load_model(spec_path)
+    slide_level = slide_level_figures(loaded, data, config, log=log)
+    examples = gradcam_examples(loaded, data.x["test"], data.y["test"], test_prob)
+    from training.report import write_evaluation_report
+
+    final_spec = loaded.spec
+    report = write_evaluation_report(
+        model_dir,
+        name=name,
+        history=state["history"],
+        test_y=data.y["test"],
+        test_prob=test_prob,
+        threshold=threshold,
+        gradcam_examples=examples,
+        slide_level=slide_level,
+        card_info={
+            "preset": config.preset,
+            "input_size": config.input_size,
+            "dataset": final_spec.training_data["dataset"],
+            "split_counts": {
+                k: {
+                    "patients": len(data.patients[k]),
+                    "patches": len(data.y[k]),
+                    "idc_patches": int(data.y[k].sum()),
+                }
+                for k in data.patients
+            },
+            "threshold_criterion": final_spec.metrics["threshold_criterion"],
+            "patches_per_s": round(speed),
+            "epochs": final_spec.training_data["epochs_run"],
+            "seed": config.seed,
+            "model_file": final_spec.weights_file,
+            "trained_at": final_spec.created,
+            "framework": f"keras {keras.__version__}",
+            "notes": [
+                f"best epoch {final_spec.training_data['best_epoch']} by validation loss",
+                f"balance: {config.balance}",
+                "patients per split in split.json",
+            ],
+        },
+    )
+    return {
+        "spec_path": spec_path,
+        "metrics": _headline(test_metrics),
+        "report": report,
+        "slide_level": slide_level,
+    }
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The figures the app and the card show: accuracy, BAC, AUC and the IDC class's P/R/F1."""
+    keys = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "precision", "recall", "specificity")
+    return {k: metrics.get(k) for k in keys}
+
+
+def _training_summary(
+    config: TrainConfig, data: SplitArrays, state: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "dataset": f"Breast Histopathology Images (IDC), Kaggle release: {config.data_dir}",
+        "split_unit": "patient",
+        "seed": config.seed,
+        "patients": {k: len(v) for k, v in data.patients.items()},
+        "patches": {k: len(v) for k, v in data.y.items()},
+        "idc_patches": {k: int(v.sum()) for k, v in data.y.items()},
+        "balance": config.balance,
+        "augmentation": "paper (rotation 20, zoom 0.2, shift 0.1, "
+        f"brightness 0.8-1.2, hflip); stain jitter {config.stain_jitter}",
+        "epochs_run": int(state["epoch"]) + 1,
+        "best_epoch": int(state["early_stopping"]["best_epoch"]) + 1,
+        "undecodable_skipped": data.skipped,
+    }
+
+
+def _inference_speed(model: Any, input_size: int, n: int = 1024) -> float:
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).random((n, input_size, input_size, 3), dtype=np.float32)
+    fn = tf.function(lambda batch: model(batch, training=False))
+    fn(x[:128])
+    t0 = time.perf_counter()
+    for start in range(0, n, 128):
+        fn(x[start : start + 128])
+    return float(n / (time.perf_counter() - t0))
+
+
+def gradcam_examples(
+    loaded: Any, x: np.ndarray, y: np.ndarray, prob: np.ndarray
+) -> list[dict[str, Any]]:
+    """The paper's figure: the most confident correct IDC-positive and -negative test patches."""
+    from idc_viewer.ml.gradcam import GradCam, overlay
+
+    cam = GradCam(loaded.keras_model, loaded.spec)
+    examples = []
+    for label in (1, 0):
+        idx = np.flatnonzero(y == label)
+        if len(idx) == 0:
+            continue
+        score = prob[idx] if label == 1 else 1 - prob[idx]
+        i = int(idx[np.argmax(score)])
+        result = cam.compute(x[i])
+        examples.append(
+            {
+                "patch": x[i],
+                "overlay": overlay(x[i], result.cam),
+                "label": label,
+                "probability": float(result.probability),
+            }
+        )
+    return examples
+
+
+def slide_level_figures(
+    loaded: Any, data: SplitArrays, config: TrainConfig, *, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Score each complete test patient as the engine scores a whole slide."""
+    from idc_viewer.core.slide import open_slide
+    from idc_viewer.engine.analysis import analyze
+    from training.assemble_slide import assemble_slide
+    from training.data import scan_dataset
+
+    split = json.loads((Path(config.run_dir) / "split.json").read_text())
+    large = set(split.get("large_patients", []))
+    rows = []
+    root = Path(config.data_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        for patient in sorted(set(data.patients["test"]) & large):
+            slide_file = assemble_slide(root / patient, Path(tmp) / f"{patient}.tiff")
+            with open_slide(slide_file.path) as slide:
+                heatmap = None
+                for update in analyze(slide, loaded, None, None):
+                    heatmap = update.heatmap if hasattr(update, "heatmap") else heatmap
+            rows.append(
+                _compare_with_truth(patient, heatmap, slide_file.truth_csv, loaded.spec.threshold)
+            )
+            log(f"slide {patient}: {rows[-1]}")
+    del scan_dataset
+    return rows
+
+
+def _compare_with_truth(
+    patient: str, heatmap: Any, truth_csv: Path, threshold: float
+) -> dict[str, Any]:
+    import csv
+
+    y_true, y_prob, missed = [], [], 0
+    probs = heatmap.probabilities
+    grid = heatmap.grid
+    with open(truth_csv, newline="") as handle:
+        for row in csv.DictReader(handle):
+            cell = grid.cell_at(int(row["x"]) + 1, int(row["y"]) + 1)
+            p = float("nan") if cell is None else float(probs[cell[1], cell[0]])
+            if np.isnan(p):
+                missed += 1  # not tissue for the engine: counted as predicted negative
+                p = 0.0
+            y_true.append(int(row["label"]))
+            y_prob.append(p)
+    metrics = binary_metrics(np.asarray(y_true), np.asarray(y_prob), threshold)
+    return {
+        "patient": patient,
+        "patches": len(y_true),
+        "idc_patches": int(sum(y_true)),
+        "not_analysed_by_engine": missed,
+        **_headline(metrics),
+    }
+
+
+def write_comparison(specs: Sequence[Path], out: Path) -> Path:
+    """A side-by-side card of models, from the ``<name>.report.json`` beside each spec."""
+    from idc_viewer.ml.spec import read_spec, spec_path_for
+    from training.report import write_comparison_card
+
+    cards = []
+    for path in specs:
+        spec = read_spec(path)
+        report = spec_path_for(Path(path)).with_name(f"{spec.name}.report.json")
+        cards.append(json.loads(report.read_text(encoding="utf-8")))
+    return Path(write_comparison_card(out, cards))
