@@ -165,7 +165,8 @@ def load_patches(records: Sequence[PatchRecord]) -> tuple[np.ndarray, np.ndarray
     """Decode ``records`` into (N,50,50,3) uint8 and (N,) labels; returns kept indices, skipped."""
     with ThreadPoolExecutor(max_workers=4) as pool:
         images = list(pool.map(load_patch, (r.path for r in records), chunksize=256))
-    kept = [i for i, img in enumerate(images) if img is not None]
+    decoded = [(i, img) for i, img in enumerate(images) if img is not None]
+    kept = [i for i, _ in decoded]
     if not kept:
         return (
             np.zeros((0, PATCH_PX, PATCH_PX, 3), np.uint8),
@@ -173,7 +174,7 @@ def load_patches(records: Sequence[PatchRecord]) -> tuple[np.ndarray, np.ndarray
             [],
             len(records),
         )
-    x = np.stack([images[i] for i in kept])
+    x = np.stack([img for _, img in decoded])
     y = np.asarray([records[i].label for i in kept], np.int32)
     return x, y, kept, len(records) - len(kept)
 

@@ -74,8 +74,12 @@ def build_model(
         suffix = "" if index == 0 else f"_{index}"
         if separable:
             x = layers.SeparableConv2D(
-                filters, 3, padding="same", name=GRADCAM_LAYER,
-                depthwise_regularizer=reg, pointwise_regularizer=reg,
+                filters,
+                3,
+                padding="same",
+                name=GRADCAM_LAYER,
+                depthwise_regularizer=reg,
+                pointwise_regularizer=reg,
             )(x)
         else:
             x = layers.Conv2D(

@@ -88,8 +88,11 @@ class ModelSpec:
             problems.append(f"input_size {self.input_size!r} must be an integer >= 16")
         if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
             problems.append(f"patch_size_px {self.patch_size_px!r} must be an integer >= 8")
-        if not (isinstance(self.patch_mpp, int | float) and math.isfinite(self.patch_mpp)
-                and self.patch_mpp > 0):
+        if not (
+            isinstance(self.patch_mpp, int | float)
+            and math.isfinite(self.patch_mpp)
+            and self.patch_mpp > 0
+        ):
             problems.append(f"patch_mpp {self.patch_mpp!r} must be a positive number")
         if not (isinstance(self.threshold, int | float) and 0.0 <= self.threshold <= 1.0):
             problems.append(f"threshold {self.threshold!r} must lie in [0, 1]")

@@ -1,0 +1,8 @@
+"""``python -m idc_viewer``: the same as the ``idc-viewer`` command."""
+
+import sys
+
+from idc_viewer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,558 @@
+"""The ``idc-viewer`` command: the GUI (no subcommand) and the headless engine.
+
+Subcommands
+-----------
+``analyze SLIDE... --out DIR``
+    Analyse slides (folders expand to the slides inside them) and write, per slide,
+    ``<stem>.patches.csv``, ``<stem>.regions.csv``, ``<stem>.geojson`` and
+    ``<stem>.provenance.json``. A slide that fails is reported in one line and skipped; the
+    exit status is 1 if any slide failed. A slide where the tissue detector finds nothing that
+    looks like H&E (empty glass, fluorescence) is reported as a warning: only its provenance
+    (with the warning) is written, and it does not count as a failure.
+``gradcam SLIDE --x X --y Y -o OUT.png``
+    Grad-CAM figure of the patch containing the level-0 point (X, Y).
+``info SLIDE``
+    Format, dimensions, pyramid levels, µm/px, and what the engine would do.
+
+User errors (unreadable slide, missing µm/px, refused model) print one ``error: ...`` line
+on stderr and give exit status 1; never a traceback. Ctrl-C during ``analyze`` keeps what was
+done (a rerun resumes) and exits with 130.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything can import TensorFlow: silence its C++ and Python start-up logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from idc_viewer import __version__
+
+if TYPE_CHECKING:
+    from idc_viewer.core.jobs import Progress
+    from idc_viewer.ml.loading import LoadedModel
+
+COMMANDS = ("analyze", "gradcam", "info")
+#: File name endings taken as slides when a folder is given to ``analyze``.
+SLIDE_SUFFIXES = (
+    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
+    ".dcm", ".png", ".jpg", ".jpeg",
+)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UserError(Exception):
+    """An error whose message is shown to the user as one line, without a traceback."""
+
+
+# --------------------------------------------------------------------------- argument parsing
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in [0, 1]")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", metavar="PATH",
+        help="model file (.keras, .tflite or .spec.json; default: the bundled model)",
+    )
+
+
+def _add_mpp_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mpp", type=_positive_float, metavar="M",
+        help="µm per pixel of the slide's level 0 (overrides or supplies the metadata)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the subcommands (the GUI's own options are parsed by :func:`main`)."""
+    parser = argparse.ArgumentParser(
+        prog="idc-viewer",
+        description="IDC heatmaps over breast whole-slide images. Without a command, "
+        "opens the viewer: idc-viewer [--demo] [--model PATH] [SLIDE].",
+    )
+    parser.add_argument("--version", action="version", version=f"idc-viewer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_an = sub.add_parser(
+        "analyze", help="analyse slides and export CSV, GeoJSON and provenance",
+        description="Analyse slides (folders expand to the slide files inside them) and write "
+        "<stem>.patches.csv, <stem>.regions.csv, <stem>.geojson and <stem>.provenance.json "
+        "into --out. A failing slide is reported and skipped (exit status 1). A slide with no "
+        "H&E-looking tissue is a warning: only its provenance is written (exit status 0).",
+    )
+    p_an.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files or folders")
+    p_an.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    _add_model_args(p_an)
+    p_an.add_argument(
+        "--threshold", type=_probability, metavar="T",
+        help="decision threshold for flagged regions (default: the model's)",
+    )
+    _add_mpp_arg(p_an)
+    p_an.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                      help="patches per CNN call (default 256)")
+    p_an.add_argument(
+        "--results-dir", metavar="D",
+        help="where analyses are kept and resumed from (default: the viewer's results "
+        "folder, shared with the GUI; $IDC_VIEWER_DATA_DIR/results when set)",
+    )
+    p_an.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p_gc = sub.add_parser(
+        "gradcam", help="Grad-CAM figure of one patch",
+        description="Write one figure (patch, Grad-CAM map, overlay, probability) for the "
+        "patch containing the level-0 point (X, Y).",
+    )
+    p_gc.add_argument("slide", metavar="SLIDE")
+    p_gc.add_argument("--x", type=float, required=True, help="level-0 x in pixels")
+    p_gc.add_argument("--y", type=float, required=True, help="level-0 y in pixels")
+    p_gc.add_argument("-o", "--out", required=True, metavar="OUT.png", help="figure to write")
+    _add_model_args(p_gc)
+    _add_mpp_arg(p_gc)
+
+    p_info = sub.add_parser(
+        "info", help="describe a slide and what the engine would do with it",
+        description="Format, dimensions, levels, µm/px, and the analysis plan "
+        "(grid, read level, patch footprint, tissue patches, estimated time).",
+    )
+    p_info.add_argument("slide", metavar="SLIDE")
+    _add_model_args(p_info)
+    _add_mpp_arg(p_info)
+    return parser
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``idc-viewer`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        return _run_gui(args_list)
+    args = build_parser().parse_args(args_list)
+    handlers = {"analyze": cmd_analyze, "gradcam": cmd_gradcam, "info": cmd_info}
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _error(message: str) -> None:
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def _run_gui(argv: list[str]) -> int:
+    """Start the viewer (``idc_viewer.app.main``) with the GUI's own options."""
+    try:
+        # lazily: the headless commands must not pay for importing Qt
+        import idc_viewer.app as app
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("idc_viewer.app", "PySide6"):
+            raise
+        print(
+            "error: the viewer is not available in this installation "
+            f"({exc.name} is missing); the headless commands work: "
+            "idc-viewer analyze|gradcam|info --help",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return int(app.main(argv) or 0)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _resolve_model_path(path: str | None) -> Path:
+    from idc_viewer.ml.loading import default_model_path
+    from idc_viewer.ml.spec import ModelContractError
+
+    if path:
+        return Path(path)
+    try:
+        return Path(default_model_path())
+    except ModelContractError as exc:
+        raise UserError(f"{exc} Or pass --model PATH.") from None
+
+
+def _load_model(path: str | None, *, predictor: bool = False) -> LoadedModel:
+    """Load and verify a model; with ``predictor``, also create and warm up its predictor."""
+    import numpy as np
+
+    from idc_viewer.ml.loading import load_model
+    from idc_viewer.ml.spec import ModelContractError
+
+    model_path = _resolve_model_path(path)
+    try:
+        model = load_model(model_path)
+        if predictor:
+            size = model.spec.patch_size_px
+            with _native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
+                model.predictor.predict(np.zeros((1, size, size, 3), np.uint8))
+        return model
+    except (ModelContractError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot load model {model_path}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile (C++ libraries log there directly)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured in tests)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _open_slide(path: str, mpp: float | None) -> Any:
+    from idc_viewer.core.slide import SlideError, open_slide
+
+    try:
+        return open_slide(path, mpp=mpp)
+    except SlideError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot open {path}: {exc}") from None
+
+
+def _missing_mpp_message(path: str) -> str:
+    return (
+        f"{path}: the slide stores no µm per pixel (nor an objective power); "
+        "pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)"
+    )
+
+
+def expand_slides(paths: Sequence[str]) -> list[Path]:
+    """Slide files named by ``paths``; a folder stands for the slide files directly inside it.
+
+    The files of a DICOM series share a folder and form one slide, so a folder contributes
+    at most one ``.dcm`` file (the first by name; OpenSlide finds the rest of the series).
+    """
+    slides: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if not path.is_dir():
+            slides.append(path)
+            continue
+        files = sorted(p for p in path.iterdir() if p.is_file()
+                       and p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith("."))
+        dicom = [p for p in files if p.suffix.lower() == ".dcm"]
+        slides.extend(p for p in files if p.suffix.lower() != ".dcm")
+        slides.extend(dicom[:1])
+    return slides
+
+
+def _output_stems(slides: Sequence[Path]) -> list[str]:
+    """One output name per slide: its stem, made unique with ``-2``, ``-3``... when repeated."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in slides:
+        stem = path.name.split(".")[0] or path.name
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+class ProgressBar:
+    """A one-line text progress bar (done/total, patches/s, ETA) on a stream."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._drawn = False
+
+    @staticmethod
+    def format(label: str, progress: Progress, width: int = 24) -> str:
+        frac = progress.fraction
+        filled = round(frac * width)
+        eta = "--:--" if progress.eta_s is None else _format_duration(progress.eta_s)
+        return (
+            f"{label} [{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} "
+            f"patches {progress.rate_per_s:,.0f}/s ETA {eta}"
+        )
+
+    def update(self, progress: Progress, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and (not self._tty or now - self._last < 0.1):
+            return
+        self._last = now
+        line = self.format(self.label, progress)
+        if self._tty:
+            self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
+        elif final:
+            self.stream.write(line + "\n")
+        self._drawn = not final
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self._tty and self._drawn:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _format_duration(seconds: float) -> str:
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# --------------------------------------------------------------------------- analyze
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from idc_viewer.core.results import ResultStore, default_results_dir
+
+    slides = expand_slides(args.slides)
+    if not slides:
+        raise UserError("no slide files found in " + ", ".join(args.slides))
+    model = _load_model(args.model, predictor=True)
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out_dir}: {exc}") from None
+    results_dir = Path(args.results_dir) if args.results_dir else default_results_dir()
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        store = ResultStore(results_dir)
+    except OSError as exc:
+        raise UserError(f"cannot use results folder {results_dir}: {exc}") from None
+
+    failed = 0
+    for path, stem in zip(slides, _output_stems(slides), strict=True):
+        try:
+            _analyze_one(path, stem, model, store, out_dir, args)
+        except UserError as exc:
+            _error(str(exc))
+            failed += 1
+    n = len(slides)
+    summary = f"{n - failed} of {n} slide{'s' if n != 1 else ''} analysed"
+    print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _analyze_one(
+    path: Path, stem: str, model: LoadedModel, store: Any, out_dir: Path,
+    args: argparse.Namespace,
+) -> None:
+    from idc_viewer.core.jobs import CancelToken
+    from idc_viewer.core.results import ResultStoreError
+    from idc_viewer.core.slide import MissingMppError, SlideError
+    from idc_viewer.engine.analysis import analyze
+    from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
+
+    threshold = args.threshold if args.threshold is not None else model.spec.threshold
+    with _open_slide(str(path), args.mpp) as slide:
+        bar = ProgressBar(path.name, enabled=not args.quiet)
+        cancel = CancelToken()
+        last = None
+        try:
+            with contextlib.closing(
+                analyze(slide, model, store, cancel, batch_size=args.batch_size)
+            ) as updates:  # closing stops the reader thread at once, even on Ctrl-C
+                for update in updates:
+                    last = update
+                    bar.update(update.progress, final=update.done)
+        except KeyboardInterrupt:
+            cancel.cancel()
+            bar.clear()
+            print(f"{path.name}: interrupted; what was done is kept, rerun to resume",
+                  file=sys.stderr)
+            raise
+        except MissingMppError:
+            bar.clear()
+            raise UserError(_missing_mpp_message(str(path))) from None
+        except SlideError as exc:
+            bar.clear()
+            raise UserError(str(exc)) from None
+        except ResultStoreError as exc:
+            bar.clear()
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            bar.clear()
+            raise UserError(f"{path}: cannot read: {exc}") from None
+        if last is None:
+            raise UserError(f"{path}: the analysis produced nothing")
+        try:
+            if last.tissue_warning:
+                print(f"warning: {path.name}: {_one_line(last.tissue_warning)}; "
+                      "no heatmap written", file=sys.stderr)
+                write_warning_provenance(
+                    out_dir, stem, slide, model, threshold, last.tissue_warning
+                )
+                return
+            written = write_outputs(out_dir, stem, slide, model, last.heatmap, threshold)
+        except OSError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        if not args.quiet:
+            print(f"{path.name}: {written.summary}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- gradcam
+
+
+def cmd_gradcam(args: argparse.Namespace) -> int:
+    from idc_viewer.core.patches import make_grid, read_patch
+    from idc_viewer.core.slide import MissingMppError
+    from idc_viewer.engine.figures import gradcam_figure, write_png
+
+    model = _load_model(args.model)
+    with _open_slide(args.slide, args.mpp) as slide:
+        spec = model.spec
+        try:
+            grid = make_grid(slide.info, patch_px=spec.patch_size_px, model_mpp=spec.patch_mpp)
+        except MissingMppError:
+            raise UserError(_missing_mpp_message(args.slide)) from None
+        cell = grid.cell_at(args.x, args.y)
+        if cell is None:
+            raise UserError(
+                f"point ({args.x:g}, {args.y:g}) lies outside the slide "
+                f"({slide.info.l0_width} x {slide.info.l0_height} level-0 px)"
+            )
+        col, row = cell
+        patch = read_patch(slide, grid, col, row)
+    from idc_viewer.ml.gradcam import GradCam, overlay
+
+    result = GradCam(model.keras_model, spec.gradcam_layer, spec).compute(patch)
+    l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
+    title = (f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
+             f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px)")
+    figure = gradcam_figure(patch, result.cam, overlay(patch, result.cam), title)
+    try:
+        write_png(Path(args.out), figure)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc}") from None
+    print(f"{args.out}: {title}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- info
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from idc_viewer.core.slide import MissingMppError
+    from idc_viewer.engine.plan import plan_analysis
+
+    patch_px, model_mpp, model_note = _model_geometry(args.model)
+    with _open_slide(args.slide, args.mpp) as slide:
+        info = slide.info
+        out = sys.stdout
+        print(f"file:        {info.path}", file=out)
+        print(f"format:      {info.format}", file=out)
+        print(f"dimensions:  {info.l0_width} x {info.l0_height} px (level 0)", file=out)
+        print(f"levels:      {info.level_count}", file=out)
+        for i, ((w, h), ds) in enumerate(
+            zip(info.level_dimensions, info.level_downsamples, strict=True)
+        ):
+            print(f"  level {i}: {w} x {h} px, downsample {ds:g}", file=out)
+        if info.objective_power:
+            print(f"objective:   {info.objective_power:g}x", file=out)
+        if info.mpp is None:
+            print("µm/px:       unknown", file=out)
+            raise UserError(_missing_mpp_message(args.slide))
+        print(f"µm/px:       {info.mpp:.4g} (from {info.mpp_source or 'unknown'})", file=out)
+        try:
+            plan = plan_analysis(slide, patch_px=patch_px, model_mpp=model_mpp)
+        except MissingMppError:
+            raise UserError(_missing_mpp_message(args.slide)) from None
+    grid = plan.grid
+    print(f"analysis ({model_note}):", file=out)
+    print(f"  patch:       {grid.patch_px} x {grid.patch_px} px at {grid.model_mpp:g} µm/px "
+          f"= {plan.footprint_um:g} x {plan.footprint_um:g} µm, "
+          f"{grid.l0_patch_size:.1f} level-0 px", file=out)
+    print(f"  grid:        {grid.cols} x {grid.rows} = {plan.cell_count} cells, "
+          f"anchored at level-0 (0, 0)", file=out)
+    print(f"  read level:  {grid.read_level} ({plan.read_mpp:.4g} µm/px), "
+          f"{plan.lvl_patch_px:.1f} px per patch resampled to {grid.patch_px} px (area)",
+          file=out)
+    if plan.tissue.warning:
+        print(f"  tissue:      none analysable: {_one_line(plan.tissue.warning)}", file=out)
+        return EXIT_OK
+    print(f"  tissue:      {plan.tissue_patches} patches "
+          f"({100.0 * plan.tissue_patches / max(plan.cell_count, 1):.1f}% of the grid)", file=out)
+    estimate = (f"{max(plan.estimated_s, 1):.0f} s" if plan.estimated_s < 60
+                else _format_duration(plan.estimated_s))
+    print(f"  estimate:    ~{estimate} of CNN time on a 2-core CPU (plus start-up)", file=out)
+    return EXIT_OK
+
+
+def _model_geometry(path: str | None) -> tuple[int, float, str]:
+    """Patch size and scale of the model (read from its spec, no TensorFlow)."""
+    from idc_viewer.ml.spec import ModelContractError, read_spec
+
+    try:
+        model_path = _resolve_model_path(path)
+    except UserError:
+        if path:
+            raise
+        return 50, 4.0, "no model found: the paper's 50 px at 4.0 µm/px"
+    try:
+        spec = read_spec(model_path)
+    except ModelContractError as exc:
+        raise UserError(f"cannot read model {model_path}: {exc}") from None
+    return int(spec.patch_size_px), float(spec.patch_mpp), f"model {spec.name} {spec.model_hash}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Writing one slide's analysis to disk: CSVs, GeoJSON and provenance (via core.export)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from idc_viewer import __version__
+from idc_viewer.core.export import ExportError, export_all, find_regions, write_provenance
+from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.slide import Slide, slide_fingerprint
+
+if TYPE_CHECKING:
+    from idc_viewer.ml.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class WrittenOutputs:
+    """The files written for one slide and a one-line summary for the user."""
+
+    paths: tuple[Path, ...]
+    n_patches: int
+    n_flagged: int
+    n_regions: int
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.n_patches} tissue patches, {self.n_flagged} at or above the threshold, "
+            f"{self.n_regions} region{'s' if self.n_regions != 1 else ''}"
+        )
+
+
+def provenance(
+    slide: Slide, model: LoadedModel, threshold: float, heatmap: Heatmap | None = None,
+    warning: str | None = None,
+) -> dict[str, Any]:
+    """Everything needed to reproduce (and trust) an exported analysis."""
+    info = slide.info
+    spec = model.spec
+    data: dict[str, Any] = {
+        "app": "idc-viewer",
+        "app_version": __version__,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "slide": {
+            "path": str(info.path),
+            "name": Path(str(info.path)).name,
+            "format": info.format,
+            "fingerprint": slide_fingerprint(slide),
+            "l0_width": int(info.l0_width),
+            "l0_height": int(info.l0_height),
+            "mpp": info.mpp,
+            "mpp_source": info.mpp_source,
+        },
+        "model": {
+            "name": spec.name,
+            "preset": spec.preset,
+            "hash": spec.model_hash,
+            "weights_sha256": spec.weights_sha256,
+            "input_size": spec.input_size,
+            "patch_size_px": spec.patch_size_px,
+            "patch_mpp": spec.patch_mpp,
+            "model_threshold": spec.threshold,
+        },
+        "threshold": threshold,
+        "mpp": info.mpp,
+        "coordinates": "level-0 pixels",
+    }
+    if heatmap is not None:
+        grid = heatmap.grid
+        data["grid"] = {
+            "cols": int(grid.cols), "rows": int(grid.rows),
+            "l0_patch_size": float(grid.l0_patch_size), "read_level": int(grid.read_level),
+        }
+    if warning:
+        data["warning"] = warning
+    return data
+
+
+def write_outputs(
+    out_dir: Path, stem: str, slide: Slide, model: LoadedModel, heatmap: Heatmap,
+    threshold: float,
+) -> WrittenOutputs:
+    """Write ``<stem>.patches.csv``, ``.regions.csv``, ``.regions.geojson``, ``.provenance.json``.
+
+    Raises ``OSError`` (with a one-line message) when a file cannot be written.
+    """
+    try:
+        paths = export_all(
+            out_dir, stem, heatmap, threshold, provenance(slide, model, threshold, heatmap)
+        )
+    except ExportError as exc:
+        raise OSError(str(exc)) from None
+    return WrittenOutputs(
+        paths=tuple(paths),
+        n_patches=heatmap.analysed_count,
+        n_flagged=heatmap.flagged_count(threshold),
+        n_regions=len(find_regions(heatmap, threshold)),
+    )
+
+
+def write_warning_provenance(
+    out_dir: Path, stem: str, slide: Slide, model: LoadedModel, threshold: float, warning: str
+) -> Path:
+    """Write only ``<stem>.provenance.json`` recording why no heatmap was produced."""
+    try:
+        return write_provenance(
+            Path(out_dir) / f"{stem}.provenance.json",
+            provenance(slide, model, threshold, warning=warning),
+        )
+    except ExportError as exc:
+        raise OSError(str(exc)) from None

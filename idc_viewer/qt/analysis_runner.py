@@ -1,0 +1,192 @@
+"""Running the engine's analysis from the window, and the logic around stored results.
+
+:class:`AnalysisRunner` starts :func:`idc_viewer.engine.analysis.analyze` in a
+:class:`~idc_viewer.qt.workers.GeneratorWorker`, paints each batch into a GUI-side heatmap
+(the engine's live array is written by the worker thread, so the GUI keeps its own copy and
+applies each batch's cells), and reports progress. :func:`find_stored` and
+:func:`export_results` are plain functions the tests call directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.patches import PatchGrid, make_grid
+from idc_viewer.core.results import ResultStore
+from idc_viewer.qt.state import AppState, model_label
+from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
+
+if TYPE_CHECKING:
+    from idc_viewer.engine.analysis import AnalysisUpdate
+    from idc_viewer.qt.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def _snapshot(update: AnalysisUpdate) -> tuple[AnalysisUpdate, Heatmap | None]:
+    """Runs in the worker: copy the live heatmap when the update carries no batch."""
+    return update, (update.heatmap.copy() if len(update.cols) == 0 else None)
+
+
+def find_stored(
+    store: ResultStore, fingerprint: str, model: Any | None
+) -> tuple[Heatmap, str] | None:
+    """The stored heatmap of a slide and the label of its model, or None.
+
+    Prefers the current model's analysis; otherwise the most recently updated one.
+    """
+    analyses = store.find(fingerprint)
+    try:
+        current = model.spec.model_hash if model is not None else None
+        usable = [a for a in analyses if a.done_mask().any()]
+        if not usable:
+            return None
+        chosen = next((a for a in usable if a.key.model_hash == current), usable[0])
+        heatmap = chosen.heatmap()
+        model_hash = chosen.key.model_hash
+        name = chosen.meta.get("model_name") or (
+            model.spec.name if model is not None and model_hash == current else "model")
+        return heatmap, model_label(str(name), model_hash)
+    finally:
+        for analysis in analyses:
+            analysis.close()
+
+
+def export_results(state: AppState, folder: Path) -> list[Path]:
+    """Write the engine's export files of the current heatmap into ``folder``."""
+    from idc_viewer.core.export import export_all
+    from idc_viewer.engine.outputs import provenance
+
+    slide, heatmap, model = state.slide, state.heatmap, state.model
+    if slide is None or heatmap is None:
+        raise ValueError("Nothing to export: analyse a slide first.")
+    stem = Path(slide.info.path).name.split(".")[0] or "slide"
+    if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
+        info = provenance(slide, model, state.threshold, heatmap)
+    else:  # a stored heatmap from another model: say only what is known
+        info = {"app": "idc-viewer", "slide": {"path": slide.info.path},
+                "model": {"label": state.heatmap_source}, "mpp": slide.info.mpp}
+    return export_all(folder, stem, heatmap, state.threshold, info)
+
+
+class AnalysisRunner(QObject):
+    """Starts, follows and cancels the analysis of the open slide.
+
+    Signals
+    -------
+    stopped(str)
+        ``"done"``, ``"cancelled"``, ``"failed"`` or ``"warning"`` (no H&E tissue found).
+    """
+
+    stopped = Signal(str)
+
+    def __init__(self, window: MainWindow, state: AppState, pool: WorkerPool,
+                 batch_size: int = 256) -> None:
+        super().__init__(window)
+        self._window = window
+        self._state = state
+        self._pool = pool
+        self.batch_size = batch_size
+        self.worker: GeneratorWorker | None = None
+        self._live: Heatmap | None = None
+        self._outcome = ""
+        self._label = ""
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.running
+
+    def current_grid(self) -> PatchGrid | None:
+        """The grid of the heatmap shown, else the current model's grid over the slide."""
+        if self._state.heatmap is not None:
+            return self._state.heatmap.grid
+        slide, model = self._state.slide, self._state.model
+        if slide is None or model is None or slide.info.mpp is None:
+            return None
+        return make_grid(slide.info, model.spec.patch_size_px, model.spec.patch_mpp)
+
+    def start(self) -> GeneratorWorker | None:
+        """Analyse the open slide with the current model (resuming stored results)."""
+        from idc_viewer.engine.analysis import analyze
+
+        window, slide, model = self._window, self._state.slide, self._state.model
+        if self.running:
+            return self.worker
+        if slide is None or model is None:
+            window.show_error("Cannot analyse", "Open a slide and load a model first.")
+            return None
+        store, batch_size = window.store, self.batch_size
+        worker = GeneratorWorker(
+            "analysis", lambda token: analyze(slide, model, store, token, batch_size),
+            transform=_snapshot,
+        )
+        worker.item.connect(self._on_update)
+        worker.finished.connect(lambda _last: self._finish("done"))
+        worker.cancelled.connect(lambda: self._finish("cancelled"))
+        worker.failed.connect(self._on_failed)
+        worker.stopped.connect(self._on_stopped)
+        self.worker, self._live, self._outcome = worker, None, ""
+        self._label = model_label(model.spec.name, model.spec.model_hash)
+        window.analysis_panel.set_running(True)
+        window.analysis_panel.show_message("Finding tissue…")
+        self._pool.start(worker)
+        return worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def cancel_and_wait(self, timeout_ms: int = 30_000) -> None:
+        """Cancel and wait for the thread (used before switching slides)."""
+        worker = self.worker
+        if worker is not None and worker.running:
+            worker.cancel()
+            worker.wait(timeout_ms)
+
+    def _on_update(self, payload: tuple[AnalysisUpdate, Heatmap | None]) -> None:
+        if self.sender() is not self.worker:
+            return  # a late update from a run that was replaced
+        update, snapshot = payload
+        window = self._window
+        if update.tissue_warning:
+            self._outcome = "warning"
+            window.show_error("No tissue to analyse", update.tissue_warning)
+            return
+        if snapshot is not None:
+            self._live = snapshot
+            self._state.set_heatmap(snapshot, self._label)
+            window.view.set_heatmap(snapshot)
+        elif self._live is not None and len(update.cols):
+            self._live.probabilities[update.rows, update.cols] = update.probabilities
+            window.view.update_heatmap_cells(np.column_stack([update.cols, update.rows]))
+            self._state.set_heatmap(self._live)
+        window.analysis_panel.show_progress(update.progress)
+
+    def _finish(self, outcome: str) -> None:
+        if not self._outcome:
+            self._outcome = outcome
+
+    def _on_failed(self, message: str) -> None:
+        self._outcome = "failed"
+        self._window.show_error("Analysis failed", message)
+
+    def _on_stopped(self) -> None:
+        outcome = self._outcome or "done"
+        panel = self._window.analysis_panel
+        panel.set_running(False)
+        heatmap = self._state.heatmap
+        n = heatmap.analysed_count if heatmap is not None else 0
+        texts = {
+            "done": f"Done: {n} patches analysed.",
+            "cancelled": f"Cancelled: {n} patches kept; Analyse resumes from there.",
+            "failed": "The analysis failed (see the message).",
+            "warning": "Nothing analysed: no H&E tissue found.",
+        }
+        panel.show_message(texts[outcome])
+        self.stopped.emit(outcome)

@@ -1,0 +1,247 @@
+"""Retrain…: run ``python -m training train DATA --run-dir RUN --progress-json`` as a QProcess.
+
+The app never imports the training package; it reads the JSON lines the process prints
+(``{"event": "epoch" | "exported" | "error" | "log" | ...}``) into a per-epoch progress bar
+and a log. Cancel kills the process; training checkpoints every epoch, so *Resume* continues.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QProcess, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from idc_viewer.qt.state import format_duration
+
+#: ``(data_dir, run_dir, epochs, resume) -> (program, arguments)``.
+CommandFactory = Callable[[str, str, int, bool], tuple[str, list[str]]]
+
+
+def training_command(data: str, run_dir: str, epochs: int, resume: bool) -> tuple[str, list[str]]:
+    """The real training command, run with this interpreter."""
+    args = ["-m", "training", "train", data, "--run-dir", run_dir, "--progress-json",
+            "--epochs", str(epochs)]
+    if resume:
+        args.append("--resume")
+    return sys.executable, args
+
+
+def parse_event(line: str) -> dict[str, Any] | None:
+    """A JSON event line, or None for any other output (shown as plain log)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def describe_epoch(event: dict[str, Any]) -> str:
+    parts = [f"epoch {event.get('epoch')}/{event.get('epochs')}"]
+    for key in ("loss", "val_loss", "val_auc", "auc"):
+        if isinstance(event.get(key), int | float):
+            parts.append(f"{key} {event[key]:.4f}")
+    eta = event.get("eta_s_max", event.get("eta_s"))
+    if isinstance(eta, int | float):
+        parts.append(f"ETA ≤ {format_duration(float(eta))}")
+    return ", ".join(parts)
+
+
+class RetrainDialog(QDialog):
+    """Choose a dataset folder, train in a subprocess, offer to switch to the new model.
+
+    Signals
+    -------
+    model_exported(str)
+        Path of the new model's spec, after the process succeeded and the user accepted it.
+    """
+
+    model_exported = Signal(str)
+
+    def __init__(
+        self,
+        runs_root: Path,
+        command: CommandFactory = training_command,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Retrain the IDC model")
+        self.resize(640, 480)
+        self._runs_root = Path(runs_root)
+        self._command = command
+        self._buffer = ""
+        self.exported_spec: str | None = None
+        self.last_error: str | None = None
+        self.process: QProcess | None = None
+
+        self.data_edit = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse)
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.data_edit)
+        data_row.addWidget(browse)
+        run_name = dt.datetime.now().strftime("run-%Y%m%d-%H%M")
+        self.run_edit = QLineEdit(str(self._runs_root / run_name))
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 500)
+        self.epochs_spin.setValue(30)
+        self.resume_box = QCheckBox("Resume an interrupted run in this folder")
+        form = QFormLayout()
+        form.addRow("Dataset folder", data_row)
+        form.addRow("Run folder", self.run_edit)
+        form.addRow("Epochs (at most)", self.epochs_spin)
+        form.addRow(self.resume_box)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("epoch %v / %m")
+        self.progress_bar.setValue(0)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.start_button = QPushButton("Start training")
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.setEnabled(False)
+        self.close_button = QPushButton("Close")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.close_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.log)
+        layout.addLayout(buttons)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.close)
+
+    # -- running -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def start(self) -> None:
+        """Start the training process with the dialog's fields."""
+        data = self.data_edit.text().strip()
+        if not data or not Path(data).is_dir():
+            QMessageBox.warning(self, "Retrain", f"Choose an existing dataset folder ({data!r}).")
+            return
+        program, args = self._command(data, self.run_edit.text().strip(),
+                                      self.epochs_spin.value(), self.resume_box.isChecked())
+        self.exported_spec, self.last_error, self._buffer = None, None, ""
+        self.progress_bar.setRange(0, self.epochs_spin.value())
+        self.progress_bar.setValue(0)
+        process = QProcess(self)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        process.readyReadStandardOutput.connect(self._on_output)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_process_error)
+        self.process = process
+        self._append(f"$ {program} {' '.join(args)}")
+        process.start(program, args)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+
+    def cancel(self) -> None:
+        """Kill the process (the last finished epoch is kept; resume continues from it)."""
+        if self.running and self.process is not None:
+            self._append("Cancelled: the last finished epoch is kept (tick Resume to continue).")
+            self.process.kill()
+            self.process.waitForFinished(5_000)
+
+    def _on_browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder (patient/0|1/*.png)")
+        if folder:
+            self.data_edit.setText(folder)
+
+    def _append(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
+    def _on_output(self) -> None:
+        if self.process is None:
+            return
+        chunk = bytes(self.process.readAllStandardOutput().data())
+        self._buffer += chunk.decode("utf-8", "replace")
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self.handle_line(line)
+
+    def handle_line(self, line: str) -> None:
+        """Apply one line of the process's output to the progress bar and the log."""
+        event = parse_event(line)
+        if event is None:
+            if line.strip():
+                self._append(line.rstrip())
+            return
+        kind = event.get("event")
+        if kind == "epoch":
+            epochs = int(event.get("epochs") or self.progress_bar.maximum())
+            self.progress_bar.setRange(0, max(1, epochs))
+            self.progress_bar.setValue(int(event.get("epoch") or 0))
+            self._append(describe_epoch(event))
+        elif kind == "exported":
+            self.exported_spec = str(event.get("spec"))
+            self._append(f"Model exported: {self.exported_spec}")
+        elif kind == "error":
+            self.last_error = str(event.get("message", "unknown error"))
+            self._append(f"Error: {self.last_error}")
+        elif kind == "log":
+            self._append(str(event.get("message", "")))
+        else:
+            details = ", ".join(f"{k}={v}" for k, v in event.items() if k != "event")
+            self._append(f"{kind}: {details}")
+
+    def _on_process_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self.last_error = "the training process could not start"
+            self._append(f"Error: {self.last_error}")
+            self._reset_buttons()
+
+    def _on_finished(self, exit_code: int, status: QProcess.ExitStatus) -> None:
+        if self._buffer:
+            self.handle_line(self._buffer)
+            self._buffer = ""
+        self._reset_buttons()
+        ok = status == QProcess.ExitStatus.NormalExit and exit_code == 0
+        if not ok:
+            self._append(f"Training stopped (exit code {exit_code}).")
+            if self.last_error:
+                QMessageBox.warning(self, "Retrain", f"Training failed: {self.last_error}")
+            return
+        self._append("Training finished.")
+        if self.exported_spec:
+            answer = QMessageBox.question(
+                self, "Retrain", f"Training finished. Use the new model?\n{self.exported_spec}"
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                self.model_exported.emit(self.exported_spec)
+
+    def _reset_buttons(self) -> None:
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        self.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,124 @@
+"""The application's shared state, one QObject that widgets receive and listen to.
+
+Widgets never reach into each other: they read :class:`AppState` and react to its signals
+(``_on_<thing>_changed`` handlers). The pure helpers at the bottom (flagged-cell stepping,
+formatting) need no Qt and are unit-tested directly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    from idc_viewer.core.heatmap import Heatmap
+    from idc_viewer.core.slide import Slide
+    from idc_viewer.ml.loading import LoadedModel
+
+Cell = tuple[int, int]
+
+
+class AppState(QObject):
+    """What is open, which model is in use, the heatmap and how it is shown.
+
+    Signals
+    -------
+    slide_changed()
+        A slide was opened or closed (``slide`` may be None).
+    model_changed()
+        ``model`` changed.
+    heatmap_changed()
+        ``heatmap`` was replaced or gained cells (progressive analysis).
+    threshold_changed(float)
+        The decision threshold in [0, 1].
+    cell_selected(object)
+        ``(col, row)`` of the inspected patch, or None.
+    """
+
+    slide_changed = Signal()
+    model_changed = Signal()
+    heatmap_changed = Signal()
+    threshold_changed = Signal(float)
+    cell_selected = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.slide: Slide | None = None
+        self.fingerprint: str | None = None
+        self.model: LoadedModel | None = None
+        self.model_path: str | None = None
+        self.heatmap: Heatmap | None = None
+        #: Which model the heatmap came from (name and hash), shown beside it.
+        self.heatmap_source: str = ""
+        self.threshold: float = 0.5
+        self.selected_cell: Cell | None = None
+
+    def set_slide(self, slide: Slide | None, fingerprint: str | None = None) -> None:
+        old = self.slide
+        self.slide, self.fingerprint = slide, fingerprint
+        self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
+        if old is not None and old is not slide:
+            old.close()
+        self.slide_changed.emit()
+        self.heatmap_changed.emit()
+
+    def set_model(self, model: LoadedModel, path: str | None) -> None:
+        self.model, self.model_path = model, path
+        self.model_changed.emit()
+        self.set_threshold(float(model.spec.threshold))
+
+    def set_heatmap(self, heatmap: Heatmap | None, source: str = "") -> None:
+        self.heatmap = heatmap
+        if source or heatmap is None:
+            self.heatmap_source = source
+        self.heatmap_changed.emit()
+
+    def set_threshold(self, threshold: float) -> None:
+        threshold = min(1.0, max(0.0, float(threshold)))
+        if not math.isclose(threshold, self.threshold):
+            self.threshold = threshold
+            self.threshold_changed.emit(threshold)
+
+    def select_cell(self, cell: Cell | None) -> None:
+        self.selected_cell = cell
+        self.cell_selected.emit(cell)
+
+
+def model_label(name: str, model_hash: str) -> str:
+    """How a model is named next to a heatmap: ``name (hash[:8])``."""
+    return f"{name} ({model_hash[:8]})" if model_hash else name
+
+
+def flagged_cells(heatmap: Heatmap, threshold: float) -> list[Cell]:
+    """Flagged cells, most probable first (ties in reading order)."""
+    probs = heatmap.probabilities
+    rows, cols = np.nonzero(heatmap.flagged_mask(threshold))
+    order = np.lexsort((cols, rows, -probs[rows, cols]))
+    return [(int(cols[i]), int(rows[i])) for i in order]
+
+
+def step_cell(cells: list[Cell], current: Cell | None, step: int) -> Cell | None:
+    """The cell ``step`` places after ``current`` in ``cells`` (wrapping); first if not in it."""
+    if not cells:
+        return None
+    if current not in cells:
+        return cells[0] if step >= 0 else cells[-1]
+    return cells[(cells.index(current) + step) % len(cells)]
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1:05`` / ``1:02:03`` / ``--`` for unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "--"
+    s = round(max(0.0, seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_length_um(um: float) -> str:
+    """A length for the status bar: µm below 1 mm, mm above."""
+    return f"{um / 1000:.2f} mm" if abs(um) >= 1000 else f"{um:.0f} µm"

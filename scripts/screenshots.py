@@ -1,0 +1,81 @@
+"""Screenshots of the real app for the README: demo slide, analysis, Grad-CAM of an IDC patch.
+
+Run under a virtual X screen (needs ``apt-get install -y xvfb libxcb-icccm4 libxcb-keysyms1
+libxcb-cursor0``)::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py [SLIDE]
+
+Writes ``docs/screenshots/{01-opened,02-heatmap,03-gradcam,04-regions}.png``. Exits 1 when
+the demo slide or a model is missing, or a step does not finish within its time limit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+def main() -> int:
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from idc_viewer.app import create_window, data_dir, demo_slide_path
+    from idc_viewer.core.results import ResultStore
+    from idc_viewer.ml.loading import default_model_path, load_model
+
+    _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive
+    slide = sys.argv[1] if len(sys.argv) > 1 else str(demo_slide_path())
+    window = create_window(store=ResultStore(data_dir() / "screenshot-results"),
+                           settings=QSettings(str(OUT / ".settings.ini"),
+                                              QSettings.Format.IniFormat))
+    window.resize(1600, 1000)
+    window.show()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    def wait(signal: object, timeout_s: float) -> list[object]:
+        loop, got = QEventLoop(), []
+        signal.connect(lambda *a: (got.extend(a), loop.quit()))  # type: ignore[attr-defined]
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        return got
+
+    def settle(ms: int = 1500) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def shot(name: str) -> None:
+        settle()
+        window.grab().save(str(OUT / name))
+        print("wrote", OUT / name)
+
+    window.state.set_model(load_model(default_model_path()), str(default_model_path()))
+    if not window.open_path(slide):
+        return 1
+    shot("01-opened.png")
+    if not window.state.heatmap:
+        window.analysis.start()
+        if wait(window.analysis_stopped, 600) != ["done"]:
+            print("analysis did not finish", file=sys.stderr)
+            return 1
+    shot("02-heatmap.png")
+    window.step_flagged(1)  # the most probable IDC patch, as a click on it would
+    if not wait(window.gradcam_shown, 120):
+        print("Grad-CAM did not finish", file=sys.stderr)
+        return 1
+    shot("03-gradcam.png")
+    window.tabs.setCurrentWidget(window.regions_panel)
+    window.regions_panel.refresh()
+    if window.regions_panel.table.rowCount():
+        window.regions_panel.table.selectRow(0)
+    shot("04-regions.png")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,296 @@
+"""The main window end to end (offscreen): opening, analysis, Grad-CAM, regions, export."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
+from app_fakes import FakeModel, FakePredictor, fake_gradcam, fake_spec, two_region_image
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+from idc_viewer.core.results import ResultStore
+from idc_viewer.qt.main_window import MainWindow
+from idc_viewer.qt.state import AppState
+
+
+@pytest.fixture
+def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every QMessageBox.warning/critical/information shown, as (title, text)."""
+    shown: list[tuple[str, str]] = []
+
+    def fake(_parent: Any, title: str, text: str, *args: Any, **kwargs: Any) -> Any:
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    for name in ("warning", "critical", "information"):
+        monkeypatch.setattr(QMessageBox, name, fake)
+    return shown
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
+    windows: list[MainWindow] = []
+
+    def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        kwargs.setdefault("gradcam_fn", fake_gradcam)
+        kwargs.setdefault("batch_size", 8)
+        window = MainWindow(AppState(), store=ResultStore(store_dir or tmp_path / "results"),
+                            settings=settings, runs_root=tmp_path / "runs", **kwargs)
+        qtbot.addWidget(window)
+        window.resize(1000, 700)
+        window.show()
+        qtbot.waitExposed(window)
+        if model == "fake":
+            model = FakeModel()
+        if model is not None:
+            window.state.set_model(model, "fake.keras")
+        windows.append(window)
+        return window
+
+    yield factory
+    for window in windows:
+        window.close()
+
+
+@pytest.fixture
+def slide_file(synthetic_tiff) -> Path:  # type: ignore[no-untyped-def]
+    return synthetic_tiff(image=two_region_image(), name="two-regions.tiff", mpp=4.0, levels=2)
+
+
+def run_analysis(qtbot, window: MainWindow, timeout: int = 30_000) -> str:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(window.analysis_stopped, timeout=timeout) as blocker:
+        assert window.analysis.start() is not None
+    return str(blocker.args[0])
+
+
+def test_open_slide_sets_title_info_and_recent(make_window, slide_file: Path) -> None:
+    window = make_window()
+    assert "IDC" in window.windowTitle()
+    assert window.open_path(str(slide_file))
+    assert window.windowTitle().startswith("two-regions.tiff")
+    assert "IDC" in window.windowTitle()
+    assert window.info_panel.values["Size (px)"].text() == "1200 × 800"
+    assert window.info_panel.values["µm/px"].text().startswith("4")
+    assert window.view.slide() is window.state.slide
+    recent = window.actions_.recent_menu.actions()
+    assert [a.text() for a in recent] == ["two-regions.tiff"]
+
+
+def test_unopenable_file_shows_reason_and_app_stays_usable(
+    make_window, dialogs, tmp_path: Path, slide_file: Path
+) -> None:
+    window = make_window()
+    bad = tmp_path / "broken.svs"
+    bad.write_bytes(b"this is not a slide" * 10)
+    assert not window.open_path(str(bad))
+    assert len(dialogs) == 1
+    assert "broken.svs" in dialogs[0][1]
+    assert "\n" not in dialogs[0][1]
+    assert window.state.slide is None
+    assert window.open_path(str(slide_file))  # still works afterwards
+    assert window.state.slide is not None
+
+
+def test_slide_without_mpp_asks_for_it(make_window, monkeypatch, tmp_path: Path) -> None:
+    import cv2
+
+    png = tmp_path / "no-scale.png"
+    cv2.imwrite(str(png), two_region_image()[..., ::-1])
+    asked: list[str] = []
+
+    def get_double(_parent: Any, title: str, label: str, *args: Any, **kw: Any) -> Any:
+        asked.append(label)
+        return 4.0, True
+
+    monkeypatch.setattr(QInputDialog, "getDouble", get_double)
+    window = make_window()
+    assert window.open_path(str(png))
+    assert len(asked) == 1
+    info = window.state.slide.info
+    assert info.mpp == pytest.approx(4.0) and info.mpp_source == "user"
+
+    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (0.0, False))
+    window2 = make_window()
+    assert not window2.open_path(str(png))
+    assert window2.state.slide is None
+
+
+def test_analysis_paints_progressively_and_stores(qtbot, make_window, slide_file: Path) -> None:
+    window = make_window()
+    window.open_path(str(slide_file))
+    assert window.state.heatmap is None
+    changes: list[int] = []
+    window.state.heatmap_changed.connect(
+        lambda: changes.append(window.state.heatmap.analysed_count if window.state.heatmap else 0)
+    )
+    assert run_analysis(qtbot, window) == "done"
+    heatmap = window.state.heatmap
+    assert heatmap is not None and heatmap.analysed_count > 50
+    assert len(changes) > 3 and changes == sorted(changes)  # batch after batch, growing
+    assert window.analysis_panel.progress_bar.value() == 1000
+    assert "patches" in window.analysis_panel.status.text()
+    assert "fake" in window.state.heatmap_source
+    assert not window.analysis.running and window.analysis_panel.run_button.isEnabled()
+
+
+def test_cancel_keeps_partial_results_and_resumes(qtbot, make_window, slide_file: Path) -> None:
+    window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.15)))
+    window.open_path(str(slide_file))
+    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000) as blocker:
+        worker = window.analysis.start()
+        assert worker is not None
+        qtbot.waitUntil(lambda: window.state.heatmap is not None
+                        and window.state.heatmap.analysed_count >= 8, timeout=10_000)
+        window.analysis_panel.cancel_button.click()
+    assert blocker.args == ["cancelled"]
+    partial = window.state.heatmap.analysed_count
+    assert 8 <= partial < 88
+    assert "Cancelled" in window.analysis_panel.status.text()
+    # A rerun resumes from what was stored.
+    window.state.model.predictor.delay_s = 0.0
+    assert run_analysis(qtbot, window) == "done"
+    assert window.state.heatmap.analysed_count == 88
+
+
+def test_reopening_shows_stored_heatmap_at_once(
+    qtbot, make_window, slide_file: Path, tmp_path: Path
+) -> None:
+    window = make_window(store_dir=tmp_path / "store")
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    expected = window.state.heatmap.probabilities.copy()
+    other = make_window(store_dir=tmp_path / "store")
+    assert other.open_path(str(slide_file))
+    assert other.state.heatmap is not None  # no analysis run: it came from the store
+    np.testing.assert_allclose(other.state.heatmap.probabilities, expected, equal_nan=True)
+    assert "fake" in other.state.heatmap_source
+    assert "fake" in other.info_panel.values["Heatmap"].text()
+    # A different model's analysis is labelled with that model's hash.
+    third = make_window(model=FakeModel(spec=fake_spec("other", "b")), store_dir=tmp_path / "store")
+    third.open_path(str(slide_file))
+    assert third.state.heatmap is not None and "aaaaaaaa" in third.state.heatmap_source
+
+
+def test_clicking_a_patch_opens_gradcam_dock(qtbot, make_window, slide_file: Path) -> None:
+    window = make_window()
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    grid = window.state.heatmap.grid
+    x, y, w, h = grid.l0_rect(5, 5)  # inside the red block
+    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000) as blocker:
+        window.view.patch_clicked.emit(x + w / 2, y + h / 2)
+    view = blocker.args[0]
+    assert view.cell == (5, 5)
+    assert window.gradcam_dock.isVisible()
+    assert "P(IDC) = " in window.gradcam_panel.probability_label.text()
+    assert "µm" in window.gradcam_panel.position_label.text()
+    assert not window.gradcam_panel.images[0].pixmap().isNull()
+
+
+def test_next_flagged_steps_from_most_probable(qtbot, make_window, slide_file: Path) -> None:
+    window = make_window()
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    probs = window.state.heatmap.probabilities
+    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
+        window.actions_.next_flagged.trigger()
+    first = window.state.selected_cell
+    assert probs[first[1], first[0]] == pytest.approx(np.nanmax(probs))
+    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
+        window.actions_.next_flagged.trigger()
+    second = window.state.selected_cell
+    assert second != first and probs[second[1], second[0]] <= probs[first[1], first[0]]
+    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
+        window.actions_.prev_flagged.trigger()
+    assert window.state.selected_cell == first
+
+
+def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path) -> None:
+    window = make_window()
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    panel = window.regions_panel
+    panel.refresh()
+    table = panel.table
+    assert table.rowCount() >= 2
+    max_p = [float(table.item(r, 3).text()) for r in range(table.rowCount())]
+    assert max_p == sorted(max_p, reverse=True)
+    window.view.fit()
+    zoom_before = window.view.view_px_per_l0()
+    table.selectRow(1)
+    region = panel.region_at_row(1)
+    visible = window.view.visible_l0_rect()
+    assert window.view.view_px_per_l0() > zoom_before
+    assert visible.contains(region.l0_centroid_x, region.l0_centroid_y)
+    assert visible.width() < 2 * max(region.l0_width, region.l0_height) + 1
+
+
+def test_export_writes_engine_files_and_png(
+    qtbot, make_window, slide_file: Path, tmp_path: Path
+) -> None:
+    window = make_window()
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    paths = window.export_results(tmp_path / "out")
+    names = sorted(p.name for p in paths)
+    assert names == sorted(["two-regions.patches.csv", "two-regions.regions.csv",
+                            "two-regions.regions.geojson", "two-regions.provenance.json"])
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "fake" in (tmp_path / "out" / "two-regions.provenance.json").read_text()
+    png = tmp_path / "view.png"
+    assert window.export_view_png(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_without_heatmap_is_a_message(make_window, dialogs, slide_file, tmp_path) -> None:
+    window = make_window()
+    window.open_path(str(slide_file))
+    assert window.export_results(tmp_path / "out") == []
+    assert dialogs and "analyse" in dialogs[-1][1].lower()
+
+
+def test_wrong_model_file_keeps_previous_model(qtbot, make_window, dialogs, tmp_path) -> None:
+    from idc_viewer.qt.main_window import _default_model_loader
+
+    window = make_window(model_loader=_default_model_loader)
+    old = window.state.model
+    bad = tmp_path / "evil.keras"
+    bad.write_bytes(b"not a model")
+    with qtbot.waitSignal(window.model_load_failed, timeout=10_000):
+        window.load_model(str(bad))
+    assert window.state.model is old
+    assert dialogs and dialogs[-1][0] == "Cannot load model" and "evil.keras" in dialogs[-1][1]
+    assert window.model_panel.name_label.text().startswith("fake")
+
+
+def test_load_model_switches_model(qtbot, make_window) -> None:
+    new = FakeModel(spec=fake_spec("newer", "c"))
+    window = make_window(model_loader=lambda path: new)
+    with qtbot.waitSignal(window.state.model_changed, timeout=10_000):
+        window.load_model("newer.keras")
+    assert window.state.model is new
+    assert "cccccccc" in window.model_panel.hash_label.text()
+
+
+def test_closing_mid_analysis_cancels_without_hanging(qtbot, make_window, slide_file) -> None:
+    window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.3)))
+    window.open_path(str(slide_file))
+    worker = window.analysis.start()
+    assert worker is not None
+    qtbot.waitUntil(lambda: worker.running, timeout=5_000)
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 5.0
+    assert not worker.running
