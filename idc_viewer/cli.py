@@ -188,9 +188,11 @@ def _one_line(message: str) -> str:
 
 def _run_gui(argv: list[str]) -> int:
     """Start the viewer (``idc_viewer.app.main``) with the GUI's own options."""
+    import importlib
+
     try:
         # lazily: the headless commands must not pay for importing Qt
-        import idc_viewer.app as app
+        app = importlib.import_module("idc_viewer.app")
     except ModuleNotFoundError as exc:
         if exc.name not in ("idc_viewer.app", "PySide6"):
             raise

@@ -1,0 +1,89 @@
+"""One short real training run through ``idc-train``: checkpoint, evaluation report, contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+
+
+@pytest.mark.slow
+def test_one_epoch_on_a_small_real_subset_writes_a_checked_report(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    argv = [
+        "train",
+        str(shared_data / "idc"),
+        "--run-dir",
+        str(run_dir),
+        "--preset",
+        "native",
+        "--epochs",
+        "1",
+        "--max-patients",
+        "24",
+        "--progress-json",
+    ]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1]
+    exported = next(e for e in events if e["event"] == "exported")
+
+    split = json.loads((run_dir / "split.json").read_text())
+    train, val, test = (set(split[k]) for k in ("train", "validation", "test"))
+    assert train and val and test and not (train & val or train & test or val & test)
+    assert (run_dir / "last.keras").is_file() and (run_dir / "best.weights.h5").is_file()
+
+    model_dir = run_dir / "model"
+    report = json.loads((model_dir / "idc-native-50.report.json").read_text())
+    test_metrics = report["test"]
+    assert 0.0 <= test_metrics["balanced_accuracy"] <= 1.0
+    assert sum(map(sum, test_metrics["confusion_matrix"])) == test_metrics["n"] > 0
+    for suffix in (
+        "curves.png",
+        "roc.png",
+        "gradcam.png",
+        "model_card.md",
+        "classification_report.txt",
+        "keras",
+        "tflite",
+    ):
+        assert (model_dir / f"idc-native-50.{suffix}").stat().st_size > 0, suffix
+    card = (model_dir / "idc-native-50.model_card.md").read_text()
+    assert "validation patients" in card  # the threshold's provenance is stated
+
+    from idc_viewer.ml.loading import load_model
+
+    loaded = load_model(Path(exported["spec"]))
+    assert loaded.spec.threshold == pytest.approx(report["threshold"], abs=1e-3)
+    assert loaded.spec.training_data["patients"]["test"] == len(test)
+
+
+def test_resume_of_a_finished_run_does_nothing(shared_data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [
+        "train",
+        str(shared_data / "idc"),
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        "1",
+        "--max-patients",
+        "12",
+        "--no-export",
+    ]
+    assert main(args) == 0
+    state = json.loads((run_dir / "state.json").read_text())
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((run_dir / "state.json").read_text())["epoch"] == state["epoch"]
+
+
+def test_a_missing_dataset_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r")]) == 1
+    assert "does not exist" in capsys.readouterr().err
