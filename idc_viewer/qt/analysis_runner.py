@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid, make_grid
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from idc_viewer.qt.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+#: Batches arriving faster than this are coalesced into one repaint of the heatmap and
+#: progress (keeps the GUI thread free: at most ~6 overlay rebuilds and repaints per second).
+UPDATE_INTERVAL_MS = 150
 
 
 def _snapshot(update: AnalysisUpdate) -> tuple[AnalysisUpdate, Heatmap | None]:
@@ -97,6 +101,13 @@ class AnalysisRunner(QObject):
         self._live: Heatmap | None = None
         self._outcome = ""
         self._label = ""
+        # Batches applied to ``_live`` but not yet shown (coalesced by ``_flush_timer``).
+        self._pending_cells: list[np.ndarray] = []
+        self._pending_progress: Any = None
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(UPDATE_INTERVAL_MS)
+        self._flush_timer.timeout.connect(self.flush_updates)
 
     @property
     def running(self) -> bool:
@@ -131,6 +142,7 @@ class AnalysisRunner(QObject):
         worker.cancelled.connect(lambda: self._finish("cancelled"))
         worker.failed.connect(self._on_failed)
         worker.stopped.connect(self._on_stopped)
+        self._discard_pending()
         self.worker, self._live, self._outcome = worker, None, ""
         self._label = model_label(model.spec.name, model.spec.model_hash)
         window.analysis_panel.set_running(True)
@@ -159,24 +171,50 @@ class AnalysisRunner(QObject):
             window.show_error("No tissue to analyse", update.tissue_warning)
             return
         if snapshot is not None:
+            self._discard_pending()
             self._live = snapshot
             self._state.set_heatmap(snapshot, self._label)
             window.view.set_heatmap(snapshot)
-        elif self._live is not None and len(update.cols):
+            window.analysis_panel.show_progress(update.progress)
+            return
+        if self._live is not None and len(update.cols):
+            # Cheap: the GUI-side copy and the state are updated at once (the listeners of
+            # heatmap_changed are light or throttle themselves); the costly overlay rebuild,
+            # repaint and progress bar run at most every UPDATE_INTERVAL_MS.
             self._live.probabilities[update.rows, update.cols] = update.probabilities
-            window.view.update_heatmap_cells(np.column_stack([update.cols, update.rows]))
+            self._pending_cells.append(np.column_stack([update.cols, update.rows]))
             self._state.set_heatmap(self._live)
-        window.analysis_panel.show_progress(update.progress)
+        self._pending_progress = update.progress
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def flush_updates(self) -> None:
+        """Show the batches received since the last flush (heatmap cells and progress)."""
+        self._flush_timer.stop()
+        cells, progress = self._pending_cells, self._pending_progress
+        self._pending_cells, self._pending_progress = [], None
+        live = self._live
+        if cells and live is not None and self._state.heatmap is live:
+            self._window.view.update_heatmap_cells(np.concatenate(cells))
+        if progress is not None:
+            self._window.analysis_panel.show_progress(progress)
+
+    def _discard_pending(self) -> None:
+        self._flush_timer.stop()
+        self._pending_cells, self._pending_progress = [], None
 
     def _finish(self, outcome: str) -> None:
+        self.flush_updates()
         if not self._outcome:
             self._outcome = outcome
 
     def _on_failed(self, message: str) -> None:
+        self.flush_updates()
         self._outcome = "failed"
         self._window.show_error("Analysis failed", message)
 
     def _on_stopped(self) -> None:
+        self.flush_updates()
         outcome = self._outcome or "done"
         panel = self._window.analysis_panel
         panel.set_running(False)

@@ -40,6 +40,20 @@ def qimage_from_array(array: NDArray[np.uint8]) -> QImage:
     return view.copy()
 
 
+def qimage_for_painting(array: NDArray[np.uint8]) -> QImage:
+    """Like :func:`qimage_from_array`, in a format QPainter draws without converting.
+
+    Opaque images become ``Format_RGB32`` (same pixels; RGB888 would be converted on every
+    draw, on the GUI thread), translucent ones ``Format_ARGB32_Premultiplied``.
+    """
+    image = qimage_from_array(array)
+    if image.isNull() or image.format() == QImage.Format.Format_Grayscale8:
+        return image
+    if image.hasAlphaChannel():
+        return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    return image.convertToFormat(QImage.Format.Format_RGB32)
+
+
 def qpixmap_from_array(array: NDArray[np.uint8]) -> QPixmap:
     """Like :func:`qimage_from_array` but returns a QPixmap (GUI thread only)."""
     return QPixmap.fromImage(qimage_from_array(array))

@@ -60,7 +60,13 @@ class AnalysisPanel(QWidget):
         self._on_slide_changed()
 
     def show_progress(self, progress: Progress) -> None:
-        self.progress_bar.setValue(round(progress.fraction * 1000))
+        # QProgressBar.setValue repaints synchronously; with updates disabled meanwhile the
+        # repaint is only scheduled (and merged with the window's next paint).
+        bar = self.progress_bar
+        bar.setUpdatesEnabled(False)
+        bar.setValue(round(progress.fraction * 1000))
+        bar.setUpdatesEnabled(True)
+        bar.update()
         self.status.setText(progress_text(progress))
 
     def show_message(self, text: str) -> None:

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
-from idc_viewer.qt.image_convert import qimage_from_array
+from idc_viewer.qt.image_convert import qimage_for_painting
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +59,7 @@ class Minimap(QWidget):
         if thumbnail is None or l0_size is None:
             self._image, self._l0_size = QImage(), (0, 0)
         else:
-            self._image, self._l0_size = qimage_from_array(thumbnail), l0_size
+            self._image, self._l0_size = qimage_for_painting(thumbnail), l0_size
         self._viewport_l0 = QRectF()
         self.update()
 

@@ -27,7 +27,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QWidget
 
-from idc_viewer.qt.image_convert import qimage_from_array
+from idc_viewer.qt.image_convert import qimage_for_painting
 from idc_viewer.qt.viewer.geometry import (
     ViewTransform,
     choose_level,
@@ -133,7 +133,7 @@ class SlideView(QWidget):
         self._slide_id = f"{slide.info.path}#{next(_slide_ids)}" if slide is not None else ""
         self._thumbnail = QImage()
         if slide is not None:
-            self._thumbnail = qimage_from_array(slide.thumbnail(THUMBNAIL_MAX_SIDE))
+            self._thumbnail = qimage_for_painting(slide.thumbnail(THUMBNAIL_MAX_SIDE))
         self._overlay.set_heatmap(None)
         self._needs_fit = True
         if slide is not None and self.isVisible():

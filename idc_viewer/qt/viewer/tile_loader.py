@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from idc_viewer.qt.image_convert import qimage_from_array
+from idc_viewer.qt.image_convert import qimage_for_painting
 from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class TileLoader(QObject):
             error: str | None = None
             try:
                 if self._cache.get(request.key) is None:
-                    image = qimage_from_array(self._read(request))
+                    image = qimage_for_painting(self._read(request))
                     self._cache.put(request.key, image, image.sizeInBytes())
             except Exception as exc:  # a bad tile must not kill the reader thread
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0]
