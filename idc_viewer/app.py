@@ -72,6 +72,10 @@ def _excepthook(window: MainWindow | None) -> Any:
     return hook
 
 
+#: Set to quit as soon as the first slide is shown, printing the window's title (smoke test).
+SMOKE_TEST_ENV = "IDC_VIEWER_SMOKE_TEST"
+
+
 def create_window(
     store: ResultStore | None = None, settings: QSettings | None = None, **kwargs: Any
 ) -> MainWindow:
@@ -113,6 +117,12 @@ def run_app(
         if path:
             window.open_path(path)
 
+    if os.environ.get(SMOKE_TEST_ENV):  # packaging smoke test: report the window, then quit
+        def report_and_quit(_path: str) -> None:
+            print(f"window: {window.windowTitle()} visible={window.isVisible()}", flush=True)
+            QTimer.singleShot(0, app.quit)
+
+        window.slide_opened.connect(report_and_quit)
     QTimer.singleShot(0, start)  # the window appears first, then the slide opens
     return int(app.exec())
 
