@@ -52,7 +52,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from idc_viewer.app import DemoMissingError, create_window, demo_slide_path
-    from idc_viewer.core.slide import SyntheticSlide, open_slide
+    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.synthetic import SyntheticSlide
     from idc_viewer.ml.loading import load_model
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -22,9 +22,9 @@ from idc_viewer.core.slide import (
     MissingMppError,
     Slide,
     SlideInfo,
-    SyntheticSlide,
     open_slide,
 )
+from idc_viewer.core.synthetic import SyntheticSlide
 
 
 class CountingSlide(Slide):

@@ -15,11 +15,11 @@ import pytest
 from idc_viewer.core.slide import (
     ArraySlide,
     SlideError,
-    SyntheticSlide,
     open_slide,
     resolve_mpp,
     slide_fingerprint,
 )
+from idc_viewer.core.synthetic import SyntheticSlide
 
 PINK = (230, 150, 190)
 

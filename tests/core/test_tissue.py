@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from idc_viewer.core.patches import make_grid
-from idc_viewer.core.slide import ArraySlide, Blob, SyntheticSlide, open_slide
+from idc_viewer.core.slide import ArraySlide, open_slide
+from idc_viewer.core.synthetic import Blob, SyntheticSlide
 from idc_viewer.core.tissue import detect_tissue
 
 

@@ -14,7 +14,8 @@ import pytest
 from idc_viewer.core.jobs import CancelToken
 from idc_viewer.core.patches import make_grid
 from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import ArraySlide, MissingMppError, SyntheticSlide
+from idc_viewer.core.slide import ArraySlide, MissingMppError
+from idc_viewer.core.synthetic import SyntheticSlide
 from idc_viewer.core.tissue import detect_tissue
 from idc_viewer.engine.analysis import (
     AnalysisRequest,
