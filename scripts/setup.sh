@@ -13,5 +13,5 @@ set +o pipefail
 status=${PIPESTATUS[0]}
 set -o pipefail
 [ "$status" -eq 0 ] || { echo "setup failed: pip install exited with $status" >&2; exit "$status"; }
-.venv/bin/python -c "import idc_viewer, openslide, PySide6, tensorflow, ai_edge_litert" \
+TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python -c "import idc_viewer, openslide, PySide6, tensorflow, ai_edge_litert" \
   || { echo "setup failed: the environment cannot import its dependencies" >&2; exit 1; }

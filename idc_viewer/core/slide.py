@@ -2,7 +2,8 @@
 
 :func:`open_slide` opens every format OpenSlide reads (Aperio, Hamamatsu, DICOM, tiled TIFF, ...)
 and plain PNG/JPEG/TIFF images; :class:`ArraySlide` is the in-memory twin for tests and
-:class:`idc_viewer.core.synthetic.SyntheticSlide` generates H&E-like pixels on demand for slides of any size.
+:class:`idc_viewer.core.synthetic.SyntheticSlide` generates H&E-like pixels on demand for
+slides of any size.
 
 Every read returns ``(H, W, 3)`` uint8 RGB with transparent and out-of-bounds areas white.
 Coordinates follow OpenSlide: ``l0_x, l0_y`` are level-0 pixels, sizes are pixels of the level read.
