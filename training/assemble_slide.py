@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from training.data import KAGGLE_PATCH_NAME
 
 __all__ = [
     "AssembledSlide",
@@ -33,7 +34,6 @@ __all__ = [
     "truth_csv_path",
 ]
 
-_NAME = re.compile(r"_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.IGNORECASE)
 _WHITE = 255
 _MIN_LEVEL_SIDE = 512  # stop adding pyramid levels once the longer side is at most this
 TRUTH_HEADER = ("x", "y", "width", "height", "label")
@@ -186,7 +186,7 @@ def assemble_patient_arrays(patient_dir: Path) -> PatientCanvas:
     decoded: list[tuple[PatchPlacement, np.ndarray]] = []
     skipped: list[Path] = []
     for path in files:
-        match = _NAME.search(path.name)
+        match = KAGGLE_PATCH_NAME.search(path.name)
         rgb = _read_rgb(path) if match else None
         if match is None or rgb is None:
             skipped.append(path)

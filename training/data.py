@@ -28,7 +28,7 @@ _PAPER_SPLIT_ALIASES = {
     "validation": "validation",
     "test": "test",
 }
-_KAGGLE_NAME = re.compile(r"_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.IGNORECASE)
+KAGGLE_PATCH_NAME = re.compile(r"_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.IGNORECASE)
 
 
 class DatasetError(Exception):
@@ -87,7 +87,7 @@ def scan_dataset(root: Path) -> Dataset:
 
 
 def _record(png: Path, label: int, group: str, paper: bool) -> PatchRecord:
-    match = _KAGGLE_NAME.search(png.name)
+    match = KAGGLE_PATCH_NAME.search(png.name)
     patient = group
     if paper:  # the paper layout loses the patient folder; recover it from the Kaggle name
         patient = png.name.split("_", 1)[0] if match else f"{group}:{png.stem}"
@@ -101,7 +101,7 @@ def _check_labels(records: Iterable[PatchRecord]) -> None:
     wrong = [
         r.path
         for r in records
-        if (m := _KAGGLE_NAME.search(r.path.name)) and int(m["c"]) != r.label
+        if (m := KAGGLE_PATCH_NAME.search(r.path.name)) and int(m["c"]) != r.label
     ]
     if wrong:
         raise DatasetError(

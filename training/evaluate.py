@@ -24,27 +24,24 @@ from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
 
 
-def _predict(model: Any, x: np.ndarray, input_size: int) -> np.ndarray:
+def _predict(model: Any, x: np.ndarray, preset: str) -> np.ndarray:
+    """Probabilities with the app's own preprocessing for ``preset`` (before the spec exists)."""
     from idc_viewer.ml.preprocessing import to_model_input
+    from idc_viewer.ml.spec import ModelSpec, Preprocessing
 
-    spec_like = _SpecView(input_size)
+    settings = PRESETS[preset]
+    preprocessing_spec = ModelSpec(
+        name="evaluation",
+        preset=preset,
+        input_size=int(settings["input_size"]),
+        patch_size_px=PATCH_PX,
+        preprocessing=Preprocessing(resize_interpolation=settings["resize_interpolation"]),
+    )
     out = []
     for start in range(0, len(x), 512):
-        batch = to_model_input(x[start : start + 512], spec_like)  # type: ignore[arg-type]
+        batch = to_model_input(x[start : start + 512], preprocessing_spec)
         out.append(np.asarray(model(batch, training=False)).reshape(-1))
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
-
-
-class _SpecView:
-    """The preprocessing fields of a spec, before the spec exists."""
-
-    def __init__(self, input_size: int) -> None:
-        from idc_viewer.ml.spec import Preprocessing
-
-        self.input_size = input_size
-        self.patch_size_px = PATCH_PX
-        interpolation = "none" if input_size == PATCH_PX else "bilinear"
-        self.preprocessing = Preprocessing(resize_interpolation=interpolation)
 
 
 def evaluate_run(
@@ -65,10 +62,10 @@ def evaluate_run(
     model.load_weights(run_dir / "best.weights.h5")
     data = prepare_data(config, log)
 
-    val_prob = _predict(model, data.x["validation"], config.input_size)
+    val_prob = _predict(model, data.x["validation"], config.preset)
     threshold = best_threshold(data.y["validation"], val_prob, criterion=THRESHOLD_CRITERION)
     val_metrics = binary_metrics(data.y["validation"], val_prob, threshold)
-    test_prob = _predict(model, data.x["test"], config.input_size)
+    test_prob = _predict(model, data.x["test"], config.preset)
     test_metrics = binary_metrics(data.y["test"], test_prob, threshold)
     log(
         f"threshold {threshold:.3f} (max {THRESHOLD_CRITERION} on validation patients); "
@@ -226,7 +223,6 @@ def slide_level_figures(
     from idc_viewer.core.slide import open_slide
     from idc_viewer.engine.analysis import analyze
     from training.assemble_slide import assemble_slide
-    from training.data import scan_dataset
 
     split = json.loads((Path(config.run_dir) / "split.json").read_text())
     large = set(split.get("large_patients", []))
@@ -238,12 +234,11 @@ def slide_level_figures(
             with open_slide(slide_file.path) as slide:
                 heatmap = None
                 for update in analyze(slide, loaded, None, None):
-                    heatmap = update.heatmap if hasattr(update, "heatmap") else heatmap
+                    heatmap = update.heatmap
             rows.append(
                 _compare_with_truth(patient, heatmap, slide_file.truth_csv, loaded.spec.threshold)
             )
             log(f"slide {patient}: {rows[-1]}")
-    del scan_dataset
     return rows
 
 
