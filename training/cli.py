@@ -28,13 +28,28 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument(
-        "--balance", choices=["undersample", "class-weights", "none"], default="undersample"
+        "--balance",
+        choices=["undersample", "resample", "class-weights", "none"],
+        default="undersample",
+        help="undersample: one fixed balanced subset (the paper); resample: a new balanced "
+        "subset every epoch; class-weights: all patches, weighted",
     )
     train.add_argument(
         "--stain-jitter",
         type=float,
         default=0.0,
         help="hue jitter amplitude (0 = off, the paper's recipe)",
+    )
+    train.add_argument(
+        "--hed-jitter",
+        type=float,
+        default=0.0,
+        help="haematoxylin/eosin/DAB density jitter σ (0 = off, the paper's recipe; 0.05 light)",
+    )
+    train.add_argument(
+        "--dihedral",
+        action="store_true",
+        help="also flip vertically and transpose (all 8 orientations; the paper: horizontal only)",
     )
     train.add_argument(
         "--max-patients",
@@ -55,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a finished run and export its model")
     evaluate.add_argument("run_dir", type=Path)
     evaluate.add_argument("--progress-json", action="store_true")
+
+    validate = sub.add_parser(
+        "validate",
+        help="validation-patient figures of trained runs, to choose one without seeing test",
+    )
+    validate.add_argument("run_dirs", type=Path, nargs="+")
 
     assemble = sub.add_parser(
         "assemble-slide", help="rebuild a Kaggle patient as a pyramidal TIFF with a truth CSV"
@@ -107,6 +128,8 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             seed=args.seed,
             balance=args.balance,
             stain_jitter=args.stain_jitter,
+            hed_jitter=args.hed_jitter,
+            dihedral=args.dihedral,
             max_patients=args.max_patients,
         )
         log = _logger(emit)
@@ -135,6 +158,23 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             log,
             {"event": "exported", "spec": str(result["spec_path"]), "metrics": result["metrics"]},
         )
+        return 0
+    if args.command == "validate":
+        from training.evaluate import validate_run
+
+        rows = [validate_run(run_dir, log=lambda message: None) for run_dir in args.run_dirs]
+        print(
+            f"{'run':40} {'epochs':>8} {'thresh':>6} {'F1(IDC)':>7} {'BAC':>6} {'AUC':>6}  "
+            "(validation patients only)"
+        )
+        for row in rows:
+            figures = row["validation_patients"]
+            epochs = f"{row['best_epoch']}/{row['epochs_run']}{'' if row['finished'] else '+'}"
+            print(
+                f"{row['run_dir'][-40:]:40} {epochs:>8} {row['threshold']:6.3f} "
+                f"{figures['f1']:7.3f} {figures['balanced_accuracy']:6.3f} "
+                f"{figures['roc_auc']:6.3f}"
+            )
         return 0
     if args.command == "assemble-slide":
         from training.assemble_slide import assemble_slide

@@ -170,12 +170,56 @@ def _training_summary(
         "patches": {k: len(v) for k, v in data.y.items()},
         "idc_patches": {k: int(v.sum()) for k, v in data.y.items()},
         "balance": config.balance,
-        "augmentation": "paper (rotation 20, zoom 0.2, shift 0.1, "
-        f"brightness 0.8-1.2, hflip); stain jitter {config.stain_jitter}",
+        "augmentation": augmentation_summary(config),
         "epochs_run": int(state["epoch"]) + 1,
         "best_epoch": int(state["early_stopping"]["best_epoch"]) + 1,
         "undecodable_skipped": data.skipped,
     }
+
+
+def augmentation_summary(config: TrainConfig) -> str:
+    parts = ["paper (rotation 20, zoom 0.2, shift 0.1, brightness 0.8-1.2, hflip)"]
+    if config.dihedral:
+        parts.append("vertical flips and transposes (all 8 orientations)")
+    if config.hed_jitter:
+        parts.append(f"H&E density jitter {config.hed_jitter}")
+    if config.stain_jitter:
+        parts.append(f"hue/saturation jitter {config.stain_jitter}")
+    return "; ".join(parts)
+
+
+def validate_run(run_dir: Path, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Validation-patient figures of a trained run, for choosing between candidate runs.
+
+    Test patients are neither decoded nor scored here, so comparing candidates cannot leak the
+    test split into the choice; ``evaluate`` then scores the chosen run's test patients once.
+    """
+    run_dir = Path(run_dir)
+    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    state = json.loads((run_dir / "state.json").read_text())
+    if not (run_dir / "split.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no split.json: is it a training run?")
+    set_threads()
+    from idc_viewer.ml.model_def import build_model
+
+    model = build_model(config.input_size, l2=config.l2)
+    model.load_weights(run_dir / "best.weights.h5")
+    data = prepare_data(config, log, splits=("validation",))
+    prob = _predict(model, data.x["validation"], config.preset)
+    threshold = best_threshold(data.y["validation"], prob, criterion=THRESHOLD_CRITERION)
+    result = {
+        "run_dir": str(run_dir),
+        "preset": config.preset,
+        "balance": config.balance,
+        "augmentation": augmentation_summary(config),
+        "best_epoch": int(state["early_stopping"]["best_epoch"]) + 1,
+        "epochs_run": int(state["epoch"]) + 1,
+        "finished": bool(state.get("finished", False)),
+        "threshold": threshold,
+        "validation_patients": _headline(binary_metrics(data.y["validation"], prob, threshold)),
+    }
+    (run_dir / "validation.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def _inference_speed(model: Any, input_size: int, n: int = 1024) -> float:

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,12 @@ class TrainConfig:
     learning_rate: float = 1e-3
     l2: float = 1e-4
     seed: int = 42
-    balance: str = "undersample"  # "undersample" (paper) | "class-weights" | "none"
+    # "undersample" (paper: one fixed balanced subset) | "resample" (a fresh balanced subset of
+    # the majority class every epoch, so all patches are used) | "class-weights" | "none"
+    balance: str = "undersample"
     stain_jitter: float = 0.0
+    hed_jitter: float = 0.0
+    dihedral: bool = False
     max_patients: int | None = None  # a small real subset (CI)
     early_stopping_patience: int = 5
     plateau_patience: int = 3
@@ -68,17 +72,21 @@ class SplitArrays:
     skipped: int
 
 
-def prepare_data(config: TrainConfig, log: Callable[[str], None] = print) -> SplitArrays:
-    """Scan, split by patient (reusing the run's split.json if present), decode patches."""
+SPLITS = ("train", "validation", "test")
+
+
+def prepare_data(
+    config: TrainConfig, log: Callable[[str], None] = print, splits: Sequence[str] = SPLITS
+) -> SplitArrays:
+    """Scan, split by patient (reusing the run's split.json if present), decode patches.
+
+    ``splits`` limits which splits are decoded, e.g. validation only when choosing between runs.
+    """
     run_dir = Path(config.run_dir)
     dataset: Dataset = scan_dataset(Path(config.data_dir))
     split_file = run_dir / "split.json"
     if split_file.exists():
-        split = {
-            k: v
-            for k, v in json.loads(split_file.read_text()).items()
-            if k in ("train", "validation", "test")
-        }
+        split = {k: v for k, v in json.loads(split_file.read_text()).items() if k in SPLITS}
     elif dataset.preset_split is not None:
         split = {
             name: sorted(p for p, s in dataset.preset_split.items() if s == name)
@@ -108,6 +116,8 @@ def prepare_data(config: TrainConfig, log: Callable[[str], None] = print) -> Spl
     x, y, records = {}, {}, {}
     skipped = 0
     for name, members in split.items():
+        if name not in splits:
+            continue
         recs = [r for p in members for r in by_patient.get(p, [])]
         x[name], y[name], kept, n_skipped = load_patches(recs)
         records[name] = [recs[i] for i in kept]
@@ -116,7 +126,7 @@ def prepare_data(config: TrainConfig, log: Callable[[str], None] = print) -> Spl
             f"{name}: {len(members)} patients, {len(y[name])} patches "
             f"({int(y[name].sum())} IDC), {n_skipped} undecodable skipped"
         )
-    if len(y["train"]) == 0 or len(np.unique(y["train"])) < 2:
+    if "train" in splits and (len(y["train"]) == 0 or len(np.unique(y["train"])) < 2):
         from training.data import DatasetError
 
         raise DatasetError("The training split needs patches of both classes (0 and 1).")
@@ -136,6 +146,26 @@ def set_threads() -> None:
         pass  # already initialised in this process
 
 
+def training_patches(x: np.ndarray, y: np.ndarray, balance: str, seed: int) -> Any:
+    """The training (patch, label) stream of one epoch, before batching and augmentation."""
+    import tensorflow as tf
+
+    def shuffled(index: np.ndarray) -> Any:
+        return tf.data.Dataset.from_tensor_slices((x[index], y[index].astype(np.float32))).shuffle(
+            len(index), seed=seed, reshuffle_each_iteration=True
+        )
+
+    if balance != "resample":
+        return shuffled(np.arange(len(y)))
+    # both classes drawn with equal odds from endless reshuffled streams; an epoch is as long as
+    # the paper's undersampled one, but each epoch sees a different slice of the majority class
+    by_class = [np.flatnonzero(y == label) for label in (0, 1)]
+    minority = min(len(index) for index in by_class)
+    return tf.data.Dataset.sample_from_datasets(
+        [shuffled(index).repeat() for index in by_class], [0.5, 0.5], seed=seed
+    ).take(2 * minority)
+
+
 def make_datasets(
     config: TrainConfig, data: SplitArrays
 ) -> tuple[Any, Any, dict[int, float] | None]:
@@ -151,8 +181,12 @@ def make_datasets(
         x_train, y_train = x_train[keep], y_train[keep]
     elif config.balance == "class-weights":
         weights = class_weights(y_train)
+    elif config.balance not in ("resample", "none"):
+        raise ValueError(f"Unknown balance {config.balance!r}.")
     size = config.input_size
-    augment = build_augmenter(config.seed, config.stain_jitter)
+    augment = build_augmenter(
+        config.seed, config.stain_jitter, config.hed_jitter, dihedral=config.dihedral
+    )
 
     def rescale(images: Any) -> Any:
         images = tf.cast(images, tf.float32) / 255.0
@@ -160,10 +194,9 @@ def make_datasets(
             images = tf.image.resize(images, (size, size), method="bilinear")
         return images
 
+    patches = training_patches(x_train, y_train, config.balance, config.seed)
     train = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.float32)))
-        .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
+        patches.batch(config.batch_size)
         .map(lambda x, y: (augment(rescale(x)), y), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

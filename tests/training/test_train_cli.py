@@ -63,7 +63,12 @@ def test_one_epoch_on_a_small_real_subset_writes_a_checked_report(
     assert loaded.spec.training_data["patients"]["test"] == len(test)
 
 
-def test_resume_of_a_finished_run_does_nothing(shared_data: Path, tmp_path: Path) -> None:
+def test_resume_of_a_finished_run_does_nothing_and_validate_reads_no_test_patient(
+    shared_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     run_dir = tmp_path / "run"
     args = [
         "train",
@@ -80,6 +85,26 @@ def test_resume_of_a_finished_run_does_nothing(shared_data: Path, tmp_path: Path
     state = json.loads((run_dir / "state.json").read_text())
     assert main([*args, "--resume"]) == 0
     assert json.loads((run_dir / "state.json").read_text())["epoch"] == state["epoch"]
+
+    import training.data
+
+    split = json.loads((run_dir / "split.json").read_text())
+    real_load = training.data.load_patches
+    loaded_patients: set[str] = set()
+
+    def spy(records: list[training.data.PatchRecord]) -> object:
+        loaded_patients.update(r.patient for r in records)
+        return real_load(records)
+
+    monkeypatch.setattr("training.train.load_patches", spy)
+    capsys.readouterr()
+    assert main(["validate", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "validation patients only" in out and "F1(IDC)" in out
+    assert loaded_patients == set(split["validation"])  # test patients never decoded
+    result = json.loads((run_dir / "validation.json").read_text())
+    assert 0.0 <= result["validation_patients"]["balanced_accuracy"] <= 1.0
+    assert result["best_epoch"] == 1 and result["finished"]
 
 
 def test_a_missing_dataset_is_one_clear_error(

@@ -1,0 +1,62 @@
+"""Training-time augmentation and class balancing beyond the paper's fixed undersampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from training.augment import build_augmenter, jitter_hed  # noqa: E402
+from training.train import training_patches  # noqa: E402
+
+
+def _images(n: int = 8, size: int = 50) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0.05, 1.0, (n, size, size, 3)).astype(np.float32)
+
+
+def test_hed_jitter_of_zero_is_the_identity_and_nonzero_changes_the_stain() -> None:
+    images = _images()
+    unchanged = jitter_hed(tf.constant(images), 0.0).numpy()
+    assert np.abs(unchanged - images).max() < 1e-4  # RGB -> HED -> RGB round trip
+    jittered = jitter_hed(tf.constant(images), 0.2).numpy()
+    assert jittered.shape == images.shape
+    assert jittered.min() >= 0.0 and jittered.max() <= 1.0
+    assert np.abs(jittered - images).mean() > 0.01
+
+
+def test_dihedral_augmentation_keeps_shape_and_range() -> None:
+    augment = build_augmenter(seed=1, hed_jitter=0.1, dihedral=True)
+    out = augment(tf.constant(_images(16))).numpy()
+    assert out.shape == (16, 50, 50, 3)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def _epochs(balance: str, n_epochs: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+    # 200 negatives, 20 positives; each patch carries its own index so draws can be identified
+    index = np.arange(220)
+    x = np.stack([index % 256, index // 256, index * 0], axis=-1).astype(np.uint8)[:, None, None]
+    y = (index >= 200).astype(np.int64)
+    stream = training_patches(x, y, balance, seed=3)
+    epochs = []
+    for _ in range(n_epochs):
+        pairs = list(stream.as_numpy_iterator())
+        ids = np.array([int(p[0][0, 0, 0]) + 256 * int(p[0][0, 0, 1]) for p in pairs])
+        epochs.append((ids, np.array([p[1] for p in pairs])))
+    return epochs
+
+
+def test_resample_draws_balanced_epochs_from_the_whole_majority() -> None:
+    negatives_seen: set[int] = set()
+    for ids, labels in _epochs("resample"):
+        assert len(ids) == 40  # twice the minority, as long as an undersampled epoch
+        assert 10 <= labels.sum() <= 30  # both classes drawn with equal odds
+        assert np.array_equal(labels, (ids >= 200).astype(np.float32))  # labels follow patches
+        negatives_seen.update(ids[labels == 0].tolist())
+    # one fixed undersampled subset would only ever show 20 negatives
+    assert len(negatives_seen) > 40
+
+
+def test_other_balances_stream_every_patch_once_per_epoch() -> None:
+    for ids, _ in _epochs("none", n_epochs=2):
+        assert sorted(ids.tolist()) == list(range(220))
