@@ -185,6 +185,8 @@ def augmentation_summary(config: TrainConfig) -> str:
         parts.append(f"H&E density jitter {config.hed_jitter}")
     if config.stain_jitter:
         parts.append(f"hue/saturation jitter {config.stain_jitter}")
+    if config.recalibrate_bn:
+        parts.append("BatchNorm statistics re-estimated on un-augmented patches each epoch")
     return "; ".join(parts)
 
 
