@@ -60,3 +60,31 @@ def test_resample_draws_balanced_epochs_from_the_whole_majority() -> None:
 def test_other_balances_stream_every_patch_once_per_epoch() -> None:
     for ids, _ in _epochs("none", n_epochs=2):
         assert sorted(ids.tolist()) == list(range(220))
+
+
+def test_recalibrated_validation_refits_batchnorm_to_clean_patches_and_logs_val_figures() -> None:
+    import keras
+
+    from training.train import recalibrated_validation
+
+    inputs = keras.Input((4, 4, 3))
+    norm = keras.layers.BatchNormalization(momentum=0.99)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(norm(inputs))
+    )
+    model = keras.Model(inputs, outputs)
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    clean = [np.full((8, 4, 4, 3), 0.7, np.float32) for _ in range(64)]
+    x_val = np.full((6, 4, 4, 3), 0.7, np.float32)
+    y_val = np.array([0, 1, 0, 1, 0, 1], np.float32)
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(3)
+
+    callback = recalibrated_validation(clean, val)
+    callback.set_model(model)
+    logs: dict[str, float] = {"loss": 1.0}
+    callback.on_epoch_end(0, logs)
+
+    # 64 batches at momentum 0.9 move the moving mean from its initial 0 to the clean mean
+    assert np.allclose(keras.ops.convert_to_numpy(norm.moving_mean), 0.7, atol=0.01)
+    assert norm.momentum == 0.99  # restored for training
+    assert {"val_loss", "val_accuracy"} <= set(logs)
