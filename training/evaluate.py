@@ -315,14 +315,39 @@ def _compare_with_truth(
     }
 
 
-def write_comparison(specs: Sequence[Path], out: Path) -> Path:
-    """A side-by-side card of models, from the ``<name>.report.json`` beside each spec."""
-    from idc_viewer.ml.spec import read_spec, spec_path_for
-    from training.report import write_comparison_card
+def app_patches_per_s(spec_path: Path, n: int = 2048, batch: int = 256) -> float:
+    """Throughput of the app's own predictor (LiteRT, preprocessing included) on random patches."""
+    from idc_viewer.ml.loading import load_model
 
-    cards = []
+    predictor = load_model(spec_path).new_predictor()
+    patches = np.random.default_rng(0).integers(0, 256, (n, PATCH_PX, PATCH_PX, 3), np.uint8)
+    predictor.predict(patches[:batch])  # warm-up: allocation, first-call costs
+    start = time.perf_counter()
+    for offset in range(0, n, batch):
+        predictor.predict(patches[offset : offset + batch])
+    return float(n / (time.perf_counter() - start))
+
+
+def write_comparison(specs: Sequence[Path], out: Path, *, update_cards: bool = True) -> Path:
+    """A side-by-side card of models, from the ``<name>.report.json`` beside each spec.
+
+    Each model's own card gets the same table (``update_cards``), so a card shows every preset.
+    """
+    from idc_viewer.ml.spec import read_spec, spec_path_for
+    from training.report import embed_comparison, write_comparison_card
+
+    cards, card_files = [], []
     for path in specs:
         spec = read_spec(path)
-        report = spec_path_for(Path(path)).with_name(f"{spec.name}.report.json")
-        cards.append(json.loads(report.read_text(encoding="utf-8")))
-    return Path(write_comparison_card(out, cards))
+        report_file = spec_path_for(Path(path)).with_name(f"{spec.name}.report.json")
+        card = json.loads(report_file.read_text(encoding="utf-8"))
+        card["validation"] = spec.metrics.get("validation_patients")
+        card["app_patches_per_s"] = app_patches_per_s(spec_path_for(Path(path)))
+        cards.append(card)
+        card_files.append(report_file.with_name(f"{spec.name}.model_card.md"))
+    written = Path(write_comparison_card(out, cards))
+    if update_cards:
+        for card_file in card_files:
+            if card_file.exists():
+                embed_comparison(card_file, cards)
+    return written

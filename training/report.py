@@ -355,6 +355,48 @@ def _slide_mean(report: Mapping[str, Any], key: str) -> float | None:
     return sum(nums) / len(nums) if nums else None
 
 
+COMPARISON_BEGIN = "<!-- presets side by side: written by idc-train compare -->"
+COMPARISON_END = "<!-- end of presets side by side -->"
+
+
+def comparison_table(cards: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown table of several models: validation and held-out test figures, speed."""
+    if not cards:
+        raise ValueError("a comparison needs at least one report.")
+    headers = (
+        "preset",
+        "model",
+        "input px",
+        "val F1 (IDC+)",
+        "val balanced acc.",
+        "test F1 (IDC+)",
+        "test balanced acc.",
+        "test ROC AUC",
+        "threshold",
+        "app patches/s",
+        "slide-level F1 (mean)",
+    )
+    rows = []
+    for card in cards:
+        info, m, val = card.get("card_info", {}), card["test"], card.get("validation") or {}
+        rows.append(
+            (
+                info.get("preset", "n/a"),
+                card["name"],
+                info.get("input_size"),
+                val.get("f1"),
+                val.get("balanced_accuracy"),
+                m["per_class"]["1"]["f1"],
+                m["balanced_accuracy"],
+                m["roc_auc"],
+                card["threshold"],
+                card.get("app_patches_per_s", info.get("patches_per_s")),
+                _slide_mean(card, "f1"),
+            )
+        )
+    return _md_table(headers, rows)
+
+
 def write_comparison_card(out_path: Path, cards: Sequence[Mapping[str, Any]]) -> Path:
     """Write a Markdown card that sets several models (presets) side by side.
 
@@ -363,47 +405,19 @@ def write_comparison_card(out_path: Path, cards: Sequence[Mapping[str, Any]]) ->
     out_path : Path
         Markdown file to write (parent created).
     cards : sequence of dict
-        Reports as returned by :func:`write_evaluation_report` (or read from ``*.report.json``).
+        Reports as returned by :func:`write_evaluation_report` (or read from ``*.report.json``),
+        optionally with ``validation`` figures and ``app_patches_per_s`` added.
 
     Returns
     -------
     Path
         ``out_path``.
     """
-    if not cards:
-        raise ValueError("write_comparison_card needs at least one report.")
-    headers = (
-        "preset",
-        "model",
-        "input px",
-        "held-out F1 (IDC+)",
-        "balanced acc.",
-        "ROC AUC",
-        "threshold",
-        "patches/s",
-        "slide-level F1 (mean)",
-    )
-    rows = []
-    for card in cards:
-        info, m = card.get("card_info", {}), card["test"]
-        rows.append(
-            (
-                info.get("preset", "n/a"),
-                card["name"],
-                info.get("input_size"),
-                m["per_class"]["1"]["f1"],
-                m["balanced_accuracy"],
-                m["roc_auc"],
-                card["threshold"],
-                info.get("patches_per_s"),
-                _slide_mean(card, "f1"),
-            )
-        )
     text = (
         "# IDC models: presets side by side\n\n"
-        "Figures on the held-out test patients (patch level; split by patient); "
-        "thresholds chosen on validation patients. Each model has its own card beside this one.\n\n"
-        + _md_table(headers, rows)
+        + COMPARISON_NOTE
+        + "\n"
+        + comparison_table(cards)
         + "\n## Limits (all models)\n\n"
         + "".join(f"- {line}\n" for line in _LIMITS)
     )
@@ -411,3 +425,29 @@ def write_comparison_card(out_path: Path, cards: Sequence[Mapping[str, Any]]) ->
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     return out_path
+
+
+COMPARISON_NOTE = (
+    "Same patient split for every model. val: validation patients (used for early stopping, "
+    "the threshold and the choice between models); test: held-out test patients, patch level, "
+    "scored once at the threshold chosen on validation. app patches/s: the app's LiteRT "
+    "predictor on this machine (2 threads, preprocessing included), all models timed in the same "
+    "process. Slide-level: complete test patients reassembled and scored by the app's engine.\n"
+)
+
+
+def embed_comparison(card_path: Path, cards: Sequence[Mapping[str, Any]]) -> None:
+    """Put (or replace) the side-by-side section in an existing model card."""
+    card_path = Path(card_path)
+    text = card_path.read_text(encoding="utf-8")
+    section = (
+        f"{COMPARISON_BEGIN}\n## Presets side by side\n\n{COMPARISON_NOTE}\n"
+        f"{comparison_table(cards)}{COMPARISON_END}\n"
+    )
+    if COMPARISON_BEGIN in text and COMPARISON_END in text:
+        before, rest = text.split(COMPARISON_BEGIN, 1)
+        after = rest.split(COMPARISON_END, 1)[1].lstrip("\n")
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    card_path.write_text(text, encoding="utf-8")

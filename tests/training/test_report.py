@@ -135,3 +135,18 @@ def test_comparison_card_lists_every_preset(tmp_path: Path) -> None:
     assert "1234.500" in text and "0.600" in text  # patches/s, mean slide-level F1 of fast
     with pytest.raises(ValueError):
         write_comparison_card(tmp_path / "x.md", [])
+
+
+def test_the_side_by_side_table_is_embedded_once_in_a_model_card(tmp_path: Path) -> None:
+    from training.report import COMPARISON_BEGIN, embed_comparison
+
+    a = _report(tmp_path, "idc-paper", "paper", slide_level=None)
+    b = {**_report(tmp_path, "idc-fast", "fast", slide_level=None), "validation": {"f1": 0.777}}
+    card = tmp_path / "idc-fast.model_card.md"
+    original = card.read_text()
+    embed_comparison(card, [a, b])
+    embed_comparison(card, [a, b])  # re-running compare replaces the section
+    text = card.read_text()
+    assert text.startswith(original.rstrip("\n"))
+    assert text.count(COMPARISON_BEGIN) == 1 and text.count("## Presets side by side") == 1
+    assert "| paper | idc-paper |" in text and "0.777" in text
