@@ -37,7 +37,7 @@ def demo_slide_path(demo_dir: Path = DEMO_DIR) -> Path:
     if not candidates:
         raise DemoMissingError(
             f"No demo slide in {demo_dir}: build it with "
-            "`python -m training assemble <patient folder> resources/demo/<name>.tiff` "
+            "`idc-train assemble-slide <patient folder> resources/demo/<name>.tiff` "
             "or open a slide of your own."
         )
     return candidates[0]

@@ -160,8 +160,15 @@ def test_retrain_cancel_kills_the_process(qtbot, tmp_path) -> None:
 def test_demo_slide_path_explains_when_missing(tmp_path: Path) -> None:
     from idc_viewer.app import DemoMissingError, demo_slide_path
 
-    with pytest.raises(DemoMissingError, match="No demo slide"):
+    with pytest.raises(DemoMissingError, match="No demo slide") as missing:
         demo_slide_path(tmp_path)
+    # the advice names a command that exists
+    assert "idc-train assemble-slide" in str(missing.value)
+    from training.cli import main as idc_train
+
+    with pytest.raises(SystemExit) as help_exit:
+        idc_train(["assemble-slide", "--help"])
+    assert help_exit.value.code == 0
     (tmp_path / "demo.tiff").write_bytes(b"x")
     assert demo_slide_path(tmp_path) == tmp_path / "demo.tiff"
 
