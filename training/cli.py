@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "validation (steadier early stopping; not in the paper)",
     )
     train.add_argument(
+        "--patience",
+        type=int,
+        default=5,
+        help="epochs without a better validation loss before stopping (the paper: 5)",
+    )
+    train.add_argument(
         "--max-patients",
         type=int,
         default=None,
@@ -137,6 +143,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             hed_jitter=args.hed_jitter,
             dihedral=args.dihedral,
             recalibrate_bn=args.recalibrate_bn,
+            early_stopping_patience=args.patience,
             max_patients=args.max_patients,
         )
         log = _logger(emit)

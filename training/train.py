@@ -355,8 +355,17 @@ def train(
     state_file = run_dir / "state.json"
     if resume and (run_dir / "config.json").exists():
         saved = json.loads((run_dir / "config.json").read_text())
-        saved.update({"epochs": config.epochs})
+        # a resumed run keeps its recipe; only its limits may be raised
+        saved.update(
+            {
+                "epochs": config.epochs,
+                "early_stopping_patience": max(
+                    config.early_stopping_patience, saved.get("early_stopping_patience", 5)
+                ),
+            }
+        )
         config = TrainConfig(**saved)
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     else:
         if state_file.exists() and not resume:
             raise FileExistsError(

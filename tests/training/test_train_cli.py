@@ -85,6 +85,11 @@ def test_resume_of_a_finished_run_does_nothing_and_validate_reads_no_test_patien
     state = json.loads((run_dir / "state.json").read_text())
     assert main([*args, "--resume"]) == 0
     assert json.loads((run_dir / "state.json").read_text())["epoch"] == state["epoch"]
+    # raising the limits continues the same run, and the run's config records them
+    longer = [*args[:4], "--epochs", "2", "--patience", "7", *args[6:], "--resume"]
+    assert main(longer) == 0
+    assert json.loads((run_dir / "state.json").read_text())["epoch"] == state["epoch"] + 1
+    assert json.loads((run_dir / "config.json").read_text())["early_stopping_patience"] == 7
 
     import training.data
 
