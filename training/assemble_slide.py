@@ -218,7 +218,7 @@ def _pyramid(level0: np.ndarray) -> list[np.ndarray]:
 
 
 def _write_tiff(
-    path: Path, levels: list[np.ndarray], *, mpp: float, tile: int, quality: int
+    path: Path, levels: list[np.ndarray], *, mpp: float, tile: int, quality: int, lossless: bool
 ) -> None:
     import tifffile  # local: only this writer needs it
 
@@ -226,7 +226,7 @@ def _write_tiff(
     raw_bytes = sum(lvl.nbytes for lvl in levels)
     description = (
         f"IDC Viewer reassembled IDC patient slide; {l0_w}x{l0_h} px; mpp={mpp:g} um/px; "
-        f"JPEG Q={quality}"
+        + ("lossless (deflate)" if lossless else f"JPEG Q={quality}")
     )
     with tifffile.TiffWriter(path, bigtiff=raw_bytes > 2**31) as writer:
         for index, lvl in enumerate(levels):
@@ -236,8 +236,8 @@ def _write_tiff(
                 lvl,
                 photometric="rgb",
                 tile=(tile, tile),
-                compression="jpeg",
-                compressionargs={"level": quality},
+                compression="zlib" if lossless else "jpeg",
+                compressionargs=None if lossless else {"level": quality},
                 resolution=(1e4 / (mpp * downsample_x), 1e4 / (mpp * downsample_y)),
                 resolutionunit="CENTIMETER",
                 subfiletype=0 if index == 0 else 1,
@@ -262,8 +262,13 @@ def assemble_slide(
     mpp: float = 4.0,
     tile: int = 256,
     jpeg_quality: int = 90,
+    lossless: bool = False,
 ) -> AssembledSlide:
     """Write a patient's patches as a pyramidal, tiled, JPEG-compressed TIFF plus a truth CSV.
+
+    JPEG tiles change a patch by ~4 grey levels per pixel, enough to lower the models' F1 on a
+    slide (measured: 0.872 -> 0.820 on patient 8975); ``lossless`` (deflate, ~5x larger: 17.7 vs
+    3.6 MB for 8975) keeps the patches' exact pixels (F1 0.872 as on the PNGs).
 
     Parameters
     ----------
@@ -278,6 +283,8 @@ def assemble_slide(
         Tile side in pixels; a multiple of 16 as TIFF requires.
     jpeg_quality : int
         JPEG quality, 1-100.
+    lossless : bool
+        Deflate instead of JPEG: the slide's pixels equal the patches'.
 
     Returns
     -------
@@ -303,7 +310,7 @@ def assemble_slide(
     tmp_tiff = out_tiff.with_name(out_tiff.name + ".partial")
     tmp_truth = truth.with_name(truth.name + ".partial")
     try:
-        _write_tiff(tmp_tiff, levels, mpp=mpp, tile=tile, quality=jpeg_quality)
+        _write_tiff(tmp_tiff, levels, mpp=mpp, tile=tile, quality=jpeg_quality, lossless=lossless)
         _write_truth(tmp_truth, assembled.patches)
         os.replace(tmp_tiff, out_tiff)
         os.replace(tmp_truth, truth)

@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     assemble.add_argument("patient_dir", type=Path)
     assemble.add_argument("out", type=Path)
     assemble.add_argument("--mpp", type=float, default=4.0)
+    assemble.add_argument(
+        "--lossless",
+        action="store_true",
+        help="deflate tiles instead of JPEG Q90: the slide's pixels equal the patches'",
+    )
 
     compare = sub.add_parser("compare", help="write a side-by-side card of exported models")
     compare.add_argument("specs", type=Path, nargs="+", help="model .spec.json files")
@@ -193,7 +198,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
     if args.command == "assemble-slide":
         from training.assemble_slide import assemble_slide
 
-        slide = assemble_slide(args.patient_dir, args.out, mpp=args.mpp)
+        slide = assemble_slide(args.patient_dir, args.out, mpp=args.mpp, lossless=args.lossless)
         print(
             f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
             f"and {slide.truth_csv}"

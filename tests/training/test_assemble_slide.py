@@ -16,6 +16,7 @@ from training.assemble_slide import (
     assemble_slide,
     truth_csv_path,
 )
+from training.cli import main
 
 REAL_PATIENT = Path(__file__).resolve().parents[3] / "shared" / "data" / "idc" / "8863"
 _NAME = re.compile(r"_x(\d+)_y(\d+)_class([01])\.png$")
@@ -159,3 +160,14 @@ def test_real_complete_patient(tmp_path: Path) -> None:
         if (0, 0) not in truth:
             corner = np.asarray(slide.read_region((0, 0), 0, (20, 20)).convert("RGB"))
             assert corner.min() >= 240
+
+
+def test_lossless_slide_keeps_the_patches_exact_pixels(
+    synthetic_patient: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "lossless.tiff"
+    assert main(["assemble-slide", str(synthetic_patient), str(out), "--lossless"]) == 0
+    with openslide.OpenSlide(str(out)) as slide:
+        region = np.asarray(slide.read_region((100, 0), 0, (30, 50)).convert("RGB"))
+    edge = _read_rgb(synthetic_patient / "1" / "1234_idx5_x101_y1_class1.png")
+    assert np.array_equal(region, edge)  # JPEG would blur the 5-level gradient
