@@ -44,27 +44,40 @@ def _predict(model: Any, x: np.ndarray, preset: str) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
+def _load_best(run_dir: Path) -> tuple[TrainConfig, dict[str, Any], Any]:
+    """A run's config, its state and its model with the best weights (by validation loss)."""
+    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    state = json.loads((run_dir / "state.json").read_text())
+    set_threads()
+    from idc_viewer.ml.model_def import build_model
+
+    model = build_model(config.input_size, l2=config.l2)
+    model.load_weights(run_dir / "best.weights.h5")
+    return config, state, model
+
+
+def _threshold_on_validation(
+    model: Any, data: SplitArrays, preset: str
+) -> tuple[float, dict[str, Any]]:
+    """The decision threshold chosen on validation patients, and their figures at it."""
+    prob = _predict(model, data.x["validation"], preset)
+    threshold = best_threshold(data.y["validation"], prob, criterion=THRESHOLD_CRITERION)
+    return threshold, binary_metrics(data.y["validation"], prob, threshold)
+
+
 def evaluate_run(
     run_dir: Path, *, log: Callable[[str], None] = print, model_dir: Path | None = None
 ) -> dict[str, Any]:
     """Pick the threshold on validation, score test patients, export model + report + card."""
     run_dir = Path(run_dir)
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    state = json.loads((run_dir / "state.json").read_text())
-    set_threads()
+    config, state, model = _load_best(run_dir)
     import keras
 
-    from idc_viewer.ml.model_def import build_model
     from idc_viewer.ml.saving import save_model
     from idc_viewer.ml.spec import ModelSpec, Preprocessing
 
-    model = build_model(config.input_size, l2=config.l2)
-    model.load_weights(run_dir / "best.weights.h5")
     data = prepare_data(config, log)
-
-    val_prob = _predict(model, data.x["validation"], config.preset)
-    threshold = best_threshold(data.y["validation"], val_prob, criterion=THRESHOLD_CRITERION)
-    val_metrics = binary_metrics(data.y["validation"], val_prob, threshold)
+    threshold, val_metrics = _threshold_on_validation(model, data, config.preset)
     test_prob = _predict(model, data.x["test"], config.preset)
     test_metrics = binary_metrics(data.y["test"], test_prob, threshold)
     log(
@@ -197,18 +210,11 @@ def validate_run(run_dir: Path, *, log: Callable[[str], None] = print) -> dict[s
     test split into the choice; ``evaluate`` then scores the chosen run's test patients once.
     """
     run_dir = Path(run_dir)
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    state = json.loads((run_dir / "state.json").read_text())
     if not (run_dir / "split.json").exists():
         raise FileNotFoundError(f"{run_dir} has no split.json: is it a training run?")
-    set_threads()
-    from idc_viewer.ml.model_def import build_model
-
-    model = build_model(config.input_size, l2=config.l2)
-    model.load_weights(run_dir / "best.weights.h5")
+    config, state, model = _load_best(run_dir)
     data = prepare_data(config, log, splits=("validation",))
-    prob = _predict(model, data.x["validation"], config.preset)
-    threshold = best_threshold(data.y["validation"], prob, criterion=THRESHOLD_CRITERION)
+    threshold, metrics = _threshold_on_validation(model, data, config.preset)
     result = {
         "run_dir": str(run_dir),
         "preset": config.preset,
@@ -218,7 +224,7 @@ def validate_run(run_dir: Path, *, log: Callable[[str], None] = print) -> dict[s
         "epochs_run": int(state["epoch"]) + 1,
         "finished": bool(state.get("finished", False)),
         "threshold": threshold,
-        "validation_patients": _headline(binary_metrics(data.y["validation"], prob, threshold)),
+        "validation_patients": _headline(metrics),
     }
     (run_dir / "validation.json").write_text(json.dumps(result, indent=1))
     return result
@@ -338,11 +344,12 @@ def write_comparison(specs: Sequence[Path], out: Path, *, update_cards: bool = T
 
     cards, card_files = [], []
     for path in specs:
-        spec = read_spec(path)
-        report_file = spec_path_for(Path(path)).with_name(f"{spec.name}.report.json")
+        spec_path = spec_path_for(Path(path))
+        spec = read_spec(spec_path)
+        report_file = spec_path.with_name(f"{spec.name}.report.json")
         card = json.loads(report_file.read_text(encoding="utf-8"))
         card["validation"] = spec.metrics.get("validation_patients")
-        card["app_patches_per_s"] = app_patches_per_s(spec_path_for(Path(path)))
+        card["app_patches_per_s"] = app_patches_per_s(spec_path)
         cards.append(card)
         card_files.append(report_file.with_name(f"{spec.name}.model_card.md"))
     written = Path(write_comparison_card(out, cards))

@@ -357,6 +357,13 @@ def _slide_mean(report: Mapping[str, Any], key: str) -> float | None:
 
 COMPARISON_BEGIN = "<!-- presets side by side: written by idc-train compare -->"
 COMPARISON_END = "<!-- end of presets side by side -->"
+COMPARISON_NOTE = (
+    "Same patient split for every model. val: validation patients (used for early stopping, "
+    "the threshold and the choice between models); test: held-out test patients, patch level, "
+    "scored once at the threshold chosen on validation. app patches/s: the app's LiteRT "
+    "predictor on this machine (2 threads, preprocessing included), all models timed in the same "
+    "process. Slide-level: complete test patients reassembled and scored by the app's engine.\n"
+)
 
 
 def comparison_table(cards: Sequence[Mapping[str, Any]]) -> str:
@@ -425,15 +432,6 @@ def write_comparison_card(out_path: Path, cards: Sequence[Mapping[str, Any]]) ->
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     return out_path
-
-
-COMPARISON_NOTE = (
-    "Same patient split for every model. val: validation patients (used for early stopping, "
-    "the threshold and the choice between models); test: held-out test patients, patch level, "
-    "scored once at the threshold chosen on validation. app patches/s: the app's LiteRT "
-    "predictor on this machine (2 threads, preprocessing included), all models timed in the same "
-    "process. Slide-level: complete test patients reassembled and scored by the app's engine.\n"
-)
 
 
 def embed_comparison(card_path: Path, cards: Sequence[Mapping[str, Any]]) -> None:
