@@ -10,6 +10,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _jpeg_quality(text: str) -> int:
+    quality = int(text)
+    if quality != 0 and not 1 <= quality <= 100:
+        raise argparse.ArgumentTypeError("JPEG quality must be 0 (off) or between 1 and 100")
+    return quality
+
+
+def _mean_slide_f1(rows: list[dict[str, Any]], storage: str) -> str:
+    """Mean F1 over the slides stored as ``storage``, or "-" when none was scored."""
+    values = [row["f1"] for row in rows if row["storage"] == storage]
+    return f"{sum(values) / len(values):.3f}" if values else "-"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idc-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also flip vertically and transpose (all 8 orientations; the paper: horizontal only)",
     )
     train.add_argument(
+        "--jpeg-quality",
+        type=_jpeg_quality,
+        default=0,
+        metavar="MIN",
+        help="JPEG-recompress half the training patches at a quality between MIN and 100, as "
+        "slide tiles are stored (0 = off, the paper's recipe)",
+    )
+    train.add_argument(
         "--recalibrate-bn",
         action="store_true",
         help="re-estimate BatchNorm statistics on un-augmented training patches before each "
@@ -88,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         help="validation-patient figures of trained runs, to choose one without seeing test",
     )
     validate.add_argument("run_dirs", type=Path, nargs="+")
+    validate.add_argument(
+        "--no-slides",
+        action="store_true",
+        help="skip scoring the complete validation patients as reassembled slides",
+    )
 
     assemble = sub.add_parser(
         "assemble-slide", help="rebuild a Kaggle patient as a pyramidal TIFF with a truth CSV"
@@ -147,6 +173,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             stain_jitter=args.stain_jitter,
             hed_jitter=args.hed_jitter,
             dihedral=args.dihedral,
+            jpeg_quality=args.jpeg_quality,
             recalibrate_bn=args.recalibrate_bn,
             early_stopping_patience=args.patience,
             max_patients=args.max_patients,
@@ -181,10 +208,13 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
     if args.command == "validate":
         from training.evaluate import validate_run
 
-        rows = [validate_run(run_dir, log=lambda message: None) for run_dir in args.run_dirs]
+        rows = [
+            validate_run(run_dir, slides=not args.no_slides, log=lambda message: None)
+            for run_dir in args.run_dirs
+        ]
         print(
-            f"{'run':40} {'epochs':>8} {'thresh':>6} {'F1(IDC)':>7} {'BAC':>6} {'AUC':>6}  "
-            "(validation patients only)"
+            f"{'run':40} {'epochs':>8} {'thresh':>6} {'F1(IDC)':>7} {'BAC':>6} {'AUC':>6} "
+            f"{'slide F1 lossless':>17} {'slide F1 JPEG':>13}  (validation patients only)"
         )
         for row in rows:
             figures = row["validation_patients"]
@@ -192,7 +222,9 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             print(
                 f"{row['run_dir'][-40:]:40} {epochs:>8} {row['threshold']:6.3f} "
                 f"{figures['f1']:7.3f} {figures['balanced_accuracy']:6.3f} "
-                f"{figures['roc_auc']:6.3f}"
+                f"{figures['roc_auc']:6.3f} "
+                f"{_mean_slide_f1(row['validation_slides'], 'lossless'):>17} "
+                f"{_mean_slide_f1(row['validation_slides'], 'JPEG Q90'):>13}"
             )
         return 0
     if args.command == "assemble-slide":

@@ -74,7 +74,6 @@ def evaluate_run(
     import keras
 
     from idc_viewer.ml.saving import save_model
-    from idc_viewer.ml.spec import ModelSpec, Preprocessing
 
     data = prepare_data(config, log)
     threshold, val_metrics = _threshold_on_validation(model, data, config.preset)
@@ -90,18 +89,10 @@ def evaluate_run(
     model_dir = Path(model_dir) if model_dir else run_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     speed = _inference_speed(model, config.input_size)
-    spec = ModelSpec(
-        name=name,
-        preset=config.preset,
-        input_size=config.input_size,
-        patch_size_px=PATCH_PX,
-        patch_mpp=4.0,
-        preprocessing=Preprocessing(
-            resize_interpolation=PRESETS[config.preset]["resize_interpolation"]
-        ),
-        threshold=float(round(threshold, 4)),
-        weights_file=f"{name}.keras",
-        weights_sha256="0" * 64,
+    spec = _app_spec(
+        config,
+        name,
+        threshold,
         training_data=_training_summary(config, data, state),
         metrics={
             "test_patients": test_metrics,
@@ -109,7 +100,6 @@ def evaluate_run(
             "threshold_criterion": f"max {THRESHOLD_CRITERION} on validation patients",
             "keras_patches_per_s": speed,
         },
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     sample = data.x["validation"][:512]
     spec_path = save_model(model, spec, model_dir, sample_patches=sample)
@@ -118,7 +108,7 @@ def evaluate_run(
     from idc_viewer.ml.loading import load_model
 
     loaded = load_model(spec_path)
-    slide_level = slide_level_figures(loaded, data, config, log=log)
+    slide_level = slide_level_figures(loaded, data.patients["test"], config, log=log)
     examples = gradcam_examples(loaded, data.x["test"], data.y["test"], test_prob)
     from training.report import write_evaluation_report
 
@@ -166,6 +156,29 @@ def evaluate_run(
     }
 
 
+def _app_spec(
+    config: TrainConfig, name: str, threshold: float, **fields: Any
+) -> Any:
+    """The contract under which the app loads this run's model."""
+    from idc_viewer.ml.spec import ModelSpec, Preprocessing
+
+    return ModelSpec(
+        name=name,
+        preset=config.preset,
+        input_size=config.input_size,
+        patch_size_px=PATCH_PX,
+        patch_mpp=4.0,
+        preprocessing=Preprocessing(
+            resize_interpolation=PRESETS[config.preset]["resize_interpolation"]
+        ),
+        threshold=float(round(threshold, 4)),
+        weights_file=f"{name}.keras",
+        weights_sha256="0" * 64,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        **fields,
+    )
+
+
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The figures the app and the card show: accuracy, BAC, AUC and the IDC class's P/R/F1."""
     keys = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "precision", "recall", "specificity")
@@ -198,13 +211,21 @@ def augmentation_summary(config: TrainConfig) -> str:
         parts.append(f"H&E density jitter {config.hed_jitter}")
     if config.stain_jitter:
         parts.append(f"hue/saturation jitter {config.stain_jitter}")
+    if config.jpeg_quality:
+        parts.append(f"JPEG recompression of half the patches at quality {config.jpeg_quality}-100")
     if config.recalibrate_bn:
         parts.append("BatchNorm statistics re-estimated on un-augmented patches each epoch")
     return "; ".join(parts)
 
 
-def validate_run(run_dir: Path, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+def validate_run(
+    run_dir: Path, *, slides: bool = True, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Validation-patient figures of a trained run, for choosing between candidate runs.
+
+    With ``slides``, the complete validation patients are also reassembled and scored by the
+    engine, lossless and JPEG Q90 (:func:`slide_level_figures`): robustness to the JPEG tiles of
+    real slides is part of the choice.
 
     Test patients are neither decoded nor scored here, so comparing candidates cannot leak the
     test split into the choice; ``evaluate`` then scores the chosen run's test patients once.
@@ -215,6 +236,19 @@ def validate_run(run_dir: Path, *, log: Callable[[str], None] = print) -> dict[s
     config, state, model = _load_best(run_dir)
     data = prepare_data(config, log, splits=("validation",))
     threshold, metrics = _threshold_on_validation(model, data, config.preset)
+    slide_level = []
+    if slides:
+        from idc_viewer.ml.loading import load_model
+        from idc_viewer.ml.saving import save_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = _app_spec(config, "validation-candidate", threshold)
+            spec_path = save_model(
+                model, spec, Path(tmp), sample_patches=data.x["validation"][:256]
+            )
+            slide_level = slide_level_figures(
+                load_model(spec_path), data.patients["validation"], config, log=log
+            )
     result = {
         "run_dir": str(run_dir),
         "preset": config.preset,
@@ -225,6 +259,7 @@ def validate_run(run_dir: Path, *, log: Callable[[str], None] = print) -> dict[s
         "finished": bool(state.get("finished", False)),
         "threshold": threshold,
         "validation_patients": _headline(metrics),
+        "validation_slides": slide_level,
     }
     (run_dir / "validation.json").write_text(json.dumps(result, indent=1))
     return result
@@ -268,10 +303,23 @@ def gradcam_examples(
     return examples
 
 
+#: how a reassembled slide stores its tiles: the patches' exact pixels, and JPEG as scanners do
+SLIDE_STORAGES: dict[str, dict[str, Any]] = {"lossless": {"lossless": True}, "JPEG Q90": {"jpeg_quality": 90}}
+
+
 def slide_level_figures(
-    loaded: Any, data: SplitArrays, config: TrainConfig, *, log: Callable[[str], None] = print
+    loaded: Any,
+    patients: Sequence[str],
+    config: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Score each complete test patient as the engine scores a whole slide."""
+    """Score each complete patient in ``patients`` as the engine scores a whole slide.
+
+    Every slide is reassembled twice: lossless (the patches' exact pixels, so the figures measure
+    the model on a whole slide) and JPEG Q90 (as slide scanners store tiles, so the figures
+    measure its robustness to compression — measured to cost several F1 points).
+    """
     from idc_viewer.core.slide import open_slide
     from idc_viewer.engine.analysis import analyze
     from training.assemble_slide import assemble_slide
@@ -281,16 +329,20 @@ def slide_level_figures(
     rows = []
     root = Path(config.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        for patient in sorted(set(data.patients["test"]) & large):
-            slide_file = assemble_slide(root / patient, Path(tmp) / f"{patient}.tiff")
-            with open_slide(slide_file.path) as slide:
-                heatmap = None
-                for update in analyze(slide, loaded, None, None):
-                    heatmap = update.heatmap
-            rows.append(
-                _compare_with_truth(patient, heatmap, slide_file.truth_csv, loaded.spec.threshold)
-            )
-            log(f"slide {patient}: {rows[-1]}")
+        for patient in sorted(set(patients) & large):
+            for storage, options in SLIDE_STORAGES.items():
+                out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
+                slide_file = assemble_slide(root / patient, out, **options)
+                with open_slide(slide_file.path) as slide:
+                    heatmap = None
+                    for update in analyze(slide, loaded, None, None):
+                        heatmap = update.heatmap
+                row = _compare_with_truth(
+                    patient, heatmap, slide_file.truth_csv, loaded.spec.threshold
+                )
+                rows.append({"patient": patient, "storage": storage, **row})
+                log(f"slide {patient} ({storage}): F1 {row['f1']:.3f}")
+                slide_file.path.unlink()
     return rows
 
 

@@ -53,6 +53,8 @@ class TrainConfig:
     stain_jitter: float = 0.0
     hed_jitter: float = 0.0
     dihedral: bool = False
+    # 0 = off; else half the training patches JPEG-recompressed at a quality from this to 100
+    jpeg_quality: int = 0
     # re-estimate BatchNorm statistics on un-augmented training patches before each validation:
     # statistics gathered on augmented batches do not fit clean slides, which makes val_loss
     # (and so early stopping and the LR schedule) jump from epoch to epoch
@@ -206,6 +208,13 @@ def make_datasets(
     )
 
     patches = training_patches(x_train, y_train, config.balance, config.seed)
+    if config.jpeg_quality:
+        from training.augment import jpeg_recompress
+
+        patches = patches.map(
+            lambda x, y: (jpeg_recompress(x, config.jpeg_quality), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     train = (
         patches.batch(config.batch_size)
         .map(lambda x, y: (augment(rescale(x)), y), num_parallel_calls=tf.data.AUTOTUNE)

@@ -7,8 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from training.augment import build_augmenter, jitter_hed  # noqa: E402
-from training.train import training_patches  # noqa: E402
+from training.augment import build_augmenter, jitter_hed, jpeg_recompress  # noqa: E402
+from training.train import SplitArrays, TrainConfig, make_datasets, training_patches  # noqa: E402
 
 
 def _images(n: int = 8, size: int = 50) -> np.ndarray:
@@ -30,6 +30,40 @@ def test_dihedral_augmentation_keeps_shape_and_range() -> None:
     out = augment(tf.constant(_images(16))).numpy()
     assert out.shape == (16, 50, 50, 3)
     assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def _tissue_like_patch() -> np.ndarray:
+    import cv2
+
+    noise = np.random.default_rng(1).integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    return np.asarray(cv2.GaussianBlur(noise, (5, 5), 2))
+
+
+def test_jpeg_recompression_changes_about_half_the_patches_mildly() -> None:
+    patch = _tissue_like_patch()
+    outs = [jpeg_recompress(tf.constant(patch), 60).numpy() for _ in range(40)]
+    assert all(o.shape == patch.shape and o.dtype == np.uint8 for o in outs)
+    diffs = np.array([np.abs(o.astype(int) - patch).mean() for o in outs])
+    assert 8 <= (diffs == 0).sum() <= 32  # recompressed with probability 1/2
+    changed = diffs[diffs > 0]
+    assert changed.min() > 0.5 and changed.max() < 20  # real artefacts, not a different image
+
+
+def test_training_stream_with_jpeg_recompression_yields_augmented_batches(tmp_path) -> None:
+    patches = np.stack([_tissue_like_patch()] * 64)
+    labels = np.array([0, 1] * 32, np.int32)
+    data = SplitArrays(
+        x={"train": patches, "validation": patches[:8]},
+        y={"train": labels, "validation": labels[:8]},
+        patients={},
+        records={},
+        skipped=0,
+    )
+    config = TrainConfig(str(tmp_path), str(tmp_path), jpeg_quality=70)
+    train, _, _ = make_datasets(config, data)
+    images, batch_labels = next(iter(train))
+    assert images.shape == (32, 50, 50, 3) and batch_labels.shape == (32,)
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
 
 
 def _epochs(balance: str, n_epochs: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,0 +1,53 @@
+"""Slide-level figures: a complete patient reassembled lossless and as JPEG, scored by the app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from training.data import load_patches, scan_dataset
+from training.evaluate import slide_level_figures
+from training.metrics import binary_metrics
+from training.train import TrainConfig
+
+BUNDLED_SPEC = (
+    Path(__file__).resolve().parents[2] / "resources" / "models" / "idc-native-50.spec.json"
+)
+PATIENT = "8951"  # a small complete patient (613 patches, 180 IDC)
+
+
+def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from idc_viewer.ml.loading import load_model
+
+    patient_dir = shared_data / "idc" / PATIENT
+    if not patient_dir.is_dir():
+        pytest.skip(f"complete patient {PATIENT} not in {shared_data / 'idc'}")
+    (tmp_path / "split.json").write_text(json.dumps({"large_patients": [PATIENT]}))
+    config = TrainConfig(data_dir=str(shared_data / "idc"), run_dir=str(tmp_path))
+    loaded = load_model(BUNDLED_SPEC)
+    rows = slide_level_figures(loaded, [PATIENT, "not-a-complete-patient"], config, log=print)
+    assert [(r["patient"], r["storage"]) for r in rows] == [
+        (PATIENT, "lossless"),
+        (PATIENT, "JPEG Q90"),
+    ]
+    lossless, jpeg = rows
+    assert lossless["patches"] == jpeg["patches"] == 613 and lossless["idc_patches"] == 180
+
+    # truth: the same patches straight from their PNGs, through the app's predictor
+    records = [r for r in scan_dataset(shared_data / "idc").records if r.patient == PATIENT]
+    x, y, _, _ = load_patches(records)
+    prob = np.concatenate(
+        [loaded.new_predictor().predict(x[i : i + 256]) for i in range(0, len(x), 256)]
+    )
+    direct = binary_metrics(y, prob, loaded.spec.threshold)
+    # the engine skips a few near-empty patches as background (counted as negative calls)
+    assert lossless["not_analysed_by_engine"] <= 10
+    assert lossless["f1"] == pytest.approx(direct["f1"], abs=0.02)
+    assert jpeg["f1"] != lossless["f1"]  # JPEG tiles really change the pixels the model sees
