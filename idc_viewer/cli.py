@@ -494,9 +494,9 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from idc_viewer.core.slide import MissingMppError
-    from idc_viewer.engine.plan import plan_analysis
+    from idc_viewer.engine.plan import estimated_patches_per_s, plan_analysis
 
-    patch_px, model_mpp, model_note = _model_geometry(args.model)
+    patch_px, model_mpp, input_size, model_note = _model_geometry(args.model)
     with _open_slide(args.slide, args.mpp) as slide:
         info = slide.info
         out = sys.stdout
@@ -515,7 +515,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             raise UserError(_missing_mpp_message(args.slide))
         print(f"µm/px:       {info.mpp:.4g} (from {info.mpp_source or 'unknown'})", file=out)
         try:
-            plan = plan_analysis(slide, patch_px=patch_px, model_mpp=model_mpp)
+            plan = plan_analysis(
+                slide,
+                patch_px=patch_px,
+                model_mpp=model_mpp,
+                patches_per_s=estimated_patches_per_s(input_size),
+            )
         except MissingMppError:
             raise UserError(_missing_mpp_message(args.slide)) from None
     grid = plan.grid
@@ -539,8 +544,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _model_geometry(path: str | None) -> tuple[int, float, str]:
-    """Patch size and scale of the model (read from its spec, no TensorFlow)."""
+def _model_geometry(path: str | None) -> tuple[int, float, int, str]:
+    """Patch size, scale and input size of the model (read from its spec, no TensorFlow)."""
     from idc_viewer.ml.spec import ModelContractError, read_spec
 
     try:
@@ -548,12 +553,13 @@ def _model_geometry(path: str | None) -> tuple[int, float, str]:
     except UserError:
         if path:
             raise
-        return 50, 4.0, "no model found: the paper's 50 px at 4.0 µm/px"
+        return 50, 4.0, 50, "no model found: the paper's 50 px at 4.0 µm/px"
     try:
         spec = read_spec(model_path)
     except ModelContractError as exc:
         raise UserError(f"cannot read model {model_path}: {exc}") from None
-    return int(spec.patch_size_px), float(spec.patch_mpp), f"model {spec.name} {spec.model_hash}"
+    note = f"model {spec.name} {spec.model_hash}"
+    return int(spec.patch_size_px), float(spec.patch_mpp), int(spec.input_size), note
 
 
 if __name__ == "__main__":  # pragma: no cover
