@@ -441,6 +441,7 @@ def train(
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         class_weight=weights,
+        shuffle=False,  # tf.data shuffles (and resamples) each epoch itself
         verbose=0,
     )
     state = json.loads(state_file.read_text())
