@@ -127,6 +127,14 @@ def _parser() -> argparse.ArgumentParser:
         help="deflate tiles instead of JPEG Q90: the slide's pixels equal the patches'",
     )
 
+    rescore = sub.add_parser(
+        "rescore-slides",
+        help="score an exported model's complete test patients as slides again (lossless and "
+        "JPEG) and update its report and card; the model itself is not changed",
+    )
+    rescore.add_argument("spec", type=Path, help="the model's .spec.json")
+    rescore.add_argument("data", type=Path, help="the Kaggle-layout dataset it was trained on")
+
     compare = sub.add_parser("compare", help="write a side-by-side card of exported models")
     compare.add_argument("specs", type=Path, nargs="+", help="model .spec.json files")
     compare.add_argument("--out", type=Path, required=True)
@@ -235,6 +243,13 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
             f"and {slide.truth_csv}"
         )
+        return 0
+    if args.command == "rescore-slides":
+        from training.evaluate import rescore_slides
+
+        rows = rescore_slides(args.spec, args.data, log=lambda message: None)
+        for row in rows:
+            print(f"slide {row['patient']} ({row['storage']}): F1 {row['f1']:.3f}")
         return 0
     if args.command == "compare":
         from training.evaluate import write_comparison

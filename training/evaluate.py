@@ -304,7 +304,10 @@ def gradcam_examples(
 
 
 #: how a reassembled slide stores its tiles: the patches' exact pixels, and JPEG as scanners do
-SLIDE_STORAGES: dict[str, dict[str, Any]] = {"lossless": {"lossless": True}, "JPEG Q90": {"jpeg_quality": 90}}
+SLIDE_STORAGES: dict[str, dict[str, Any]] = {
+    "lossless": {"lossless": True},
+    "JPEG Q90": {"jpeg_quality": 90},
+}
 
 
 def slide_level_figures(
@@ -410,3 +413,37 @@ def write_comparison(specs: Sequence[Path], out: Path, *, update_cards: bool = T
             if card_file.exists():
                 embed_comparison(card_file, cards)
     return written
+
+
+def rescore_slides(
+    spec: Path, data_dir: Path, *, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Score an exported model's complete test patients as slides again; update report and card.
+
+    For when the slide figures' method changed (as when lossless slides were added beside the
+    JPEG ones) without retraining or re-exporting the model: the model files are not touched.
+    The patients come from the ``<name>.split.json`` beside the spec.
+    """
+    import shutil
+
+    from idc_viewer.ml.loading import load_model
+    from idc_viewer.ml.spec import read_spec, spec_path_for
+    from training.report import replace_slide_section
+
+    spec_path = spec_path_for(Path(spec))
+    name = read_spec(spec_path).name
+    beside = spec_path.with_name
+    split_file, report_file = beside(f"{name}.split.json"), beside(f"{name}.report.json")
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    loaded = load_model(spec_path)
+    with tempfile.TemporaryDirectory() as run_dir:
+        shutil.copy(split_file, Path(run_dir) / "split.json")
+        config = TrainConfig(data_dir=str(data_dir), run_dir=run_dir)
+        test_patients = json.loads(split_file.read_text())["test"]
+        rows = slide_level_figures(loaded, test_patients, config, log=log)
+    report["slide_level"] = rows
+    report_file.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    card = beside(f"{name}.model_card.md")
+    if card.exists():
+        replace_slide_section(card, rows)
+    return rows

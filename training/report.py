@@ -212,6 +212,31 @@ def _slide_table(slide_level: Sequence[Mapping[str, Any]]) -> str:
     return _md_table(keys, [[row.get(k) for k in keys] for row in slide_level])
 
 
+SLIDE_HEADING = "## Slide level (complete test patients, reassembled slides)"
+
+
+def slide_section(slide_level: Sequence[Mapping[str, Any]]) -> str:
+    """The card's slide-level section: heading, how the slides were stored, one row per slide."""
+    return (
+        f"{SLIDE_HEADING}\n\n"
+        "Each slide is scored by the app's engine as a whole slide, stored two ways: "
+        "*lossless* (the patches' exact pixels: the model's own figure) and *JPEG Q90* "
+        "(as scanners store tiles: robustness to compression).\n\n" + _slide_table(slide_level)
+    )
+
+
+def replace_slide_section(card_path: Path, slide_level: Sequence[Mapping[str, Any]]) -> None:
+    """Swap an existing card's slide-level section for new figures; the rest is kept as it is."""
+    card_path = Path(card_path)
+    text = card_path.read_text(encoding="utf-8")
+    if SLIDE_HEADING not in text:
+        raise ValueError(f"{card_path} has no section {SLIDE_HEADING!r}")
+    before, rest = text.split(SLIDE_HEADING, 1)
+    next_heading = rest.find("\n## ")
+    after = rest[next_heading:] if next_heading >= 0 else "\n"
+    card_path.write_text(before + slide_section(slide_level) + after, encoding="utf-8")
+
+
 def _card_markdown(report: Mapping[str, Any]) -> str:
     info = report["card_info"]
     m = report["test"]
@@ -252,13 +277,7 @@ def _card_markdown(report: Mapping[str, Any]) -> str:
         rows.append(("inference speed, patches/s", info["patches_per_s"]))
     parts.append(_md_table(("figure", "value"), rows))
     if report.get("slide_level"):
-        parts.append(
-            "\n## Slide level (complete test patients, reassembled slides)\n\n"
-            "Each slide is scored by the app's engine as a whole slide, stored two ways: "
-            "*lossless* (the patches' exact pixels: the model's own figure) and *JPEG Q90* "
-            "(as scanners store tiles: robustness to compression).\n\n"
-        )
-        parts.append(_slide_table(report["slide_level"]))
+        parts.append("\n" + slide_section(report["slide_level"]))
     parts += [
         "\n## Threshold\n\n",
         f"A patch is called IDC-positive when p >= **{report['threshold']:.4f}**. "

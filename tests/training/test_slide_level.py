@@ -15,9 +15,8 @@ from training.evaluate import slide_level_figures
 from training.metrics import binary_metrics
 from training.train import TrainConfig
 
-BUNDLED_SPEC = (
-    Path(__file__).resolve().parents[2] / "resources" / "models" / "idc-native-50.spec.json"
-)
+MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+BUNDLED_SPEC = MODELS / "idc-native-50.spec.json"
 PATIENT = "8951"  # a small complete patient (613 patches, 180 IDC)
 
 
@@ -51,3 +50,33 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     assert lossless["not_analysed_by_engine"] <= 10
     assert lossless["f1"] == pytest.approx(direct["f1"], abs=0.02)
     assert jpeg["f1"] != lossless["f1"]  # JPEG tiles really change the pixels the model sees
+
+
+def test_rescore_slides_updates_report_and_card_and_leaves_the_model_alone(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import shutil
+
+    from training.cli import main
+
+    for path in MODELS.glob("idc-native-50.*"):
+        shutil.copy(path, tmp_path / path.name)
+    # one small complete test patient keeps the test short
+    (tmp_path / "idc-native-50.split.json").write_text(
+        json.dumps({"train": [], "validation": [], "test": [PATIENT], "large_patients": [PATIENT]})
+    )
+    weights = tmp_path / "idc-native-50.keras"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    card = tmp_path / "idc-native-50.model_card.md"
+    sections_before = [line for line in card.read_text().splitlines() if line.startswith("## ")]
+
+    spec = tmp_path / "idc-native-50.spec.json"
+    assert main(["rescore-slides", str(spec), str(shared_data / "idc")]) == 0
+    assert f"slide {PATIENT} (lossless)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "idc-native-50.report.json").read_text())
+    assert [row["storage"] for row in report["slide_level"]] == ["lossless", "JPEG Q90"]
+    text = card.read_text()
+    assert f"| {PATIENT} | lossless |" in text and f"| {PATIENT} | JPEG Q90 |" in text
+    assert [line for line in text.splitlines() if line.startswith("## ")] == sections_before
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest
