@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from model_fakes import FakeModel, FakePredictor, fake_spec  # tests/, on sys.path via conftest
 
 from idc_viewer.core.jobs import CancelToken
 from idc_viewer.core.patches import make_grid
@@ -26,44 +25,6 @@ from idc_viewer.engine.analysis import (
     tissue_cells,
 )
 from idc_viewer.ml.spec import ModelSpec
-
-
-def fake_spec(name: str = "fake", threshold: float = 0.5) -> ModelSpec:
-    return ModelSpec(
-        name=name, preset="native", input_size=50, patch_size_px=50, patch_mpp=4.0,
-        threshold=threshold, weights_file=f"{name}.keras", weights_sha256="ab" * 32,
-    )
-
-
-@dataclass
-class FakePredictor:
-    """Deterministic stand-in for the CNN: P = mean red of the patch / 255, optionally slow."""
-
-    delay_s: float = 0.0
-    calls: int = 0
-    patches_seen: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
-    on_call: object = None  # callable(calls) run before predicting
-
-    def predict(self, patches_uint8: np.ndarray) -> np.ndarray:
-        patches = patches_uint8
-        assert patches.dtype == np.uint8 and patches.shape[1:] == (50, 50, 3)
-        if callable(self.on_call):
-            self.on_call(self.calls)
-        self.calls += 1
-        self.patches_seen += len(patches)
-        self.batch_sizes.append(len(patches))
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return (patches[..., 0].mean(axis=(1, 2)) / 255.0).astype(np.float32)
-
-
-@dataclass
-class FakeModel:
-    """Duck-types ``ml.loading.LoadedModel`` for the engine (spec + predictor)."""
-
-    spec: ModelSpec = field(default_factory=fake_spec)
-    predictor: FakePredictor = field(default_factory=FakePredictor)
 
 
 def tissue_image(width: int = 1000, height: int = 800, seed: int = 0) -> np.ndarray:

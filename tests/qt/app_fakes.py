@@ -2,45 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-
 import numpy as np
+from model_fakes import FakeModel, FakePredictor, fake_spec  # noqa: F401 (re-exported)
 
 from idc_viewer.core.patches import PatchGrid, read_patch
 from idc_viewer.core.slide import ArraySlide, Slide
-from idc_viewer.ml.spec import ModelSpec
 from idc_viewer.qt.panels.gradcam_dock import GradCamView, read_full_resolution
-
-
-def fake_spec(name: str = "fake", digit: str = "a") -> ModelSpec:
-    return ModelSpec(
-        name=name, preset="native", input_size=50, patch_size_px=50, patch_mpp=4.0,
-        threshold=0.5, weights_file=f"{name}.keras", weights_sha256=digit * 64,
-        metrics={"test": {"auc": 0.91, "balanced_accuracy": 0.84}},
-    )
-
-
-@dataclass
-class FakePredictor:
-    """P(IDC) = mean red of the patch / 255; ``delay_s`` per batch to make runs slow."""
-
-    delay_s: float = 0.0
-    calls: int = 0
-
-    def predict(self, patches: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return (patches[..., 0].mean(axis=(1, 2)) / 255.0).astype(np.float32)
-
-
-@dataclass
-class FakeModel:
-    """Duck-types ``ml.loading.LoadedModel`` (spec + predictor)."""
-
-    spec: ModelSpec = field(default_factory=fake_spec)
-    predictor: FakePredictor = field(default_factory=FakePredictor)
 
 
 def two_region_image(width: int = 1200, height: int = 800, seed: int = 0) -> np.ndarray:
