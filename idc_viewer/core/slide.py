@@ -568,6 +568,16 @@ def open_slide(path: str | os.PathLike[str], mpp: float | None = None) -> Slide:
 # --------------------------------------------------------------------------------------------
 
 
+def shrink_to(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` scaled down (area averaging) so that its longer side is at most ``max_side``."""
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def slide_fingerprint(slide: Slide) -> str:
     """Return a stable id of a slide's content for the results store.
 

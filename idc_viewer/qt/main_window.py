@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from idc_viewer.core.export import Region
 from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import Slide, SlideError, open_slide, slide_fingerprint
+from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
 from idc_viewer.qt import analysis_runner
 from idc_viewer.qt.actions import build_actions, push_recent, read_recent, write_recent
 from idc_viewer.qt.panels.analysis_panel import AnalysisPanel
@@ -39,10 +39,12 @@ from idc_viewer.qt.panels.regions_panel import RegionsPanel
 from idc_viewer.qt.panels.retrain_dialog import CommandFactory, RetrainDialog, training_command
 from idc_viewer.qt.state import AppState, flagged_cells, format_length_um, model_label, step_cell
 from idc_viewer.qt.viewer import Minimap, SlideView
+from idc_viewer.qt.viewer.slide_view import THUMBNAIL_MAX_SIDE
 from idc_viewer.qt.workers import CallWorker, WorkerPool
 
 log = logging.getLogger(__name__)
 APP_TITLE = "IDC Viewer"
+MINIMAP_THUMBNAIL_SIDE = 256
 MODEL_FILTER = "IDC models (*.keras *.tflite *.spec.json);;All files (*)"
 SLIDE_FILTER = ("Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
                 "*.png *.jpg *.jpeg);;All files (*)")
@@ -233,8 +235,10 @@ class MainWindow(QMainWindow):
         """Show an already opened slide (the window owns it from now on)."""
         self.analysis.cancel_and_wait()
         self.state.set_slide(slide, fingerprint or slide_fingerprint(slide))
-        self.view.set_slide(slide)
-        self.minimap.set_slide_thumbnail(slide.thumbnail(256),
+        # one read for both: on a single-level slide a thumbnail reads the whole image (~0.5 s)
+        thumbnail = slide.thumbnail(THUMBNAIL_MAX_SIDE)
+        self.view.set_slide(slide, thumbnail)
+        self.minimap.set_slide_thumbnail(shrink_to(thumbnail, MINIMAP_THUMBNAIL_SIDE),
                                          (slide.info.l0_width, slide.info.l0_height))
         self.view.set_heatmap(None)
         self.gradcam_dock.hide()

@@ -88,6 +88,24 @@ def test_open_slide_sets_title_info_and_recent(make_window, slide_file: Path) ->
     assert [a.text() for a in recent] == ["two-regions.tiff"]
 
 
+def test_showing_a_slide_reads_its_thumbnail_once(make_window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from idc_viewer.core.slide import ArraySlide
+
+    slide = ArraySlide([two_region_image()], mpp=4.0, path="memory")
+    sides: list[int] = []
+    real_thumbnail = slide.thumbnail
+
+    def counting_thumbnail(max_side: int) -> Any:
+        sides.append(max_side)
+        return real_thumbnail(max_side)
+
+    monkeypatch.setattr(slide, "thumbnail", counting_thumbnail)
+    window = make_window()
+    window.show_slide(slide, fingerprint="f" * 64, name="memory")
+    assert len(sides) == 1  # a whole-image read on single-level slides: view and minimap share it
+    assert max(window.minimap._image.width(), window.minimap._image.height()) == 256
+
+
 def test_unopenable_file_shows_reason_and_app_stays_usable(
     make_window, dialogs, tmp_path: Path, slide_file: Path
 ) -> None:

@@ -124,8 +124,12 @@ class SlideView(QWidget):
         """The slide shown (None when empty)."""
         return self._slide
 
-    def set_slide(self, slide: Slide | None) -> None:
-        """Show ``slide`` (fitted to the view); None empties the view. Does not close it."""
+    def set_slide(self, slide: Slide | None, thumbnail: NDArray[np.uint8] | None = None) -> None:
+        """Show ``slide`` (fitted to the view); None empties the view. Does not close it.
+
+        ``thumbnail``: the slide's ``thumbnail(THUMBNAIL_MAX_SIDE)`` when the caller already has
+        it (on a single-level slide it costs a read of the whole image, ~0.5 s).
+        """
         self._loader.cancel_all()
         if self._slide_id:
             self._cache.discard_slide(self._slide_id)
@@ -133,7 +137,9 @@ class SlideView(QWidget):
         self._slide_id = f"{slide.info.path}#{next(_slide_ids)}" if slide is not None else ""
         self._thumbnail = QImage()
         if slide is not None:
-            self._thumbnail = qimage_for_painting(slide.thumbnail(THUMBNAIL_MAX_SIDE))
+            if thumbnail is None:
+                thumbnail = slide.thumbnail(THUMBNAIL_MAX_SIDE)
+            self._thumbnail = qimage_for_painting(thumbnail)
         self._overlay.set_heatmap(None)
         self._needs_fit = True
         if slide is not None and self.isVisible():
