@@ -17,7 +17,7 @@ REFERENCE_INPUT_PX = 50
 def estimated_patches_per_s(input_size: int) -> float:
     """End-to-end rate for a model with ``input_size`` px inputs.
 
-    The CNN's cost grows with the input's area (measured: the paper's 128 px preset runs 6.3x
+    The CNN's cost grows with the input's area (measured: the paper's 128 px preset runs 6-8x
     slower than the 50 px one, (128/50)^2 = 6.6).
     """
     return ESTIMATED_PATCHES_PER_S * (REFERENCE_INPUT_PX / max(int(input_size), 1)) ** 2
