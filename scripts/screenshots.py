@@ -11,8 +11,11 @@ the demo slide or a model is missing, or a step does not finish within its time 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,13 +26,16 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from idc_viewer.app import create_window, data_dir, demo_slide_path
+    from idc_viewer.app import create_window, demo_slide_path
     from idc_viewer.core.results import ResultStore
     from idc_viewer.ml.loading import default_model_path, load_model
 
     _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive
     slide = sys.argv[1] if len(sys.argv) > 1 else str(demo_slide_path())
-    window = create_window(store=ResultStore(data_dir() / "screenshot-results"),
+    # a fresh store: the screenshots always show an analysis by the model loaded now
+    store_dir = Path(tempfile.mkdtemp(prefix="idc-screenshots-"))
+    atexit.register(shutil.rmtree, store_dir, ignore_errors=True)
+    window = create_window(store=ResultStore(store_dir),
                            settings=QSettings(str(OUT / ".settings.ini"),
                                               QSettings.Format.IniFormat))
     window.resize(1600, 1000)

@@ -144,6 +144,7 @@ def evaluate_run(
             "notes": [
                 f"best epoch {final_spec.training_data['best_epoch']} by validation loss",
                 f"balance: {config.balance}",
+                f"augmentation: {augmentation_summary(config)}",
                 "patients per split in split.json",
             ],
         },

@@ -200,7 +200,13 @@ def analyze(
     stored: StoredAnalysis | None = None
     done_before: set[Cell] = set()
     if store is not None:
-        meta = {"slide_path": str(slide.info.path), "model_name": spec.name}
+        # the threshold travels with the probabilities: another model's heatmap shown later must
+        # be flagged at its own model's threshold, not at the loaded model's
+        meta = {
+            "slide_path": str(slide.info.path),
+            "model_name": spec.name,
+            "model_threshold": float(spec.threshold),
+        }
         stored = store.open(analysis_key(slide, model, grid), grid, tissue.mask, meta)
     try:
         if stored is not None:

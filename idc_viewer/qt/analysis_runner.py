@@ -10,6 +10,7 @@ applies each batch's cells), and reports progress. :func:`find_stored` and
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,22 @@ def _snapshot(update: AnalysisUpdate) -> tuple[AnalysisUpdate, Heatmap | None]:
     return update, (update.heatmap.copy() if len(update.cols) == 0 else None)
 
 
-def find_stored(
-    store: ResultStore, fingerprint: str, model: Any | None
-) -> tuple[Heatmap, str] | None:
-    """The stored heatmap of a slide and the label of its model, or None.
+@dataclass(frozen=True)
+class StoredHeatmap:
+    """A slide's stored analysis as the window shows it.
+
+    ``threshold`` is the decision threshold of the model that made it (None for analyses stored
+    before it was recorded); ``by_loaded_model`` says whether that model is the loaded one.
+    """
+
+    heatmap: Heatmap
+    label: str
+    threshold: float | None
+    by_loaded_model: bool
+
+
+def find_stored(store: ResultStore, fingerprint: str, model: Any | None) -> StoredHeatmap | None:
+    """The stored heatmap of a slide, or None.
 
     Prefers the current model's analysis; otherwise the most recently updated one.
     """
@@ -52,11 +65,18 @@ def find_stored(
         if not usable:
             return None
         chosen = next((a for a in usable if a.key.model_hash == current), usable[0])
-        heatmap = chosen.heatmap()
         model_hash = chosen.key.model_hash
-        name = chosen.meta.get("model_name") or (
-            model.spec.name if model is not None and model_hash == current else "model")
-        return heatmap, model_label(str(name), model_hash)
+        by_loaded_model = model is not None and model_hash == current
+        name = chosen.meta.get("model_name") or "model"
+        threshold = chosen.meta.get("model_threshold")
+        if model is not None and by_loaded_model:
+            name, threshold = model.spec.name, float(model.spec.threshold)
+        return StoredHeatmap(
+            heatmap=chosen.heatmap(),
+            label=model_label(str(name), model_hash),
+            threshold=None if threshold is None else float(threshold),
+            by_loaded_model=by_loaded_model,
+        )
     finally:
         for analysis in analyses:
             analysis.close()
@@ -143,6 +163,7 @@ class AnalysisRunner(QObject):
         worker.failed.connect(self._on_failed)
         worker.stopped.connect(self._on_stopped)
         self._discard_pending()
+        self._state.restore_model_threshold()  # the loaded model's heatmap, its threshold
         self.worker, self._live, self._outcome = worker, None, ""
         self._label = model_label(model.spec.name, model.spec.model_hash)
         window.analysis_panel.set_running(True)

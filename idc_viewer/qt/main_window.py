@@ -252,10 +252,19 @@ class MainWindow(QMainWindow):
         found = analysis_runner.find_stored(self.store, self.state.fingerprint, self.state.model)
         if found is None:
             return False
-        heatmap, label = found
-        self.state.set_heatmap(heatmap, label)
-        self.view.set_heatmap(heatmap)
-        self.statusBar().showMessage(f"Stored heatmap shown (model {label}).", 10_000)
+        message = f"Stored heatmap shown (model {found.label})."
+        if not found.by_loaded_model and self.state.model is not None:
+            loaded = model_label(self.state.model.spec.name, self.state.model.spec.model_hash)
+            if found.threshold is not None:
+                self.state.borrow_threshold(found.threshold)
+                flagged_at = f"flagged at its own threshold {found.threshold:.2f}"
+            else:
+                flagged_at = "its threshold is unknown: flags use the loaded model's"
+            message = (f"Stored heatmap of another model shown: {found.label}, {flagged_at}. "
+                       f"Analyse slide to score it with the loaded model {loaded}.")
+        self.state.set_heatmap(found.heatmap, found.label)
+        self.view.set_heatmap(found.heatmap)
+        self.statusBar().showMessage(message, 0 if not found.by_loaded_model else 10_000)
         return True
 
     def _remember(self, path: str) -> None:

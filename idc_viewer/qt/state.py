@@ -54,6 +54,8 @@ class AppState(QObject):
         #: Which model the heatmap came from (name and hash), shown beside it.
         self.heatmap_source: str = ""
         self.threshold: float = 0.5
+        #: True while the threshold is another model's, lent to its stored heatmap on display.
+        self.threshold_borrowed: bool = False
         self.selected_cell: Cell | None = None
 
     def set_slide(self, slide: Slide | None, fingerprint: str | None = None) -> None:
@@ -62,12 +64,14 @@ class AppState(QObject):
         self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
         if old is not None and old is not slide:
             old.close()
+        self.restore_model_threshold()
         self.slide_changed.emit()
         self.heatmap_changed.emit()
 
     def set_model(self, model: LoadedModel, path: str | None) -> None:
         self.model, self.model_path = model, path
         self.model_changed.emit()
+        self.threshold_borrowed = False
         self.set_threshold(float(model.spec.threshold))
 
     def set_heatmap(self, heatmap: Heatmap | None, source: str = "") -> None:
@@ -81,6 +85,17 @@ class AppState(QObject):
         if not math.isclose(threshold, self.threshold):
             self.threshold = threshold
             self.threshold_changed.emit(threshold)
+
+    def borrow_threshold(self, threshold: float) -> None:
+        """Flag a stored heatmap of another model at that model's own threshold."""
+        self.set_threshold(threshold)
+        self.threshold_borrowed = True
+
+    def restore_model_threshold(self) -> None:
+        """Back to the loaded model's threshold after showing another model's heatmap."""
+        if self.threshold_borrowed and self.model is not None:
+            self.threshold_borrowed = False
+            self.set_threshold(float(self.model.spec.threshold))
 
     def select_cell(self, cell: Cell | None) -> None:
         self.selected_cell = cell

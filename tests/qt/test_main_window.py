@@ -195,10 +195,18 @@ def test_reopening_shows_stored_heatmap_at_once(
     np.testing.assert_allclose(other.state.heatmap.probabilities, expected, equal_nan=True)
     assert "fake" in other.state.heatmap_source
     assert "fake" in other.info_panel.values["Heatmap"].text()
-    # A different model's analysis is labelled with that model's hash.
-    third = make_window(model=FakeModel(spec=fake_spec("other", "b")), store_dir=tmp_path / "store")
+    # A different model's analysis is labelled with that model's hash and flagged at that
+    # model's threshold (0.5), not the loaded one's (0.3), until the loaded model analyses.
+    other_model = FakeModel(spec=fake_spec("other", "b", threshold=0.3))
+    third = make_window(model=other_model, store_dir=tmp_path / "store")
     third.open_path(str(slide_file))
     assert third.state.heatmap is not None and "aaaaaaaa" in third.state.heatmap_source
+    assert third.state.threshold == pytest.approx(0.5)
+    assert "another model" in third.statusBar().currentMessage()
+    assert "0.50" in third.statusBar().currentMessage()
+    run_analysis(qtbot, third)
+    assert third.state.threshold == pytest.approx(0.3)
+    assert "bbbbbbbb" in third.state.heatmap_source
 
 
 def test_clicking_a_patch_opens_gradcam_dock(qtbot, make_window, slide_file: Path) -> None:

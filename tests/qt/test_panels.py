@@ -56,6 +56,18 @@ def test_overlay_threshold_slider_and_state_agree(qtbot) -> None:
     assert blocker.args == [False]
 
 
+def test_a_borrowed_threshold_returns_to_the_loaded_models_on_the_next_slide() -> None:
+    state = AppState()
+    state.set_model(FakeModel(spec=fake_spec(threshold=0.3)), "fake.keras")  # type: ignore[arg-type]
+    state.borrow_threshold(0.7)  # another model's stored heatmap on display
+    assert state.threshold == pytest.approx(0.7) and state.threshold_borrowed
+    state.set_slide(None)
+    assert state.threshold == pytest.approx(0.3) and not state.threshold_borrowed
+    state.set_threshold(0.6)  # the user's own choice is not "borrowed": it stays
+    state.set_slide(None)
+    assert state.threshold == pytest.approx(0.6)
+
+
 def test_model_panel_shows_name_hash_and_held_out_figures(qtbot) -> None:
     state = AppState()
     panel = ModelPanel(state)
