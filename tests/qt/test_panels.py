@@ -107,9 +107,24 @@ def test_parse_event_ignores_plain_output() -> None:
 
 def fake_training(script: str):  # type: ignore[no-untyped-def]
     """A command factory running ``script`` with this Python instead of the training package."""
-    def command(data: str, run_dir: str, epochs: int, resume: bool) -> tuple[str, list[str]]:
+    def command(
+        data: str, run_dir: str, epochs: int, resume: bool, paper_recipe: bool
+    ) -> tuple[str, list[str]]:
         return sys.executable, ["-c", textwrap.dedent(script), data, run_dir, str(epochs)]
     return command
+
+
+def test_retrain_command_is_a_valid_idc_train_call_with_the_bundled_or_the_paper_recipe() -> None:
+    from idc_viewer.qt.panels.retrain_dialog import training_command
+    from training.cli import _parser
+
+    _, bundled = training_command("data", "runs/x", 30, False)
+    assert bundled[:2] == ["-m", "training"]
+    args = _parser().parse_args(bundled[2:])
+    assert (args.jpeg_quality, args.dihedral, args.patience, args.epochs) == (70, True, 10, 30)
+    _, paper = training_command("data", "runs/x", 30, True, paper_recipe=True)
+    args = _parser().parse_args(paper[2:])
+    assert (args.jpeg_quality, args.dihedral, args.patience, args.resume) == (0, False, 5, True)
 
 
 TRAINING_SCRIPT = """

@@ -33,14 +33,23 @@ from PySide6.QtWidgets import (
 
 from idc_viewer.qt.state import format_duration
 
-#: ``(data_dir, run_dir, epochs, resume) -> (program, arguments)``.
-CommandFactory = Callable[[str, str, int, bool], tuple[str, list[str]]]
+#: ``(data_dir, run_dir, epochs, resume, paper_recipe) -> (program, arguments)``.
+CommandFactory = Callable[[str, str, int, bool, bool], tuple[str, list[str]]]
+
+#: The bundled model's options beyond the paper: JPEG recompression of half the training patches
+#: (slides store JPEG tiles), all 8 orientations, early-stopping patience 10.
+BUNDLED_RECIPE_ARGS = ("--jpeg-quality", "70", "--dihedral", "--patience", "10")
 
 
-def training_command(data: str, run_dir: str, epochs: int, resume: bool) -> tuple[str, list[str]]:
-    """The real training command, run with this interpreter."""
+def training_command(
+    data: str, run_dir: str, epochs: int, resume: bool, paper_recipe: bool = False
+) -> tuple[str, list[str]]:
+    """The real training command, run with this interpreter (the bundled model's recipe, or
+    exactly the paper's)."""
     args = ["-m", "training", "train", data, "--run-dir", run_dir, "--progress-json",
             "--epochs", str(epochs)]
+    if not paper_recipe:
+        args += BUNDLED_RECIPE_ARGS
     if resume:
         args.append("--resume")
     return sys.executable, args
@@ -108,10 +117,16 @@ class RetrainDialog(QDialog):
         self.epochs_spin.setRange(1, 500)
         self.epochs_spin.setValue(30)
         self.resume_box = QCheckBox("Resume an interrupted run in this folder")
+        self.paper_recipe_box = QCheckBox(
+            "Paper's exact recipe (unticked: the bundled model's, + JPEG and orientation "
+            "augmentation)")
+        self.paper_recipe_box.setToolTip(
+            "Unticked: " + " ".join(BUNDLED_RECIPE_ARGS) + " on top of the paper's recipe.")
         form = QFormLayout()
         form.addRow("Dataset folder", data_row)
         form.addRow("Run folder", self.run_edit)
         form.addRow("Epochs (at most)", self.epochs_spin)
+        form.addRow(self.paper_recipe_box)
         form.addRow(self.resume_box)
 
         self.progress_bar = QProgressBar()
@@ -149,7 +164,8 @@ class RetrainDialog(QDialog):
             QMessageBox.warning(self, "Retrain", f"Choose an existing dataset folder ({data!r}).")
             return
         program, args = self._command(data, self.run_edit.text().strip(),
-                                      self.epochs_spin.value(), self.resume_box.isChecked())
+                                      self.epochs_spin.value(), self.resume_box.isChecked(),
+                                      self.paper_recipe_box.isChecked())
         self.exported_spec, self.last_error, self._buffer = None, None, ""
         self.progress_bar.setRange(0, self.epochs_spin.value())
         self.progress_bar.setValue(0)
