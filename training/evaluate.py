@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from training.data import PATCH_PX
-from training.metrics import best_threshold, binary_metrics
+from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
 from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_threads
 
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
@@ -122,6 +122,9 @@ def evaluate_run(
         threshold=threshold,
         gradcam_examples=examples,
         slide_level=slide_level,
+        test_interval=patient_bootstrap_interval(
+            data.y["test"], test_prob, [r.patient for r in data.records["test"]], threshold
+        ),
         card_info={
             "preset": config.preset,
             "input_size": config.input_size,

@@ -19,6 +19,7 @@ __all__ = [
     "best_threshold",
     "binary_metrics",
     "classification_report_text",
+    "patient_bootstrap_interval",
     "roc_auc",
     "roc_curve",
 ]
@@ -298,3 +299,44 @@ def classification_report_text(
             label, avg["precision"], avg["recall"], avg["f1"], m["n"], width=width, digits=digits
         )
     return out
+
+
+def patient_bootstrap_interval(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    patients: Sequence[str],
+    threshold: float,
+    *,
+    n_resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile intervals of F1 (IDC) and balanced accuracy when the *patients* are resampled.
+
+    Patches of one patient are not independent, so the spread that matters for "another set of
+    patients" comes from drawing patients with replacement (all their patches with them).
+    Returns ``{"f1": [low, high], "balanced_accuracy": [low, high]}``.
+    """
+    t, p = _as_arrays(y_true, y_prob)
+    groups = np.asarray(patients)
+    if len(groups) != len(t):
+        raise ValueError("one patient per patch is needed")
+    names, index = np.unique(groups, return_inverse=True)
+    pred = p >= threshold
+    # per patient: tp, fp, fn, tn; a resample is a weighted sum of these rows
+    counts = np.zeros((len(names), 4))
+    for column, mask in enumerate((pred & (t == 1), pred & (t == 0), ~pred & (t == 1))):
+        counts[:, column] = np.bincount(index, weights=mask, minlength=len(names))
+    counts[:, 3] = np.bincount(index, minlength=len(names)) - counts[:, :3].sum(axis=1)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=n_resamples)
+    tp, fp, fn, tn = (weights @ counts).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        sensitivity = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        specificity = np.where(tn + fp > 0, tn / (tn + fp), 0.0)
+    tail = 100 * (1 - level) / 2
+    return {
+        name: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+        for name, values in (("f1", f1), ("balanced_accuracy", (sensitivity + specificity) / 2))
+    }

@@ -275,6 +275,12 @@ def _card_markdown(report: Mapping[str, Any]) -> str:
     ]
     if info.get("patches_per_s") is not None:
         rows.append(("inference speed, patches/s", info["patches_per_s"]))
+    interval = report.get("test_patient_bootstrap_95")
+    if interval:
+        for key, label in (("f1", "F1, IDC-positive"), ("balanced_accuracy", "balanced accuracy")):
+            low, high = interval[key]
+            name = f"{label}: 95 % interval, test patients resampled"
+            rows.append((name, f"{low:.3f}–{high:.3f}"))
     parts.append(_md_table(("figure", "value"), rows))
     if report.get("slide_level"):
         parts.append("\n" + slide_section(report["slide_level"]))
@@ -307,6 +313,7 @@ def write_evaluation_report(
     gradcam_examples: Sequence[Mapping[str, Any]],
     slide_level: Sequence[Mapping[str, Any]] | None,
     card_info: Mapping[str, Any],
+    test_interval: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """Write the figures, plots and model card of one trained model.
 
@@ -329,6 +336,9 @@ def write_evaluation_report(
     slide_level : sequence of dict or None
         One dict per complete test patient (e.g. ``patient``, ``n_patches``, ``accuracy``,
         ``f1``, ``roc_auc``); shown as a table.
+    test_interval : mapping, optional
+        ``{"f1": [low, high], "balanced_accuracy": [low, high]}``: 95 % intervals with the test
+        patients resampled (:func:`training.metrics.patient_bootstrap_interval`).
     card_info : mapping
         Free facts for the card. Known keys: ``preset``, ``input_size``, ``dataset``,
         ``split_counts`` (``{split: {"patients": n, "patches": n, ...}}``), ``threshold_criterion``,
@@ -364,6 +374,7 @@ def write_evaluation_report(
             "threshold": float(threshold),
             "test": metrics,
             "slide_level": list(slide_level) if slide_level else None,
+            "test_patient_bootstrap_95": dict(test_interval) if test_interval else None,
             "history": {k: list(v) for k, v in history.items()},
             "card_info": dict(card_info),
             "files": files,

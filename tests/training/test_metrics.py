@@ -11,6 +11,7 @@ from training.metrics import (
     best_threshold,
     binary_metrics,
     classification_report_text,
+    patient_bootstrap_interval,
     roc_auc,
     roc_curve,
 )
@@ -124,3 +125,23 @@ def test_bad_inputs() -> None:
         binary_metrics([0, 2], [0.5, 0.5])
     with pytest.raises(ValueError):
         binary_metrics([0, 1], [0.5, float("nan")])
+
+
+def test_patient_bootstrap_interval_brackets_the_figure_and_widens_with_patient_spread() -> None:
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"p{i}" for i in range(30)], 40)
+    y = rng.integers(0, 2, len(patients))
+    # every patient scored alike: a narrow interval around the pooled figure
+    prob = np.where(rng.random(len(y)) < 0.85, y, 1 - y).astype(float)
+    pooled = binary_metrics(y, prob, 0.5)
+    alike = patient_bootstrap_interval(y, prob, patients, 0.5, n_resamples=500)
+    for name in ("f1", "balanced_accuracy"):
+        low, high = alike[name]
+        assert low <= pooled[name] <= high and high - low < 0.1
+    # half the patients scored at chance: the same pooled data per patch, a wider interval
+    chance = np.isin(patients, [f"p{i}" for i in range(15)])
+    mixed = np.where(chance, rng.random(len(y)), np.where(rng.random(len(y)) < 0.97, y, 1 - y))
+    spread = patient_bootstrap_interval(y, mixed, patients, 0.5, n_resamples=500)
+    assert spread["f1"][1] - spread["f1"][0] > alike["f1"][1] - alike["f1"][0]
+    with pytest.raises(ValueError):
+        patient_bootstrap_interval(y, prob, patients[:-1], 0.5)

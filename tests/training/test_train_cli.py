@@ -55,6 +55,9 @@ def test_one_epoch_on_a_small_real_subset_writes_a_checked_report(
         assert (model_dir / f"idc-native-50.{suffix}").stat().st_size > 0, suffix
     card = (model_dir / "idc-native-50.model_card.md").read_text()
     assert "validation patients" in card  # the threshold's provenance is stated
+    low, high = report["test_patient_bootstrap_95"]["f1"]
+    assert low <= test_metrics["f1"] <= high
+    assert "test patients resampled" in card
 
     from idc_viewer.ml.loading import load_model
 
