@@ -73,7 +73,7 @@ def build_augmenter(
 JPEG_BLOCK = 8
 
 
-def jpeg_recompress(patch: Any, min_quality: int, seed: int = 42) -> Any:
+def jpeg_recompress(patch: Any, min_quality: int) -> Any:
     """One uint8 (H,W,3) patch, JPEG-recompressed with probability 1/2 at quality U(min, 100).
 
     The patch is reflect-padded at a random offset first, so its pixels fall on a different 8x8

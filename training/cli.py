@@ -19,8 +19,10 @@ def _jpeg_quality(text: str) -> int:
 
 def _mean_slide_f1(rows: list[dict[str, Any]], storage: str) -> str:
     """Mean F1 over the slides stored as ``storage``, or "-" when none was scored."""
-    values = [row["f1"] for row in rows if row["storage"] == storage]
-    return f"{sum(values) / len(values):.3f}" if values else "-"
+    from training.report import slide_mean
+
+    mean = slide_mean(rows, "f1", storage)
+    return "-" if mean is None else f"{mean:.3f}"
 
 
 def _parser() -> argparse.ArgumentParser:

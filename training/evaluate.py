@@ -108,7 +108,9 @@ def evaluate_run(
     from idc_viewer.ml.loading import load_model
 
     loaded = load_model(spec_path)
-    slide_level = slide_level_figures(loaded, data.patients["test"], config, log=log)
+    slide_level = slide_level_figures(
+        loaded, complete_patients(run_dir / "split.json", "test"), Path(config.data_dir), log=log
+    )
     examples = gradcam_examples(loaded, data.x["test"], data.y["test"], test_prob)
     from training.report import write_evaluation_report
 
@@ -251,7 +253,10 @@ def validate_run(
                 model, spec, Path(tmp), sample_patches=data.x["validation"][:256]
             )
             slide_level = slide_level_figures(
-                load_model(spec_path), data.patients["validation"], config, log=log
+                load_model(spec_path),
+                complete_patients(run_dir / "split.json", "validation"),
+                Path(config.data_dir),
+                log=log,
             )
     result = {
         "run_dir": str(run_dir),
@@ -314,14 +319,20 @@ SLIDE_STORAGES: dict[str, dict[str, Any]] = {
 }
 
 
+def complete_patients(split_file: Path, part: str) -> list[str]:
+    """The patients of ``part`` whose whole slide can be reassembled (``large_patients``)."""
+    split = json.loads(Path(split_file).read_text(encoding="utf-8"))
+    return sorted(set(split[part]) & set(split.get("large_patients", [])))
+
+
 def slide_level_figures(
     loaded: Any,
     patients: Sequence[str],
-    config: TrainConfig,
+    data_dir: Path,
     *,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Score each complete patient in ``patients`` as the engine scores a whole slide.
+    """Score each patient in ``patients`` (complete ones) as the engine scores a whole slide.
 
     Every slide is reassembled twice: lossless (the patches' exact pixels, so the figures measure
     the model on a whole slide) and JPEG Q90 (as slide scanners store tiles, so the figures
@@ -331,12 +342,10 @@ def slide_level_figures(
     from idc_viewer.engine.analysis import analyze
     from training.assemble_slide import assemble_slide
 
-    split = json.loads((Path(config.run_dir) / "split.json").read_text())
-    large = set(split.get("large_patients", []))
     rows = []
-    root = Path(config.data_dir)
+    root = Path(data_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        for patient in sorted(set(patients) & large):
+        for patient in patients:
             for storage, options in SLIDE_STORAGES.items():
                 out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
                 slide_file = assemble_slide(root / patient, out, **options)
@@ -428,8 +437,6 @@ def rescore_slides(
     JPEG ones) without retraining or re-exporting the model: the model files are not touched.
     The patients come from the ``<name>.split.json`` beside the spec.
     """
-    import shutil
-
     from idc_viewer.ml.loading import load_model
     from idc_viewer.ml.spec import read_spec, spec_path_for
     from training.report import replace_slide_section
@@ -439,12 +446,9 @@ def rescore_slides(
     beside = spec_path.with_name
     split_file, report_file = beside(f"{name}.split.json"), beside(f"{name}.report.json")
     report = json.loads(report_file.read_text(encoding="utf-8"))
-    loaded = load_model(spec_path)
-    with tempfile.TemporaryDirectory() as run_dir:
-        shutil.copy(split_file, Path(run_dir) / "split.json")
-        config = TrainConfig(data_dir=str(data_dir), run_dir=run_dir)
-        test_patients = json.loads(split_file.read_text())["test"]
-        rows = slide_level_figures(loaded, test_patients, config, log=log)
+    rows = slide_level_figures(
+        load_model(spec_path), complete_patients(split_file, "test"), data_dir, log=log
+    )
     report["slide_level"] = rows
     report_file.write_text(json.dumps(report, indent=2), encoding="utf-8")
     card = beside(f"{name}.model_card.md")

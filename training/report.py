@@ -385,13 +385,11 @@ def write_evaluation_report(
     return report
 
 
-def _slide_mean(report: Mapping[str, Any], key: str, storage: str = "lossless") -> float | None:
+def slide_mean(
+    slide_level: Sequence[Mapping[str, Any]] | None, key: str, storage: str = "lossless"
+) -> float | None:
     """Mean of ``key`` over the slides stored as ``storage`` (older reports scored JPEG only)."""
-    values = [
-        r.get(key)
-        for r in report.get("slide_level") or []
-        if r.get("storage", "JPEG Q90") == storage
-    ]
+    values = [r.get(key) for r in slide_level or [] if r.get("storage", "JPEG Q90") == storage]
     nums = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(float(v))]
     return sum(nums) / len(nums) if nums else None
 
@@ -441,8 +439,8 @@ def comparison_table(cards: Sequence[Mapping[str, Any]]) -> str:
                 m["roc_auc"],
                 card["threshold"],
                 card.get("app_patches_per_s", info.get("patches_per_s")),
-                _slide_mean(card, "f1"),
-                _slide_mean(card, "f1", "JPEG Q90"),
+                slide_mean(card.get("slide_level"), "f1"),
+                slide_mean(card.get("slide_level"), "f1", "JPEG Q90"),
             )
         )
     return _md_table(headers, rows)

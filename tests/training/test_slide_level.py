@@ -11,9 +11,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from training.data import load_patches, scan_dataset
-from training.evaluate import slide_level_figures
+from training.evaluate import complete_patients, slide_level_figures
 from training.metrics import binary_metrics
-from training.train import TrainConfig
 
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 BUNDLED_SPEC = MODELS / "idc-native-50.spec.json"
@@ -28,10 +27,13 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     patient_dir = shared_data / "idc" / PATIENT
     if not patient_dir.is_dir():
         pytest.skip(f"complete patient {PATIENT} not in {shared_data / 'idc'}")
-    (tmp_path / "split.json").write_text(json.dumps({"large_patients": [PATIENT]}))
-    config = TrainConfig(data_dir=str(shared_data / "idc"), run_dir=str(tmp_path))
+    split_file = tmp_path / "split.json"
+    split_file.write_text(
+        json.dumps({"test": [PATIENT, "not-a-complete-patient"], "large_patients": [PATIENT]})
+    )
     loaded = load_model(BUNDLED_SPEC)
-    rows = slide_level_figures(loaded, [PATIENT, "not-a-complete-patient"], config, log=print)
+    patients = complete_patients(split_file, "test")
+    rows = slide_level_figures(loaded, patients, shared_data / "idc", log=print)
     assert [(r["patient"], r["storage"]) for r in rows] == [
         (PATIENT, "lossless"),
         (PATIENT, "JPEG Q90"),
