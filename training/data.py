@@ -110,6 +110,20 @@ def _check_labels(records: Iterable[PatchRecord]) -> None:
         )
 
 
+# Patients whose every patch is present, so the whole slide can be reassembled with a true label
+# per tissue patch (listed in ../shared/data/README.md; 14082 and 14306 added 2026-12-01).
+COMPLETE_PATIENTS = frozenset(
+    {
+        *("8863", "8865", "8867", "8913", "8914", "8951", "8955", "8974", "8975", "8980", "8984"),
+        *("9022", "9035", "9037", "9041", "9076", "9078", "9123", "9124", "9126", "14082", "14306"),
+    }
+)
+# Whole-slide figures need several slides per split to choose anything on: complete patients
+# are spread so that validation and test get at least this many each (when there are enough).
+MIN_COMPLETE_PER_SPLIT = 5
+COMPLETE_STRATUM = "complete"
+
+
 def split_patients(
     patients: Sequence[str],
     *,
@@ -120,7 +134,8 @@ def split_patients(
     """Split patients (never patches) into train/validation/test with a fixed seed.
 
     ``strata`` maps patient -> group (e.g. complete vs sampled slides); each group is split
-    separately so every split gets its share of each.
+    separately so every split gets its share of each. The ``"complete"`` group gives validation
+    and test at least ``MIN_COMPLETE_PER_SPLIT`` patients each, when it has three times as many.
     """
     groups: dict[str, list[str]] = {}
     for patient in sorted(patients):
@@ -132,6 +147,9 @@ def split_patients(
         rng.shuffle(members)
         n_val = max(1, round(len(members) * fractions[1])) if len(members) >= 3 else 0
         n_test = max(1, round(len(members) * fractions[2])) if len(members) >= 3 else 0
+        if key == COMPLETE_STRATUM and len(members) >= 3 * MIN_COMPLETE_PER_SPLIT:
+            n_val = max(n_val, MIN_COMPLETE_PER_SPLIT)
+            n_test = max(n_test, MIN_COMPLETE_PER_SPLIT)
         split["test"] += members[:n_test]
         split["validation"] += members[n_test : n_test + n_val]
         split["train"] += members[n_test + n_val :]

@@ -320,9 +320,13 @@ SLIDE_STORAGES: dict[str, dict[str, Any]] = {
 
 
 def complete_patients(split_file: Path, part: str) -> list[str]:
-    """The patients of ``part`` whose whole slide can be reassembled (``large_patients``)."""
+    """The patients of ``part`` whose whole slide can be reassembled.
+
+    Splits written before ``complete_patients`` was recorded name them ``large_patients``.
+    """
     split = json.loads(Path(split_file).read_text(encoding="utf-8"))
-    return sorted(set(split[part]) & set(split.get("large_patients", [])))
+    complete = split.get("complete_patients", split.get("large_patients", []))
+    return sorted(set(split[part]) & set(complete))
 
 
 def slide_level_figures(

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from training.data import (
+    COMPLETE_PATIENTS,
+    COMPLETE_STRATUM,
     Dataset,
     load_patches,
     scan_dataset,
@@ -35,6 +37,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "native": {"input_size": 50, "resize_interpolation": "none"},
 }
 LARGE_PATIENT_PATCHES = 200  # patients with more patches are (near-)complete slides: stratify on it
+
+
+def _stratum(patient: str, n_patches: int) -> str:
+    """Complete slides, other large (near-complete) patients, and sampled ones split apart."""
+    if patient in COMPLETE_PATIENTS:
+        return COMPLETE_STRATUM
+    return "large" if n_patches > LARGE_PATIENT_PATCHES else "sampled"
 
 
 @dataclass
@@ -110,11 +119,16 @@ def prepare_data(
         counts: dict[str, int] = {}
         for rec in dataset.records:
             counts[rec.patient] = counts.get(rec.patient, 0) + 1
-        strata = {p: "large" if counts[p] > LARGE_PATIENT_PATCHES else "sampled" for p in patients}
+        strata = {p: _stratum(p, counts[p]) for p in patients}
         split = split_patients(patients, seed=config.seed, strata=strata)
-        large = sorted(p for p in patients if strata[p] == "large")
+        complete = sorted(p for p in patients if strata[p] == COMPLETE_STRATUM)
         write_split(
-            split, split_file, seed=config.seed, layout=dataset.layout, large_patients=large
+            split,
+            split_file,
+            seed=config.seed,
+            layout=dataset.layout,
+            complete_patients=complete,
+            large_patients=sorted(p for p in patients if strata[p] != "sampled"),
         )
     by_patient: dict[str, list[Any]] = {}
     for rec in dataset.records:
