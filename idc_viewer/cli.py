@@ -404,7 +404,7 @@ def _analyze_one(
     from idc_viewer.engine.analysis import analyze
     from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
 
-    threshold = args.threshold if args.threshold is not None else model.spec.threshold
+    threshold = args.threshold if args.threshold is not None else model.spec.decision_threshold
     with _open_slide(str(path), args.mpp) as slide:
         bar = ProgressBar(path.name, enabled=not args.quiet)
         cancel = CancelToken()

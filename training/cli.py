@@ -17,12 +17,14 @@ def _jpeg_quality(text: str) -> int:
     return quality
 
 
-def _mean_slide_f1(rows: list[dict[str, Any]], storage: str) -> str:
-    """Mean F1 over the slides stored as ``storage``, or "-" when none was scored."""
-    from training.report import slide_mean
-
-    mean = slide_mean(rows, "f1", storage)
-    return "-" if mean is None else f"{mean:.3f}"
+def _pooled_slides(figures: dict[str, Any], storage: str) -> str:
+    """Pooled slide F1 / BAC for ``storage`` in the deciding mode, or "-" when not scored."""
+    pooled = (figures or {}).get("pooled", [])
+    mode = "context" if any(r["mode"] == "context" for r in pooled) else "cnn"
+    for row in pooled:
+        if row["storage"] == storage and row["mode"] == mode:
+            return f"{row['f1']:.3f} / {row['balanced_accuracy']:.3f}"
+    return "-"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,11 +133,17 @@ def _parser() -> argparse.ArgumentParser:
 
     rescore = sub.add_parser(
         "rescore-slides",
-        help="score an exported model's complete test patients as slides again (lossless and "
-        "JPEG) and update its report and card; the model itself is not changed",
+        help="score an exported model's complete test patients as slides again (lossless, "
+        "JPEG, 20x) and update its report and card; the weights are not changed",
     )
     rescore.add_argument("spec", type=Path, help="the model's .spec.json")
     rescore.add_argument("data", type=Path, help="the Kaggle-layout dataset it was trained on")
+    rescore.add_argument(
+        "--choose-context",
+        action="store_true",
+        help="first choose the context stage on the complete validation patients' slides and "
+        "write it into the spec (the weights are not changed)",
+    )
 
     compare = sub.add_parser("compare", help="write a side-by-side card of exported models")
     compare.add_argument("specs", type=Path, nargs="+", help="model .spec.json files")
@@ -224,17 +232,21 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
         ]
         print(
             f"{'run':40} {'epochs':>8} {'thresh':>6} {'F1(IDC)':>7} {'BAC':>6} {'AUC':>6} "
-            f"{'slide F1 lossless':>17} {'slide F1 JPEG':>13}  (validation patients only)"
+            f"{'sigma':>5} {'slides F1 / BAC: lossless':>25} {'JPEG':>11} {'20x':>11}"
+            "  (validation patients only; slides pooled, as the app decides)"
         )
         for row in rows:
             figures = row["validation_patients"]
             epochs = f"{row['best_epoch']}/{row['epochs_run']}{'' if row['finished'] else '+'}"
+            choice = row.get("context_choice") or {}
+            sigma = f"{choice['sigma_patches']:5.2f}" if choice else "    -"
             print(
                 f"{row['run_dir'][-40:]:40} {epochs:>8} {row['threshold']:6.3f} "
                 f"{figures['f1']:7.3f} {figures['balanced_accuracy']:6.3f} "
-                f"{figures['roc_auc']:6.3f} "
-                f"{_mean_slide_f1(row['validation_slides'], 'lossless'):>17} "
-                f"{_mean_slide_f1(row['validation_slides'], 'JPEG Q90'):>13}"
+                f"{figures['roc_auc']:6.3f} {sigma} "
+                f"{_pooled_slides(row['validation_slides'], 'lossless'):>25} "
+                f"{_pooled_slides(row['validation_slides'], 'JPEG Q90'):>11} "
+                f"{_pooled_slides(row['validation_slides'], '20x'):>11}"
             )
         return 0
     if args.command == "assemble-slide":
@@ -249,9 +261,16 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
     if args.command == "rescore-slides":
         from training.evaluate import rescore_slides
 
-        rows = rescore_slides(args.spec, args.data, log=lambda message: None)
-        for row in rows:
-            print(f"slide {row['patient']} ({row['storage']}): F1 {row['f1']:.3f}")
+        figures = rescore_slides(
+            args.spec, args.data, choose=args.choose_context, log=lambda message: None
+        )
+        for row in figures["per_slide"]:
+            print(f"slide {row['patient']} ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}")
+        for row in figures["pooled"]:
+            print(
+                f"pooled ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}, "
+                f"balanced accuracy {row['balanced_accuracy']:.3f}"
+            )
         return 0
     if args.command == "compare":
         from training.evaluate import write_comparison

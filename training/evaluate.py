@@ -19,6 +19,13 @@ import numpy as np
 
 from training.data import PATCH_PX
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
+from training.slides import (
+    ContextChoice,
+    ScoredSlide,
+    choose_context,
+    score_slides,
+    slide_figures,
+)
 from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_threads
 
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
@@ -107,7 +114,18 @@ def evaluate_run(
 
     from idc_viewer.ml.loading import load_model
 
+    # the context stage is chosen on the validation patients' slides, then frozen into the spec
+    validation_slides = score_slides(
+        load_model(spec_path),
+        complete_patients(run_dir / "split.json", "validation"),
+        Path(config.data_dir),
+        log=log,
+    )
+    choice = add_context(spec_path, validation_slides, log=log)
     loaded = load_model(spec_path)
+    validation_figures = slide_figures(
+        validation_slides, patch_threshold=threshold, context=_context_of(loaded.spec)
+    )
     slide_level = slide_level_figures(
         loaded, complete_patients(run_dir / "split.json", "test"), Path(config.data_dir), log=log
     )
@@ -124,6 +142,8 @@ def evaluate_run(
         threshold=threshold,
         gradcam_examples=examples,
         slide_level=slide_level,
+        validation_slides=validation_figures["pooled"],
+        context_choice=_choice_record(choice),
         test_interval=patient_bootstrap_interval(
             data.y["test"], test_prob, [r.patient for r in data.records["test"]], threshold
         ),
@@ -159,6 +179,17 @@ def evaluate_run(
         "metrics": _headline(test_metrics),
         "report": report,
         "slide_level": slide_level,
+    }
+
+
+def _choice_record(choice: ContextChoice | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    return {
+        "sigma_patches": choice.sigma_patches,
+        "threshold": choice.threshold,
+        "criterion": choice.criterion,
+        "candidates": choice.table,
     }
 
 
@@ -242,7 +273,8 @@ def validate_run(
     config, state, model = _load_best(run_dir)
     data = prepare_data(config, log, splits=("validation",))
     threshold, metrics = _threshold_on_validation(model, data, config.preset)
-    slide_level = []
+    slide_level: dict[str, Any] = {}
+    context: dict[str, Any] | None = None
     if slides:
         from idc_viewer.ml.loading import load_model
         from idc_viewer.ml.saving import save_model
@@ -252,12 +284,19 @@ def validate_run(
             spec_path = save_model(
                 model, spec, Path(tmp), sample_patches=data.x["validation"][:256]
             )
-            slide_level = slide_level_figures(
+            scored = score_slides(
                 load_model(spec_path),
                 complete_patients(run_dir / "split.json", "validation"),
                 Path(config.data_dir),
                 log=log,
             )
+            labels = {int(v) for s in scored for v in s.labels}
+            choice = choose_context(scored) if labels == {0, 1} else None
+            context = _choice_record(choice)
+            sigma_threshold = None
+            if choice is not None and choice.sigma_patches > 0:
+                sigma_threshold = (choice.sigma_patches, choice.threshold)
+            slide_level = slide_figures(scored, patch_threshold=threshold, context=sigma_threshold)
     result = {
         "run_dir": str(run_dir),
         "preset": config.preset,
@@ -269,6 +308,7 @@ def validate_run(
         "threshold": threshold,
         "validation_patients": _headline(metrics),
         "validation_slides": slide_level,
+        "context_choice": context,
     }
     (run_dir / "validation.json").write_text(json.dumps(result, indent=1))
     return result
@@ -312,13 +352,6 @@ def gradcam_examples(
     return examples
 
 
-#: how a reassembled slide stores its tiles: the patches' exact pixels, and JPEG as scanners do
-SLIDE_STORAGES: dict[str, dict[str, Any]] = {
-    "lossless": {"lossless": True},
-    "JPEG Q90": {"jpeg_quality": 90},
-}
-
-
 def complete_patients(split_file: Path, part: str) -> list[str]:
     """The patients of ``part`` whose whole slide can be reassembled.
 
@@ -329,68 +362,66 @@ def complete_patients(split_file: Path, part: str) -> list[str]:
     return sorted(set(split[part]) & set(complete))
 
 
+def _context_of(spec: Any) -> tuple[float, float] | None:
+    return None if spec.context is None else (spec.context.sigma_patches, spec.context.threshold)
+
+
 def slide_level_figures(
     loaded: Any,
     patients: Sequence[str],
     data_dir: Path,
     *,
     log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Score each patient in ``patients`` (complete ones) as the engine scores a whole slide.
-
-    Every slide is reassembled twice: lossless (the patches' exact pixels, so the figures measure
-    the model on a whole slide) and JPEG Q90 (as slide scanners store tiles, so the figures
-    measure its robustness to compression — measured to cost several F1 points).
-    """
-    from idc_viewer.core.slide import open_slide
-    from idc_viewer.engine.analysis import analyze
-    from training.assemble_slide import assemble_slide
-
-    rows = []
-    root = Path(data_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        for patient in patients:
-            for storage, options in SLIDE_STORAGES.items():
-                out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
-                slide_file = assemble_slide(root / patient, out, **options)
-                with open_slide(slide_file.path) as slide:
-                    heatmap = None
-                    for update in analyze(slide, loaded, None, None):
-                        heatmap = update.heatmap
-                row = _compare_with_truth(
-                    patient, heatmap, slide_file.truth_csv, loaded.spec.threshold
-                )
-                rows.append({"patient": patient, "storage": storage, **row})
-                log(f"slide {patient} ({storage}): F1 {row['f1']:.3f}")
-                slide_file.path.unlink()
-    return rows
-
-
-def _compare_with_truth(
-    patient: str, heatmap: Any, truth_csv: Path, threshold: float
 ) -> dict[str, Any]:
-    import csv
+    """Score each complete patient as the engine scores a whole slide (lossless, JPEG, 20x).
 
-    y_true, y_prob, missed = [], [], 0
-    probs = heatmap.probabilities
-    grid = heatmap.grid
-    with open(truth_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            cell = grid.cell_at(int(row["x"]) + 1, int(row["y"]) + 1)
-            p = float("nan") if cell is None else float(probs[cell[1], cell[0]])
-            if np.isnan(p):
-                missed += 1  # not tissue for the engine: counted as predicted negative
-                p = 0.0
-            y_true.append(int(row["label"]))
-            y_prob.append(p)
-    metrics = binary_metrics(np.asarray(y_true), np.asarray(y_prob), threshold)
-    return {
-        "patient": patient,
-        "patches": len(y_true),
-        "idc_patches": int(sum(y_true)),
-        "not_analysed_by_engine": missed,
-        **_headline(metrics),
-    }
+    Returns ``{"per_slide": [...], "pooled": [...]}`` (:func:`training.slides.slide_figures`),
+    with the CNN alone and, when the model has one, with its context stage.
+    """
+    scored = score_slides(loaded, patients, data_dir, log=log)
+    figures = slide_figures(
+        scored, patch_threshold=loaded.spec.threshold, context=_context_of(loaded.spec)
+    )
+    for row in figures["pooled"]:
+        log(
+            f"slides pooled ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}, "
+            f"balanced accuracy {row['balanced_accuracy']:.3f}"
+        )
+    return figures
+
+
+def add_context(
+    spec_path: Path, validation: Sequence[ScoredSlide], *, log: Callable[[str], None] = print
+) -> ContextChoice | None:
+    """Choose the context stage on validation slides and write it into the model's spec.
+
+    Only the spec changes (the weights and their hashes stay); a choice of σ = 0 (no context
+    helps) writes no context stage, and without validation slides of both classes nothing is
+    chosen (None).
+    """
+    from dataclasses import replace
+
+    from idc_viewer.ml.spec import ContextSpec, read_spec, write_spec
+
+    labels = {int(v) for s in validation for v in s.labels}
+    if labels != {0, 1}:
+        log("context stage: not chosen (no complete validation slide with both classes)")
+        return None
+    choice = choose_context(validation)
+    spec = read_spec(spec_path)
+    context = None
+    if choice.sigma_patches > 0:
+        context = ContextSpec(
+            sigma_patches=choice.sigma_patches,
+            threshold=choice.threshold,
+            chosen_on=choice.criterion,
+        )
+    write_spec(replace(spec, context=context), Path(spec_path).parent)
+    log(
+        f"context stage: sigma {choice.sigma_patches} patches, threshold {choice.threshold:.3f} "
+        f"({choice.criterion})"
+    )
+    return choice
 
 
 def app_patches_per_s(spec_path: Path, n: int = 2048, batch: int = 256) -> float:
@@ -433,13 +464,14 @@ def write_comparison(specs: Sequence[Path], out: Path, *, update_cards: bool = T
 
 
 def rescore_slides(
-    spec: Path, data_dir: Path, *, log: Callable[[str], None] = print
-) -> list[dict[str, Any]]:
+    spec: Path, data_dir: Path, *, choose: bool = False, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Score an exported model's complete test patients as slides again; update report and card.
 
-    For when the slide figures' method changed (as when lossless slides were added beside the
-    JPEG ones) without retraining or re-exporting the model: the model files are not touched.
-    The patients come from the ``<name>.split.json`` beside the spec.
+    For when the slide figures' method changed without retraining: the weights are not touched.
+    With ``choose``, the context stage is first chosen on the complete *validation* patients'
+    slides and written into the spec (only the spec changes). The patients come from the
+    ``<name>.split.json`` beside the spec.
     """
     from idc_viewer.ml.loading import load_model
     from idc_viewer.ml.spec import read_spec, spec_path_for
@@ -450,12 +482,24 @@ def rescore_slides(
     beside = spec_path.with_name
     split_file, report_file = beside(f"{name}.split.json"), beside(f"{name}.report.json")
     report = json.loads(report_file.read_text(encoding="utf-8"))
-    rows = slide_level_figures(
+    if choose:
+        loaded = load_model(spec_path)
+        validation_slides = score_slides(
+            loaded, complete_patients(split_file, "validation"), data_dir, log=log
+        )
+        choice = add_context(spec_path, validation_slides, log=log)
+        report["context_choice"] = _choice_record(choice)
+        report["validation_slides"] = slide_figures(
+            validation_slides,
+            patch_threshold=loaded.spec.threshold,
+            context=_context_of(read_spec(spec_path)),
+        )["pooled"]
+    figures = slide_level_figures(
         load_model(spec_path), complete_patients(split_file, "test"), data_dir, log=log
     )
-    report["slide_level"] = rows
+    report["slide_level"] = figures
     report_file.write_text(json.dumps(report, indent=2), encoding="utf-8")
     card = beside(f"{name}.model_card.md")
     if card.exists():
-        replace_slide_section(card, rows)
-    return rows
+        replace_slide_section(card, report)
+    return figures

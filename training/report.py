@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from training.metrics import binary_metrics, classification_report_text, roc_curve
+from training.slide_card import SLIDE_HEADING, decision_mode, per_slide_rows, slide_section
 
 __all__ = ["TARGET_NAMES", "write_comparison_card", "write_evaluation_report"]
 
@@ -192,41 +193,8 @@ def _split_table(split_counts: Mapping[str, Any]) -> str:
     return _md_table(("split", *keys), rows)
 
 
-def _slide_table(slide_level: Sequence[Mapping[str, Any]]) -> str:
-    preferred = [
-        "patient",
-        "storage",
-        "slide",
-        "n_patches",
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "patches_per_s",
-    ]
-    keys = [k for k in preferred if any(k in row for row in slide_level)]
-    for row in slide_level:
-        keys += [k for k, v in row.items() if k not in keys and not isinstance(v, Mapping | list)]
-    return _md_table(keys, [[row.get(k) for k in keys] for row in slide_level])
-
-
-SLIDE_HEADING = "## Slide level (complete test patients, reassembled slides)"
-
-
-def slide_section(slide_level: Sequence[Mapping[str, Any]]) -> str:
-    """The card's slide-level section: heading, how the slides were stored, one row per slide."""
-    return (
-        f"{SLIDE_HEADING}\n\n"
-        "Each slide is scored by the app's engine as a whole slide, stored two ways: "
-        "*lossless* (the patches' exact pixels: the model's own figure) and *JPEG Q90* "
-        "(as scanners store tiles: robustness to compression).\n\n" + _slide_table(slide_level)
-    )
-
-
-def replace_slide_section(card_path: Path, slide_level: Sequence[Mapping[str, Any]]) -> None:
-    """Swap an existing card's slide-level section for new figures; the rest is kept as it is."""
+def replace_slide_section(card_path: Path, report: Mapping[str, Any]) -> None:
+    """Swap an existing card's slide-level section for the report's; the rest is kept."""
     card_path = Path(card_path)
     text = card_path.read_text(encoding="utf-8")
     if SLIDE_HEADING not in text:
@@ -234,7 +202,7 @@ def replace_slide_section(card_path: Path, slide_level: Sequence[Mapping[str, An
     before, rest = text.split(SLIDE_HEADING, 1)
     next_heading = rest.find("\n## ")
     after = rest[next_heading:] if next_heading >= 0 else "\n"
-    card_path.write_text(before + slide_section(slide_level) + after, encoding="utf-8")
+    card_path.write_text(before + slide_section(report) + after, encoding="utf-8")
 
 
 def _card_markdown(report: Mapping[str, Any]) -> str:
@@ -283,7 +251,7 @@ def _card_markdown(report: Mapping[str, Any]) -> str:
             rows.append((name, f"{low:.3f}–{high:.3f}"))
     parts.append(_md_table(("figure", "value"), rows))
     if report.get("slide_level"):
-        parts.append("\n" + slide_section(report["slide_level"]))
+        parts.append("\n" + slide_section(report))
     parts += [
         "\n## Threshold\n\n",
         f"A patch is called IDC-positive when p >= **{report['threshold']:.4f}**. "
@@ -311,9 +279,11 @@ def write_evaluation_report(
     test_prob: ArrayLike,
     threshold: float,
     gradcam_examples: Sequence[Mapping[str, Any]],
-    slide_level: Sequence[Mapping[str, Any]] | None,
+    slide_level: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     card_info: Mapping[str, Any],
     test_interval: Mapping[str, Sequence[float]] | None = None,
+    validation_slides: Sequence[Mapping[str, Any]] | None = None,
+    context_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the figures, plots and model card of one trained model.
 
@@ -333,9 +303,12 @@ def write_evaluation_report(
     gradcam_examples : sequence of dict
         ``{"patch": uint8 HxWx3, "overlay": uint8 HxWx3, "label": int, "probability": float}``;
         the first IDC-positive and the first IDC-negative one are drawn. Empty: no Grad-CAM figure.
-    slide_level : sequence of dict or None
-        One dict per complete test patient (e.g. ``patient``, ``n_patches``, ``accuracy``,
-        ``f1``, ``roc_auc``); shown as a table.
+    slide_level : dict, sequence of dict or None
+        ``{"per_slide": [...], "pooled": [...]}`` of the complete test patients
+        (:func:`training.slides.slide_figures`); an older list of per-slide rows is accepted.
+    validation_slides, context_choice : optional
+        Pooled validation-slide figures and the context stage's choice (σ, threshold, every
+        candidate), shown in the card's slide section.
     test_interval : mapping, optional
         ``{"f1": [low, high], "balanced_accuracy": [low, high]}``: 95 % intervals with the test
         patients resampled (:func:`training.metrics.patient_bootstrap_interval`).
@@ -373,7 +346,12 @@ def write_evaluation_report(
             "name": name,
             "threshold": float(threshold),
             "test": metrics,
-            "slide_level": list(slide_level) if slide_level else None,
+            "slide_level": (
+                dict(slide_level) if isinstance(slide_level, Mapping)
+                else list(slide_level) if slide_level else None
+            ),
+            "validation_slides": list(validation_slides) if validation_slides else None,
+            "context_choice": dict(context_choice) if context_choice else None,
             "test_patient_bootstrap_95": dict(test_interval) if test_interval else None,
             "history": {k: list(v) for k, v in history.items()},
             "card_info": dict(card_info),
@@ -386,10 +364,18 @@ def write_evaluation_report(
 
 
 def slide_mean(
-    slide_level: Sequence[Mapping[str, Any]] | None, key: str, storage: str = "lossless"
+    slide_level: Any, key: str, storage: str = "lossless"
 ) -> float | None:
-    """Mean of ``key`` over the slides stored as ``storage`` (older reports scored JPEG only)."""
-    values = [r.get(key) for r in slide_level or [] if r.get("storage", "JPEG Q90") == storage]
+    """Mean of ``key`` over the slides stored as ``storage``, in the mode the app decides with.
+
+    Older reports scored JPEG only and had no modes.
+    """
+    rows = per_slide_rows(slide_level)
+    mode = decision_mode(rows)
+    values = [
+        r.get(key) for r in rows
+        if r.get("storage", "JPEG Q90") == storage and r.get("mode", "cnn") == mode
+    ]
     nums = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(float(v))]
     return sum(nums) / len(nums) if nums else None
 

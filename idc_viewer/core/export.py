@@ -31,7 +31,11 @@ from idc_viewer.core.heatmap import Heatmap
 if TYPE_CHECKING:
     from idc_viewer.core.patches import PatchGrid
 
-PATCHES_HEADER = ("x", "y", "width", "height", "probability", "col", "row")
+# probability: the decision probability (after the model's context stage, when it has one);
+# patch_probability: the CNN's own output for the patch
+PATCHES_HEADER = (
+    "x", "y", "width", "height", "probability", "col", "row", "patch_probability"
+)
 REGIONS_HEADER = (
     "region_id",
     "n_patches",
@@ -372,6 +376,7 @@ def write_patches_csv(
     path: Path | str,
     heatmap: Heatmap,
     extra_columns: Mapping[str, object] | None = None,
+    patch_heatmap: Heatmap | None = None,
 ) -> Path:
     """Write one row per analysed patch.
 
@@ -384,16 +389,22 @@ def write_patches_csv(
     extra_columns : mapping, optional
         Constant columns appended to every row (e.g. ``{"slide": name}``); text is made
         formula-safe.
+    patch_heatmap : Heatmap, optional
+        The CNN's own probabilities when ``heatmap`` holds decision probabilities of a
+        context stage; None when they are the same.
 
     Returns
     -------
     pathlib.Path
-        The written file. Columns: ``x,y,width,height,probability,col,row`` (level-0 ints,
-        the patch footprint clipped at the slide edge; probability with 6 decimals), then
-        ``extra_columns``.
+        The written file. Columns: ``x,y,width,height,probability,col,row,patch_probability``
+        (level-0 ints, the patch footprint clipped at the slide edge; probabilities with 6
+        decimals), then ``extra_columns``.
     """
     grid = heatmap.grid
     probs = heatmap.probabilities
+    patch_probs = probs if patch_heatmap is None else patch_heatmap.probabilities
+    if patch_probs.shape != probs.shape:
+        raise ValueError("patch_heatmap must be on the same grid as heatmap")
     rows_idx, cols_idx = np.nonzero(~np.isnan(probs))
 
     xs, ys = _edges_l0(grid)
@@ -402,7 +413,7 @@ def write_patches_csv(
         for r, c in zip(rows_idx.tolist(), cols_idx.tolist(), strict=True):
             x, y = int(xs[c]), int(ys[r])
             w, h = int(xs[c + 1]) - x, int(ys[r + 1]) - y
-            yield (x, y, w, h, float(probs[r, c]), c, r)
+            yield (x, y, w, h, float(probs[r, c]), c, r, float(patch_probs[r, c]))
 
     return _write_csv(path, PATCHES_HEADER, rows(), extra_columns)
 
@@ -489,6 +500,7 @@ def export_all(
     heatmap: Heatmap,
     threshold: float,
     provenance: Mapping[str, Any],
+    patch_heatmap: Heatmap | None = None,
 ) -> list[Path]:
     """Write the four export files for one analysis.
 
@@ -500,11 +512,13 @@ def export_all(
         File name prefix: ``<stem>.patches.csv``, ``<stem>.regions.csv``,
         ``<stem>.regions.geojson``, ``<stem>.provenance.json``.
     heatmap : Heatmap
-        The analysis.
+        The analysis: decision probabilities (flags and regions use them).
     threshold : float
         Decision threshold for the regions.
     provenance : mapping
         Written to the provenance file together with the threshold and counts.
+    patch_heatmap : Heatmap, optional
+        The CNN's own probabilities, when ``heatmap`` comes from a context stage.
 
     Returns
     -------
@@ -529,7 +543,10 @@ def export_all(
         },
     }
     jobs: list[tuple[Path, Callable[[Path], Path]]] = [
-        (directory / f"{stem}.patches.csv", lambda p: write_patches_csv(p, heatmap)),
+        (
+            directory / f"{stem}.patches.csv",
+            lambda p: write_patches_csv(p, heatmap, patch_heatmap=patch_heatmap),
+        ),
         (directory / f"{stem}.regions.csv", lambda p: write_regions_csv(p, regions)),
         (directory / f"{stem}.regions.geojson", lambda p: write_geojson(p, regions, heatmap)),
         (directory / f"{stem}.provenance.json", lambda p: write_provenance(p, info)),

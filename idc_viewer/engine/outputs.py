@@ -11,6 +11,7 @@ from idc_viewer import __version__
 from idc_viewer.core.export import ExportError, export_all, find_regions, write_provenance
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.engine.decision import decision_heatmap
 
 if TYPE_CHECKING:
     from idc_viewer.ml.loading import LoadedModel
@@ -63,7 +64,10 @@ def provenance(
             "patch_size_px": spec.patch_size_px,
             "patch_mpp": spec.patch_mpp,
             "model_threshold": spec.threshold,
+            "decision_threshold": spec.decision_threshold,
         },
+        # None: the model decides on each patch's own CNN probability
+        "context": None if spec.context is None else spec.context.as_dict(),
         "threshold": threshold,
         "mpp": info.mpp,
         "coordinates": "level-0 pixels",
@@ -85,19 +89,23 @@ def write_outputs(
 ) -> WrittenOutputs:
     """Write ``<stem>.patches.csv``, ``.regions.csv``, ``.regions.geojson``, ``.provenance.json``.
 
+    ``heatmap`` holds the CNN's probabilities; flags and regions use the model's decision
+    probabilities (:func:`decision_heatmap`) at ``threshold``, and both go into the CSV.
     Raises ``OSError`` (with a one-line message) when a file cannot be written.
     """
+    decision = decision_heatmap(heatmap, model.spec)
     try:
         paths = export_all(
-            out_dir, stem, heatmap, threshold, provenance(slide, model, threshold, heatmap)
+            out_dir, stem, decision, threshold, provenance(slide, model, threshold, heatmap),
+            patch_heatmap=heatmap,
         )
     except ExportError as exc:
         raise OSError(str(exc)) from None
     return WrittenOutputs(
         paths=tuple(paths),
-        n_patches=heatmap.analysed_count,
-        n_flagged=heatmap.flagged_count(threshold),
-        n_regions=len(find_regions(heatmap, threshold)),
+        n_patches=decision.analysed_count,
+        n_flagged=decision.flagged_count(threshold),
+        n_regions=len(find_regions(decision, threshold)),
     )
 
 

@@ -35,6 +35,44 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
+class ContextSpec:
+    """The context stage that turns CNN probabilities into decision probabilities.
+
+    ``sigma_patches`` is the Gaussian's σ in patches (see :mod:`idc_viewer.core.context`);
+    ``threshold`` is the decision threshold on the context probabilities, chosen with σ on the
+    validation patients' whole slides (the spec's own ``threshold`` stays the patch-level one).
+    """
+
+    method: str = "gaussian-tissue-mean"
+    sigma_patches: float = 1.0
+    threshold: float = 0.5
+    chosen_on: str = ""
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.method != "gaussian-tissue-mean":
+            found.append(f"context method {self.method!r} is not 'gaussian-tissue-mean'")
+        if not (
+            _is_number(self.sigma_patches)
+            and math.isfinite(self.sigma_patches)
+            and 0 < self.sigma_patches <= 20
+        ):
+            found.append(f"context sigma_patches {self.sigma_patches!r} must lie in (0, 20]")
+        if not (_is_number(self.threshold) and 0.0 <= self.threshold <= 1.0):
+            found.append(f"context threshold {self.threshold!r} must lie in [0, 1]")
+        if not isinstance(self.chosen_on, str):
+            found.append("context chosen_on must be text")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The contract of one model file (see the module docstring)."""
 
@@ -54,6 +92,12 @@ class ModelSpec:
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     format: str = SPEC_FORMAT
+    context: ContextSpec | None = None
+
+    @property
+    def decision_threshold(self) -> float:
+        """The threshold flags and regions use: the context stage's when the model has one."""
+        return float(self.context.threshold if self.context is not None else self.threshold)
 
     @property
     def model_hash(self) -> str:
@@ -75,6 +119,11 @@ class ModelSpec:
         try:
             values = {k: v for k, v in data.items() if k in known}
             values["preprocessing"] = Preprocessing(**data.get("preprocessing", {}))
+            context = data.get("context")
+            if context is not None:
+                if not isinstance(context, dict):
+                    raise ModelContractError("The model spec's context is not a JSON object.")
+                values["context"] = ContextSpec(**context)
             spec = cls(**values)
         except TypeError as exc:
             raise ModelContractError(f"The model spec is incomplete or malformed: {exc}") from exc
@@ -101,6 +150,8 @@ class ModelSpec:
                 f"resize_interpolation {self.preprocessing.resize_interpolation!r} is not one of "
                 f"{RESIZE_INTERPOLATIONS}"
             )
+        if self.context is not None:
+            problems.extend(self.context.problems())
         if not self.weights_file or len(self.weights_sha256) != 64:
             problems.append("weights_file and its 64-hex-digit weights_sha256 are required")
         if problems:

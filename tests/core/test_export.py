@@ -246,7 +246,7 @@ def test_patches_csv_header_and_rows(tmp_path: Path):
     assert rows[1][:5] == ["0", "0", "10", "10", "0.100000"]
     x, y, w, h = hm.grid.l0_rect(1, 1)
     assert rows[2][:5] == [str(x), str(y), str(w), str(h), "1.000000"]
-    assert rows[2][5:] == ["1", "1"]
+    assert rows[2][5:] == ["1", "1", "1.000000"]  # without context: patch = decision
 
 
 def test_regions_csv_header_exact_and_values_parse(tmp_path: Path):

@@ -17,6 +17,7 @@ from training.metrics import binary_metrics
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 BUNDLED_SPEC = MODELS / "idc-native-50.spec.json"
 PATIENT = "8951"  # a small complete patient (613 patches, 180 IDC)
+VALIDATION_PATIENT = "9035"  # the smallest complete patient (236 patches)
 
 
 def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
@@ -33,13 +34,19 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     )
     loaded = load_model(BUNDLED_SPEC)
     patients = complete_patients(split_file, "test")
-    rows = slide_level_figures(loaded, patients, shared_data / "idc", log=print)
-    assert [(r["patient"], r["storage"]) for r in rows] == [
-        (PATIENT, "lossless"),
-        (PATIENT, "JPEG Q90"),
+    figures = slide_level_figures(loaded, patients, shared_data / "idc", log=print)
+    rows = figures["per_slide"]
+    # the bundled model has no context stage: the CNN alone, three storages
+    assert [(r["patient"], r["storage"], r["mode"]) for r in rows] == [
+        (PATIENT, "lossless", "cnn"),
+        (PATIENT, "JPEG Q90", "cnn"),
+        (PATIENT, "20x", "cnn"),
     ]
-    lossless, jpeg = rows
-    assert lossless["patches"] == jpeg["patches"] == 613 and lossless["idc_patches"] == 180
+    lossless, jpeg, scanned_20x = rows
+    assert lossless["patches"] == jpeg["patches"] == scanned_20x["patches"] == 613
+    assert lossless["idc_patches"] == 180
+    assert [r["storage"] for r in figures["pooled"]] == ["lossless", "JPEG Q90", "20x"]
+    assert figures["pooled"][0]["f1"] == pytest.approx(lossless["f1"])  # one slide pooled
 
     # truth: the same patches straight from their PNGs, through the app's predictor
     records = [r for r in scan_dataset(shared_data / "idc").records if r.patient == PATIENT]
@@ -52,6 +59,8 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     assert lossless["not_analysed_by_engine"] <= 10
     assert lossless["f1"] == pytest.approx(direct["f1"], abs=0.02)
     assert jpeg["f1"] != lossless["f1"]  # JPEG tiles really change the pixels the model sees
+    # resampled by the engine from a 0.5 µm/px pyramid: close to, not equal to, the original
+    assert scanned_20x["f1"] == pytest.approx(lossless["f1"], abs=0.1)
 
 
 def test_rescore_slides_updates_report_and_card_and_leaves_the_model_alone(
@@ -64,9 +73,12 @@ def test_rescore_slides_updates_report_and_card_and_leaves_the_model_alone(
 
     for path in MODELS.glob("idc-native-50.*"):
         shutil.copy(path, tmp_path / path.name)
-    # one small complete test patient keeps the test short
+    # small complete patients keep the test short: one to choose the context on, one to test
     (tmp_path / "idc-native-50.split.json").write_text(
-        json.dumps({"train": [], "validation": [], "test": [PATIENT], "large_patients": [PATIENT]})
+        json.dumps(
+            {"train": [], "validation": [VALIDATION_PATIENT], "test": [PATIENT],
+             "complete_patients": [PATIENT, VALIDATION_PATIENT]}
+        )
     )
     weights = tmp_path / "idc-native-50.keras"
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -74,11 +86,27 @@ def test_rescore_slides_updates_report_and_card_and_leaves_the_model_alone(
     sections_before = [line for line in card.read_text().splitlines() if line.startswith("## ")]
 
     spec = tmp_path / "idc-native-50.spec.json"
-    assert main(["rescore-slides", str(spec), str(shared_data / "idc")]) == 0
-    assert f"slide {PATIENT} (lossless)" in capsys.readouterr().out
+    args = ["rescore-slides", str(spec), str(shared_data / "idc"), "--choose-context"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"slide {PATIENT} (lossless, cnn)" in out
     report = json.loads((tmp_path / "idc-native-50.report.json").read_text())
-    assert [row["storage"] for row in report["slide_level"]] == ["lossless", "JPEG Q90"]
+    choice = report["context_choice"]
+    assert choice["candidates"][0]["sigma_patches"] == 0.0  # "no context" is a candidate too
+    from idc_viewer.ml.spec import read_spec
+
+    context = read_spec(spec).context
+    if choice["sigma_patches"] > 0:  # written into the contract, with its threshold
+        assert context is not None and context.sigma_patches == choice["sigma_patches"]
+        assert context.threshold == pytest.approx(choice["threshold"])
+        assert f"slide {PATIENT} (lossless, context)" in out
+    else:
+        assert context is None
+    storages = {(row["storage"], row["mode"]) for row in report["slide_level"]["per_slide"]}
+    assert ("lossless", "cnn") in storages and ("20x", "cnn") in storages
     text = card.read_text()
-    assert f"| {PATIENT} | lossless |" in text and f"| {PATIENT} | JPEG Q90 |" in text
+    assert f"| {PATIENT} | lossless | cnn |" in text
+    assert "Context stage, chosen on validation" in text
+    assert "Target (F1" in text
     assert [line for line in text.splitlines() if line.startswith("## ")] == sections_before
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest

@@ -109,13 +109,14 @@ def test_resume_of_a_finished_run_does_nothing_and_validate_reads_no_test_patien
     assert main(["validate", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "validation patients only" in out and "F1(IDC)" in out
-    assert "slide F1 lossless" in out and "slide F1 JPEG" in out
+    assert "slides F1 / BAC: lossless" in out and "JPEG" in out and "20x" in out
     assert loaded_patients == set(split["validation"])  # test patients never decoded
     result = json.loads((run_dir / "validation.json").read_text())
     assert 0.0 <= result["validation_patients"]["balanced_accuracy"] <= 1.0
     assert result["best_epoch"] == 1 and result["finished"]
-    large_validation = set(split["validation"]) & set(split["large_patients"])
-    assert {row["patient"] for row in result["validation_slides"]} == large_validation
+    complete_validation = set(split["validation"]) & set(split["complete_patients"])
+    per_slide = result["validation_slides"].get("per_slide", [])
+    assert {row["patient"] for row in per_slide} == complete_validation
 
 
 def test_a_missing_dataset_is_one_clear_error(
