@@ -259,7 +259,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
         )
         return 0
     if args.command == "rescore-slides":
-        from training.evaluate import rescore_slides
+        from training.slide_eval import rescore_slides
 
         figures = rescore_slides(
             args.spec, args.data, choose=args.choose_context, log=lambda message: None
@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             )
         return 0
     if args.command == "compare":
-        from training.evaluate import write_comparison
+        from training.compare import write_comparison
 
         print(f"wrote {write_comparison(args.specs, args.out)}")
         return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,14 @@ import numpy as np
 
 from training.data import PATCH_PX
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
-from training.slides import (
-    ContextChoice,
-    ScoredSlide,
-    choose_context,
-    score_slides,
-    slide_figures,
+from training.slide_eval import (
+    add_context,
+    choice_record,
+    complete_patients,
+    context_of,
+    slide_level_figures,
 )
+from training.slides import choose_context, score_slides, slide_figures
 from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_threads
 
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
@@ -124,7 +125,7 @@ def evaluate_run(
     choice = add_context(spec_path, validation_slides, log=log)
     loaded = load_model(spec_path)
     validation_figures = slide_figures(
-        validation_slides, patch_threshold=threshold, context=_context_of(loaded.spec)
+        validation_slides, patch_threshold=threshold, context=context_of(loaded.spec)
     )
     slide_level = slide_level_figures(
         loaded, complete_patients(run_dir / "split.json", "test"), Path(config.data_dir), log=log
@@ -143,7 +144,7 @@ def evaluate_run(
         gradcam_examples=examples,
         slide_level=slide_level,
         validation_slides=validation_figures["pooled"],
-        context_choice=_choice_record(choice),
+        context_choice=choice_record(choice),
         test_interval=patient_bootstrap_interval(
             data.y["test"], test_prob, [r.patient for r in data.records["test"]], threshold
         ),
@@ -179,17 +180,6 @@ def evaluate_run(
         "metrics": _headline(test_metrics),
         "report": report,
         "slide_level": slide_level,
-    }
-
-
-def _choice_record(choice: ContextChoice | None) -> dict[str, Any] | None:
-    if choice is None:
-        return None
-    return {
-        "sigma_patches": choice.sigma_patches,
-        "threshold": choice.threshold,
-        "criterion": choice.criterion,
-        "candidates": choice.table,
     }
 
 
@@ -292,7 +282,7 @@ def validate_run(
             )
             labels = {int(v) for s in scored for v in s.labels}
             choice = choose_context(scored) if labels == {0, 1} else None
-            context = _choice_record(choice)
+            context = choice_record(choice)
             sigma_threshold = None
             if choice is not None and choice.sigma_patches > 0:
                 sigma_threshold = (choice.sigma_patches, choice.threshold)
@@ -352,154 +342,3 @@ def gradcam_examples(
     return examples
 
 
-def complete_patients(split_file: Path, part: str) -> list[str]:
-    """The patients of ``part`` whose whole slide can be reassembled.
-
-    Splits written before ``complete_patients`` was recorded name them ``large_patients``.
-    """
-    split = json.loads(Path(split_file).read_text(encoding="utf-8"))
-    complete = split.get("complete_patients", split.get("large_patients", []))
-    return sorted(set(split[part]) & set(complete))
-
-
-def _context_of(spec: Any) -> tuple[float, float] | None:
-    return None if spec.context is None else (spec.context.sigma_patches, spec.context.threshold)
-
-
-def slide_level_figures(
-    loaded: Any,
-    patients: Sequence[str],
-    data_dir: Path,
-    *,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Score each complete patient as the engine scores a whole slide (lossless, JPEG, 20x).
-
-    Returns ``{"per_slide": [...], "pooled": [...]}`` (:func:`training.slides.slide_figures`),
-    with the CNN alone and, when the model has one, with its context stage.
-    """
-    scored = score_slides(loaded, patients, data_dir, log=log)
-    figures = slide_figures(
-        scored, patch_threshold=loaded.spec.threshold, context=_context_of(loaded.spec)
-    )
-    for row in figures["pooled"]:
-        log(
-            f"slides pooled ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}, "
-            f"balanced accuracy {row['balanced_accuracy']:.3f}"
-        )
-    return figures
-
-
-def add_context(
-    spec_path: Path, validation: Sequence[ScoredSlide], *, log: Callable[[str], None] = print
-) -> ContextChoice | None:
-    """Choose the context stage on validation slides and write it into the model's spec.
-
-    Only the spec changes (the weights and their hashes stay); a choice of σ = 0 (no context
-    helps) writes no context stage, and without validation slides of both classes nothing is
-    chosen (None).
-    """
-    from dataclasses import replace
-
-    from idc_viewer.ml.spec import ContextSpec, read_spec, write_spec
-
-    labels = {int(v) for s in validation for v in s.labels}
-    if labels != {0, 1}:
-        log("context stage: not chosen (no complete validation slide with both classes)")
-        return None
-    choice = choose_context(validation)
-    spec = read_spec(spec_path)
-    context = None
-    if choice.sigma_patches > 0:
-        context = ContextSpec(
-            sigma_patches=choice.sigma_patches,
-            threshold=choice.threshold,
-            chosen_on=choice.criterion,
-        )
-    write_spec(replace(spec, context=context), Path(spec_path).parent)
-    log(
-        f"context stage: sigma {choice.sigma_patches} patches, threshold {choice.threshold:.3f} "
-        f"({choice.criterion})"
-    )
-    return choice
-
-
-def app_patches_per_s(spec_path: Path, n: int = 2048, batch: int = 256) -> float:
-    """Throughput of the app's own predictor (LiteRT, preprocessing included) on random patches."""
-    from idc_viewer.ml.loading import load_model
-
-    predictor = load_model(spec_path).new_predictor()
-    patches = np.random.default_rng(0).integers(0, 256, (n, PATCH_PX, PATCH_PX, 3), np.uint8)
-    predictor.predict(patches[:batch])  # warm-up: allocation, first-call costs
-    start = time.perf_counter()
-    for offset in range(0, n, batch):
-        predictor.predict(patches[offset : offset + batch])
-    return float(n / (time.perf_counter() - start))
-
-
-def write_comparison(specs: Sequence[Path], out: Path, *, update_cards: bool = True) -> Path:
-    """A side-by-side card of models, from the ``<name>.report.json`` beside each spec.
-
-    Each model's own card gets the same table (``update_cards``), so a card shows every preset.
-    """
-    from idc_viewer.ml.spec import read_spec, spec_path_for
-    from training.report import embed_comparison, write_comparison_card
-
-    cards, card_files = [], []
-    for path in specs:
-        spec_path = spec_path_for(Path(path))
-        spec = read_spec(spec_path)
-        report_file = spec_path.with_name(f"{spec.name}.report.json")
-        card = json.loads(report_file.read_text(encoding="utf-8"))
-        card["validation"] = spec.metrics.get("validation_patients")
-        card["app_patches_per_s"] = app_patches_per_s(spec_path)
-        cards.append(card)
-        card_files.append(report_file.with_name(f"{spec.name}.model_card.md"))
-    written = Path(write_comparison_card(out, cards))
-    if update_cards:
-        for card_file in card_files:
-            if card_file.exists():
-                embed_comparison(card_file, cards)
-    return written
-
-
-def rescore_slides(
-    spec: Path, data_dir: Path, *, choose: bool = False, log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Score an exported model's complete test patients as slides again; update report and card.
-
-    For when the slide figures' method changed without retraining: the weights are not touched.
-    With ``choose``, the context stage is first chosen on the complete *validation* patients'
-    slides and written into the spec (only the spec changes). The patients come from the
-    ``<name>.split.json`` beside the spec.
-    """
-    from idc_viewer.ml.loading import load_model
-    from idc_viewer.ml.spec import read_spec, spec_path_for
-    from training.report import replace_slide_section
-
-    spec_path = spec_path_for(Path(spec))
-    name = read_spec(spec_path).name
-    beside = spec_path.with_name
-    split_file, report_file = beside(f"{name}.split.json"), beside(f"{name}.report.json")
-    report = json.loads(report_file.read_text(encoding="utf-8"))
-    if choose:
-        loaded = load_model(spec_path)
-        validation_slides = score_slides(
-            loaded, complete_patients(split_file, "validation"), data_dir, log=log
-        )
-        choice = add_context(spec_path, validation_slides, log=log)
-        report["context_choice"] = _choice_record(choice)
-        report["validation_slides"] = slide_figures(
-            validation_slides,
-            patch_threshold=loaded.spec.threshold,
-            context=_context_of(read_spec(spec_path)),
-        )["pooled"]
-    figures = slide_level_figures(
-        load_model(spec_path), complete_patients(split_file, "test"), data_dir, log=log
-    )
-    report["slide_level"] = figures
-    report_file.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    card = beside(f"{name}.model_card.md")
-    if card.exists():
-        replace_slide_section(card, report)
-    return figures

@@ -7,12 +7,19 @@ lists each slide, and shows how the context stage was chosen on validation slide
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from training.markdown import md_table
+
 SLIDE_HEADING = "## Slide level (complete test patients, reassembled slides)"
 TARGET_F1, TARGET_BAC, TARGET_ROBUST_DROP = 0.80, 0.85, 0.03
+STORAGE_TEXT = {
+    "lossless": "*lossless* (the patches' exact pixels: the model's own figure)",
+    "JPEG Q90": "*JPEG Q90* (as scanners store tiles)",
+    "20x": "*20x* (the lossless slide upsampled 8x to 0.5 µm/px with a 4x-downsampled level, "
+    "resampled by the engine to 4 µm/px)",
+}
 
 
 def per_slide_rows(slide_level: Any) -> list[dict[str, Any]]:
@@ -29,17 +36,6 @@ def decision_mode(rows: Sequence[Mapping[str, Any]]) -> str:
     return "context" if any(r.get("mode") == "context" for r in rows) else "cnn"
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "-" if not math.isfinite(value) else f"{value:.3f}"
-        return "-" if value is None else str(value)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _interval(row: Mapping[str, Any], key: str) -> str:
     values = (row.get("interval_95") or {}).get(key)
     return f"{values[0]:.3f}–{values[1]:.3f}" if values else "-"
@@ -54,7 +50,7 @@ def pooled_table(pooled: Sequence[Mapping[str, Any]]) -> str:
          r.get("roc_auc"))
         for r in pooled
     ]
-    return _md_table(headers, rows)
+    return md_table(headers, rows)
 
 
 def target_statement(pooled: Sequence[Mapping[str, Any]]) -> str:
@@ -91,7 +87,7 @@ def _per_slide_table(rows: Sequence[Mapping[str, Any]]) -> str:
     keys = ["patient", "storage", "mode", "patches", "idc_patches", "not_analysed_by_engine",
             "f1", "balanced_accuracy", "precision", "recall", "roc_auc"]
     keys = [k for k in keys if any(k in r for r in rows)]
-    return _md_table(keys, [[r.get(k) for k in keys] for r in rows])
+    return md_table(keys, [[r.get(k) for k in keys] for r in rows])
 
 
 def context_section(choice: Mapping[str, Any] | None) -> str:
@@ -115,7 +111,7 @@ def context_section(choice: Mapping[str, Any] | None) -> str:
         "the analysed tissue patches around it (itself included; background and unanalysed "
         "cells carry no weight). σ and the threshold were chosen by "
         f"{choice['criterion']}; the test patients were not used. Chosen: **{chosen}**.\n\n"
-        + _md_table(headers, rows)
+        + md_table(headers, rows)
     )
 
 
@@ -124,15 +120,15 @@ def slide_section(report: Mapping[str, Any]) -> str:
     slide_level = report.get("slide_level")
     rows = per_slide_rows(slide_level)
     pooled = slide_level.get("pooled", []) if isinstance(slide_level, Mapping) else []
+    storages = list(dict.fromkeys(r.get("storage", "JPEG Q90") for r in rows))
     parts = [
         f"{SLIDE_HEADING}\n\n",
         "Each complete test patient is reassembled as a slide and scored by the app's engine, "
-        "stored three ways: *lossless* (the patches' exact pixels: the model's own figure), "
-        "*JPEG Q90* (as scanners store tiles) and *20x* (the lossless slide upsampled 8x to "
-        "0.5 µm/px with a 4x-downsampled level, resampled by the engine to 4 µm/px). Mode "
-        "*cnn*: each patch's own CNN probability at the patch threshold; *context*: the "
-        "context stage's decision probability at its threshold (what the app flags). Pooled: "
-        "every labelled patch of the slides together; 95 % intervals with the slides "
+        f"stored {len(storages)} way{'s' if len(storages) != 1 else ''}: "
+        + "; ".join(STORAGE_TEXT.get(s, s) for s in storages)
+        + ". Mode *cnn*: each patch's own CNN probability at the patch threshold; *context*: "
+        "the context stage's decision probability at its threshold (what the app flags). "
+        "Pooled: every labelled patch of the slides together; 95 % intervals with the slides "
         "resampled.\n\n",
     ]
     if pooled:

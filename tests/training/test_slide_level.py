@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from training.data import load_patches, scan_dataset
-from training.evaluate import complete_patients, slide_level_figures
 from training.metrics import binary_metrics
+from training.slide_eval import complete_patients, slide_level_figures
 
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 BUNDLED_SPEC = MODELS / "idc-native-50.spec.json"
