@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         "validation (steadier early stopping; not in the paper)",
     )
     train.add_argument(
+        "--keep-epoch-weights",
+        action="store_true",
+        help="keep every epoch's weights in <run-dir>/epochs/ (for idc-train average)",
+    )
+    train.add_argument(
         "--patience",
         type=int,
         default=5,
@@ -145,6 +150,14 @@ def _parser() -> argparse.ArgumentParser:
         "write it into the spec (the weights are not changed)",
     )
 
+    average = sub.add_parser(
+        "average",
+        help="average the weights of a run's best epochs (by validation loss) into a new run",
+    )
+    average.add_argument("run_dir", type=Path, help="a run trained with --keep-epoch-weights")
+    average.add_argument("--out", type=Path, required=True, help="folder of the averaged run")
+    average.add_argument("--top", type=int, default=5, help="how many best epochs to average")
+
     compare = sub.add_parser("compare", help="write a side-by-side card of exported models")
     compare.add_argument("specs", type=Path, nargs="+", help="model .spec.json files")
     compare.add_argument("--out", type=Path, required=True)
@@ -193,6 +206,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             dihedral=args.dihedral,
             jpeg_quality=args.jpeg_quality,
             recalibrate_bn=args.recalibrate_bn,
+            keep_epoch_weights=args.keep_epoch_weights,
             early_stopping_patience=args.patience,
             max_patients=args.max_patients,
         )
@@ -271,6 +285,11 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
                 f"pooled ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}, "
                 f"balanced accuracy {row['balanced_accuracy']:.3f}"
             )
+        return 0
+    if args.command == "average":
+        from training.average import average_run
+
+        print(f"wrote {average_run(args.run_dir, args.out, top=args.top)}")
         return 0
     if args.command == "compare":
         from training.compare import write_comparison

@@ -68,6 +68,8 @@ class TrainConfig:
     # statistics gathered on augmented batches do not fit clean slides, which makes val_loss
     # (and so early stopping and the LR schedule) jump from epoch to epoch
     recalibrate_bn: bool = False
+    # keep every epoch's weights in epochs/ (for averaging the best epochs: idc-train average)
+    keep_epoch_weights: bool = False
     max_patients: int | None = None  # a small real subset (CI)
     early_stopping_patience: int = 5
     plateau_patience: int = 3
@@ -321,6 +323,9 @@ def _epoch_callbacks(config: TrainConfig, report: Callable[[dict[str, Any]], Non
             if es.best_epoch == epoch or not (run_dir / "best.weights.h5").exists():
                 self.model.save_weights(run_dir / "best.weights.h5.tmp.weights.h5")
                 os.replace(run_dir / "best.weights.h5.tmp.weights.h5", run_dir / "best.weights.h5")
+            if config.keep_epoch_weights:
+                (run_dir / "epochs").mkdir(exist_ok=True)
+                self.model.save_weights(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.weights.h5")
             self.model.save(run_dir / "last.tmp.keras")
             os.replace(run_dir / "last.tmp.keras", run_dir / "last.keras")
             state = {
