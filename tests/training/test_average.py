@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from training.average import average_run, best_epochs  # noqa: E402
-from training.train import TrainConfig  # noqa: E402
+from training.average import average_run, best_epochs
+from training.train import TrainConfig
 
 
 def test_best_epochs_are_the_lowest_validation_losses_among_those_kept() -> None:
