@@ -221,8 +221,8 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
                 log,
                 {
                     "event": "exported",
-                    "spec": str(result["spec_path"]),
-                    "metrics": result["metrics"],
+                    "spec": str(result.spec_path),
+                    "metrics": result.metrics,
                 },
             )
         return 0
@@ -234,7 +234,7 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
         _event(
             emit,
             log,
-            {"event": "exported", "spec": str(result["spec_path"]), "metrics": result["metrics"]},
+            {"event": "exported", "spec": str(result.spec_path), "metrics": result.metrics},
         )
         return 0
     if args.command == "validate":
@@ -250,17 +250,17 @@ def _run(args: argparse.Namespace, emit: Any) -> int:
             "  (validation patients only; slides pooled, as the app decides)"
         )
         for row in rows:
-            figures = row["validation_patients"]
-            epochs = f"{row['best_epoch']}/{row['epochs_run']}{'' if row['finished'] else '+'}"
-            choice = row.get("context_choice") or {}
+            figures = row.validation_patients
+            epochs = f"{row.best_epoch}/{row.epochs_run}{'' if row.finished else '+'}"
+            choice = row.context_choice or {}
             sigma = f"{choice['sigma_patches']:5.2f}" if choice else "    -"
             print(
-                f"{row['run_dir'][-40:]:40} {epochs:>8} {row['threshold']:6.3f} "
+                f"{row.run_dir[-40:]:40} {epochs:>8} {row.threshold:6.3f} "
                 f"{figures['f1']:7.3f} {figures['balanced_accuracy']:6.3f} "
                 f"{figures['roc_auc']:6.3f} {sigma} "
-                f"{_pooled_slides(row['validation_slides'], 'lossless'):>25} "
-                f"{_pooled_slides(row['validation_slides'], 'JPEG Q90'):>11} "
-                f"{_pooled_slides(row['validation_slides'], '20x'):>11}"
+                f"{_pooled_slides(row.validation_slides, 'lossless'):>25} "
+                f"{_pooled_slides(row.validation_slides, 'JPEG Q90'):>11} "
+                f"{_pooled_slides(row.validation_slides, '20x'):>11}"
             )
         return 0
     if args.command == "assemble-slide":

@@ -19,6 +19,7 @@ import numpy as np
 
 from training.data import PATCH_PX
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
+from training.results import EvaluationResult, ValidationResult
 from training.slide_eval import (
     add_context,
     choice_record,
@@ -75,7 +76,7 @@ def _threshold_on_validation(
 
 def evaluate_run(
     run_dir: Path, *, log: Callable[[str], None] = print, model_dir: Path | None = None
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Pick the threshold on validation, score test patients, export model + report + card."""
     run_dir = Path(run_dir)
     config, state, model = _load_best(run_dir)
@@ -175,12 +176,12 @@ def evaluate_run(
             ],
         },
     )
-    return {
-        "spec_path": spec_path,
-        "metrics": _headline(test_metrics),
-        "report": report,
-        "slide_level": slide_level,
-    }
+    return EvaluationResult(
+        spec_path=Path(spec_path),
+        metrics=_headline(test_metrics),
+        report=report,
+        slide_level=slide_level,
+    )
 
 
 def _app_spec(
@@ -247,7 +248,7 @@ def augmentation_summary(config: TrainConfig) -> str:
 
 def validate_run(
     run_dir: Path, *, slides: bool = True, log: Callable[[str], None] = print
-) -> dict[str, Any]:
+) -> ValidationResult:
     """Validation-patient figures of a trained run, for choosing between candidate runs.
 
     With ``slides``, the complete validation patients are also reassembled and scored by the
@@ -287,20 +288,20 @@ def validate_run(
             if choice is not None and choice.sigma_patches > 0:
                 sigma_threshold = (choice.sigma_patches, choice.threshold)
             slide_level = slide_figures(scored, patch_threshold=threshold, context=sigma_threshold)
-    result = {
-        "run_dir": str(run_dir),
-        "preset": config.preset,
-        "balance": config.balance,
-        "augmentation": augmentation_summary(config),
-        "best_epoch": int(state["early_stopping"]["best_epoch"]) + 1,
-        "epochs_run": int(state["epoch"]) + 1,
-        "finished": bool(state.get("finished", False)),
-        "threshold": threshold,
-        "validation_patients": _headline(metrics),
-        "validation_slides": slide_level,
-        "context_choice": context,
-    }
-    (run_dir / "validation.json").write_text(json.dumps(result, indent=1))
+    result = ValidationResult(
+        run_dir=str(run_dir),
+        preset=config.preset,
+        balance=config.balance,
+        augmentation=augmentation_summary(config),
+        best_epoch=int(state["early_stopping"]["best_epoch"]) + 1,
+        epochs_run=int(state["epoch"]) + 1,
+        finished=bool(state.get("finished", False)),
+        threshold=threshold,
+        validation_patients=_headline(metrics),
+        validation_slides=slide_level,
+        context_choice=context,
+    )
+    result.write(run_dir / "validation.json")
     return result
 
 
