@@ -186,3 +186,37 @@ def probabilities_to_rgba(
     alpha = round(float(np.clip(opacity, 0.0, 1.0)) * 255)
     rgba[..., 3] = np.where(valid, alpha, 0).astype(np.uint8)
     return rgba
+
+
+#: Below this probability the viewer's overlay is transparent: benign tissue stays readable.
+OVERLAY_FLOOR = 0.2
+#: The overlay's colours start this far up the colormap (its dark end would dim the tissue).
+OVERLAY_COLOR_START = 0.25
+
+
+def overlay_rgba(
+    probabilities: ArrayLike,
+    colormap: str = "inferno",
+    floor: float = OVERLAY_FLOOR,
+) -> NDArray[np.uint8]:
+    """Colour a probability grid for painting over the slide.
+
+    Transparent below ``floor`` and where there is no value; above it, alpha rises as the square
+    root of ``(p - floor) / (1 - floor)`` (faint just above the floor, solid for likely IDC)
+    and the colour runs over the upper part of ``colormap`` (from
+    :data:`OVERLAY_COLOR_START` at the floor to its end at p = 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8[rows, cols, 4]`` RGBA, one pixel per cell.
+    """
+    probs = np.asarray(probabilities, dtype=np.float32)
+    valid = ~np.isnan(probs)
+    span = max(1e-6, 1.0 - float(floor))
+    t = np.clip((np.nan_to_num(probs, nan=0.0) - np.float32(floor)) / np.float32(span), 0.0, 1.0)
+    index = np.rint((OVERLAY_COLOR_START + (1.0 - OVERLAY_COLOR_START) * t) * 255).astype(np.uint8)
+    rgba = np.zeros((*probs.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = colormap_lut(colormap)[index]
+    rgba[..., 3] = np.where(valid, np.rint(np.sqrt(t) * 255), 0).astype(np.uint8)
+    return rgba

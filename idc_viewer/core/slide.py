@@ -24,7 +24,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 
@@ -128,6 +128,14 @@ class Slide(ABC):
     def info(self) -> SlideInfo:
         """Geometry and metadata of the slide."""
         return self._info
+
+    def set_user_mpp(self, mpp: float) -> None:
+        """Give the slide a µm/px chosen by the user (``mpp_source == "user"``).
+
+        Viewing needs no scale; the analysis does. Raises :class:`SlideError` for a value that
+        is not a positive number. Reads are unaffected (only :attr:`info` changes).
+        """
+        self._info = replace(self._info, mpp=_check_user_mpp(mpp), mpp_source="user")
 
     @abstractmethod
     def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:

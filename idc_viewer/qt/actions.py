@@ -51,7 +51,13 @@ class Actions:
     toggle_overlay: QAction
     next_flagged: QAction
     prev_flagged: QAction
+    set_scale: QAction
+    ruler: QAction
+    shortcuts: QAction
     recent_menu: QMenu
+    #: The View menu; the window adds its panel toggles (dock toggle actions) to it.
+    view_menu: QMenu
+    help_menu: QMenu
 
 
 def _action(
@@ -93,8 +99,15 @@ def build_actions(window: QMainWindow, handlers: dict[str, Callable[[], object]]
         next_flagged=_action(window, "&Next flagged patch", handlers["next_flagged"], "N"),
         prev_flagged=_action(window, "&Previous flagged patch", handlers["prev_flagged"], "P",
                              extra=["Shift+Tab"]),
+        set_scale=_action(window, "Set &scale (µm/px)…", handlers["set_scale"]),
+        ruler=_action(window, "&Measure (ruler)", handlers["ruler"], "M"),
+        shortcuts=_action(window, "&Keyboard shortcuts", handlers["shortcuts"], "F1"),
         recent_menu=QMenu("Open &recent", window),
+        view_menu=QMenu("&View", window),
+        help_menu=QMenu("&Help", window),
     )
+    acts.ruler.setCheckable(True)
+    acts.ruler.setToolTip("Drag on the slide to measure a distance (M toggles)")
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
     file_menu.addAction(acts.open)
@@ -104,13 +117,30 @@ def build_actions(window: QMainWindow, handlers: dict[str, Callable[[], object]]
     file_menu.addAction(acts.export_png)
     file_menu.addSeparator()
     file_menu.addAction(acts.quit)
+    slide_menu = menu.addMenu("&Slide")
+    slide_menu.addAction(acts.set_scale)
+    slide_menu.addAction(acts.ruler)
     analysis_menu = menu.addMenu("&Analysis")
     for action in (acts.analyse, acts.cancel, acts.next_flagged, acts.prev_flagged):
         analysis_menu.addAction(action)
-    view_menu = menu.addMenu("&View")
+    menu.addMenu(acts.view_menu)
     for action in (acts.fit, acts.one_to_one, acts.toggle_overlay):
-        view_menu.addAction(action)
+        acts.view_menu.addAction(action)
+    acts.view_menu.addSeparator()
     model_menu = menu.addMenu("&Model")
     model_menu.addAction(acts.load_model)
     model_menu.addAction(acts.retrain)
+    menu.addMenu(acts.help_menu)
+    acts.help_menu.addAction(acts.shortcuts)
     return acts
+
+
+def shortcut_rows(actions: Actions) -> list[tuple[str, str]]:
+    """``(keys, command)`` of every action with a shortcut, for Help › Keyboard shortcuts."""
+    rows = []
+    for action in vars(actions).values():
+        if isinstance(action, QAction) and action.shortcuts():
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
+                             for k in action.shortcuts())
+            rows.append((keys, action.text().replace("&", "").rstrip("…")))
+    return rows

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid, make_grid
 from idc_viewer.core.results import ResultStore
-from idc_viewer.qt.state import AppState, model_label
+from idc_viewer.qt.state import AppState, format_count, model_label
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:
@@ -51,17 +51,22 @@ class StoredHeatmap:
     label: str
     threshold: float | None
     by_loaded_model: bool
+    #: The tissue cells the analysis set out to score (None for stores without one).
+    tissue_mask: np.ndarray | None = None
 
 
-def find_stored(store: ResultStore, fingerprint: str, model: Any | None) -> StoredHeatmap | None:
+def find_stored(store: ResultStore, fingerprint: str, model: Any | None,
+                slide_mpp: float | None = None) -> StoredHeatmap | None:
     """The stored heatmap of a slide, or None.
 
-    Prefers the current model's analysis; otherwise the most recently updated one.
+    Prefers the current model's analysis; otherwise the most recently updated one. With
+    ``slide_mpp``, only analyses made at that scale (others' cells would not fit the slide).
     """
     analyses = store.find(fingerprint)
     try:
         current = model.spec.model_hash if model is not None else None
-        usable = [a for a in analyses if a.done_mask().any()]
+        usable = [a for a in analyses if a.done_mask().any()
+                  and (slide_mpp is None or abs(a.grid.slide_mpp - slide_mpp) <= 1e-6 * slide_mpp)]
         if not usable:
             return None
         chosen = next((a for a in usable if a.key.model_hash == current), usable[0])
@@ -76,6 +81,7 @@ def find_stored(store: ResultStore, fingerprint: str, model: Any | None) -> Stor
             label=model_label(str(name), model_hash),
             threshold=None if threshold is None else float(threshold),
             by_loaded_model=by_loaded_model,
+            tissue_mask=chosen.tissue_mask,
         )
     finally:
         for analysis in analyses:
@@ -152,12 +158,20 @@ class AnalysisRunner(QObject):
         if slide is None or model is None:
             window.show_error("Cannot analyse", "Open a slide and load a model first.")
             return None
+        warning = self._state.slide_warning
+        if warning and not window.confirm("Not H&E?", f"{warning}.\n\nAnalyse anyway?"):
+            return None
+        if slide.info.mpp is None:
+            if not window.ask_scale_for_analysis():
+                return None
+            slide = self._state.slide
+            assert slide is not None
         store, batch_size = window.store, self.batch_size
         worker = GeneratorWorker(
             "analysis", lambda token: analyze(slide, model, store, token, batch_size),
-            transform=_snapshot,
+            transform=_snapshot, coalesce=True,
         )
-        worker.item.connect(self._on_update)
+        worker.items_ready.connect(self._on_items_ready)
         worker.finished.connect(lambda _last: self._finish("done"))
         worker.cancelled.connect(lambda: self._finish("cancelled"))
         worker.failed.connect(self._on_failed)
@@ -182,68 +196,82 @@ class AnalysisRunner(QObject):
             worker.cancel()
             worker.wait(timeout_ms)
 
-    def _on_update(self, payload: tuple[AnalysisUpdate, Heatmap | None]) -> None:
-        if self.sender() is not self.worker:
-            return  # a late update from a run that was replaced
-        update, snapshot = payload
+    def _on_items_ready(self) -> None:
+        worker = self.sender()
+        if worker is not self.worker or not isinstance(worker, GeneratorWorker):
+            return  # a late notice from a run that was replaced
+        self._apply(worker.take_items())
+
+    def _apply(self, payloads: list[tuple[AnalysisUpdate, Heatmap | None]]) -> None:
+        """Apply every update the worker produced since the last call (in order).
+
+        The batches go into the GUI-side copy at once (cheap numpy); the state, the overlay
+        and the progress bar follow together at the next flush, so the panels agree with each
+        other and lag what is stored by at most UPDATE_INTERVAL_MS.
+        """
         window = self._window
-        if update.tissue_warning:
-            self._outcome = "warning"
-            window.show_error("No tissue to analyse", update.tissue_warning)
-            return
-        if snapshot is not None:
-            self._discard_pending()
-            self._live = snapshot
-            self._state.set_heatmap(snapshot, self._label)
-            window.view.set_heatmap(snapshot)
-            window.analysis_panel.show_progress(update.progress)
-            return
-        if self._live is not None and len(update.cols):
-            # Cheap: the GUI-side copy and the state are updated at once (the listeners of
-            # heatmap_changed are light or throttle themselves); the costly overlay rebuild,
-            # repaint and progress bar run at most every UPDATE_INTERVAL_MS.
-            self._live.probabilities[update.rows, update.cols] = update.probabilities
-            self._pending_cells.append(np.column_stack([update.cols, update.rows]))
-            self._state.set_heatmap(self._live)
-        self._pending_progress = update.progress
-        if not self._flush_timer.isActive():
+        for update, snapshot in payloads:
+            if update.tissue_warning:
+                self._outcome = "warning"
+                window.show_error("No tissue to analyse", update.tissue_warning)
+                continue
+            if snapshot is not None:
+                self._discard_pending()
+                self._live = snapshot
+                tissue = update.tissue.mask if update.tissue is not None else None
+                self._state.set_heatmap(snapshot, self._label, tissue)
+                window.view.set_heatmap(snapshot)
+                window.view.set_pending_mask(self._state.pending_mask())
+                window.analysis_panel.show_progress(update.progress)
+                continue
+            if self._live is not None and len(update.cols):
+                self._live.probabilities[update.rows, update.cols] = update.probabilities
+                self._pending_cells.append(np.column_stack([update.cols, update.rows]))
+            self._pending_progress = update.progress
+        if self._pending_progress is not None and not self._flush_timer.isActive():
             self._flush_timer.start()
 
     def flush_updates(self) -> None:
-        """Show the batches received since the last flush (heatmap cells and progress)."""
+        """Show the batches received since the last flush (state, heatmap cells, progress)."""
         self._flush_timer.stop()
         cells, progress = self._pending_cells, self._pending_progress
         self._pending_cells, self._pending_progress = [], None
         live = self._live
         if cells and live is not None and self._state.heatmap is live:
-            self._window.view.update_heatmap_cells(np.concatenate(cells))
+            self._state.set_heatmap(live)
+            self._window.view.update_heatmap_cells(np.concatenate(cells))  # recolours them
         if progress is not None:
             self._window.analysis_panel.show_progress(progress)
+
+    def _drain(self) -> None:
+        worker = self.worker
+        if worker is not None:
+            self._apply(worker.take_items())
+        self.flush_updates()
 
     def _discard_pending(self) -> None:
         self._flush_timer.stop()
         self._pending_cells, self._pending_progress = [], None
 
     def _finish(self, outcome: str) -> None:
-        self.flush_updates()
+        self._drain()
         if not self._outcome:
             self._outcome = outcome
 
     def _on_failed(self, message: str) -> None:
-        self.flush_updates()
+        self._drain()
         self._outcome = "failed"
         self._window.show_error("Analysis failed", message)
 
     def _on_stopped(self) -> None:
-        self.flush_updates()
+        self._drain()
         outcome = self._outcome or "done"
         panel = self._window.analysis_panel
         panel.set_running(False)
-        heatmap = self._state.heatmap
-        n = heatmap.analysed_count if heatmap is not None else 0
+        coverage = self._state.coverage() or (0, 0)
         texts = {
-            "done": f"Done: {n} patches analysed.",
-            "cancelled": f"Cancelled: {n} patches kept; Analyse resumes from there.",
+            "done": f"Done: {coverage[1]:,} patches analysed.",
+            "cancelled": f"Cancelled: {format_count(*coverage)} kept — Resume continues.",
             "failed": "The analysis failed (see the message).",
             "warning": "Nothing analysed: no H&E tissue found.",
         }

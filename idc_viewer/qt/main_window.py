@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QRectF, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -28,16 +27,33 @@ from PySide6.QtWidgets import (
 from idc_viewer.core.export import Region
 from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
-from idc_viewer.qt import analysis_runner
-from idc_viewer.qt.actions import build_actions, push_recent, read_recent, write_recent
+from idc_viewer.core.tissue import stain_warning
+from idc_viewer.qt import analysis_runner, slide_scale, window_memory
+from idc_viewer.qt.actions import (
+    build_actions,
+    push_recent,
+    read_recent,
+    shortcut_rows,
+    write_recent,
+)
 from idc_viewer.qt.panels.analysis_panel import AnalysisPanel
+from idc_viewer.qt.panels.display_panel import DisplayPanel
 from idc_viewer.qt.panels.gradcam_dock import GradCamPanel, GradCamView, compute_gradcam_view
 from idc_viewer.qt.panels.info_panel import SlideInfoPanel
 from idc_viewer.qt.panels.model_panel import ModelPanel
 from idc_viewer.qt.panels.overlay_panel import OverlayPanel
 from idc_viewer.qt.panels.regions_panel import RegionsPanel
 from idc_viewer.qt.panels.retrain_dialog import CommandFactory, RetrainDialog, training_command
-from idc_viewer.qt.state import AppState, flagged_cells, format_length_um, model_label, step_cell
+from idc_viewer.qt.panels.shortcuts_dialog import ShortcutsDialog
+from idc_viewer.qt.state import (
+    AppState,
+    flagged_cells,
+    format_count,
+    format_length_um,
+    model_label,
+    step_cell,
+)
+from idc_viewer.qt.user_messages import explain_open_error
 from idc_viewer.qt.viewer import Minimap, SlideView
 from idc_viewer.qt.viewer.slide_view import THUMBNAIL_MAX_SIDE
 from idc_viewer.qt.workers import CallWorker, WorkerPool
@@ -46,6 +62,8 @@ log = logging.getLogger(__name__)
 APP_TITLE = "IDC Viewer"
 MINIMAP_THUMBNAIL_SIDE = 256
 MODEL_FILTER = "IDC models (*.keras *.tflite *.spec.json);;All files (*)"
+#: What export_all writes after ``<stem>.`` (asked before replacing).
+EXPORT_SUFFIXES = ("patches.csv", "regions.csv", "regions.geojson", "provenance.json")
 SLIDE_FILTER = ("Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
                 "*.png *.jpg *.jpeg);;All files (*)")
 
@@ -118,7 +136,10 @@ class MainWindow(QMainWindow):
             "toggle_overlay": self.overlay_panel.visible_box.toggle,
             "next_flagged": lambda: self.step_flagged(1),
             "prev_flagged": lambda: self.step_flagged(-1),
+            "set_scale": self.choose_scale, "ruler": self._on_ruler_toggled,
+            "shortcuts": self.show_shortcuts,
         })
+        self._add_habits()
         self._wire()
         self._refresh_recent_menu()
 
@@ -156,6 +177,11 @@ class MainWindow(QMainWindow):
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.gradcam_dock.hide()
 
+        self.display_panel = DisplayPanel()
+        self.display_dock = self._dock("Display", self.display_panel,
+                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.display_dock.hide()
+
         self.cursor_label = QLabel("")
         self.zoom_label = QLabel("")
         self.statusBar().addPermanentWidget(self.cursor_label)
@@ -167,6 +193,43 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    def _add_habits(self) -> None:
+        """View menu panel toggles, remembered layout, exports enabled only when possible."""
+        view_menu = self.actions_.view_menu
+        for dock in self.findChildren(QDockWidget):
+            view_menu.addAction(dock.toggleViewAction())
+        self.shortcuts_dialog: ShortcutsDialog | None = None
+        self.export_box: QMessageBox | None = None
+        window_memory.restore_window(self, self.settings)
+        self.state.slide_changed.connect(self._update_actions)
+        self.state.heatmap_changed.connect(self._update_actions)
+        self.view.ruler_changed.connect(self._on_ruler_changed)
+        self.display_panel.adjustments_changed.connect(self.view.set_display_adjustments)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        has_slide = self.state.slide is not None
+        self.actions_.export.setEnabled(has_slide and self.state.heatmap is not None)
+        self.actions_.export_png.setEnabled(has_slide)
+        self.actions_.set_scale.setEnabled(has_slide)
+
+    def _on_ruler_toggled(self) -> None:
+        self.view.set_ruler_enabled(self.actions_.ruler.isChecked())
+        if self.actions_.ruler.isChecked():
+            self.statusBar().showMessage("Measure: drag on the slide (M to stop).", 5000)
+
+    def _on_ruler_changed(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(f"Measured: {text}")
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help › Keyboard shortcuts."""
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = ShortcutsDialog(shortcut_rows(self.actions_), self)
+        self.shortcuts_dialog.show()
+        self.shortcuts_dialog.raise_()
+        return self.shortcuts_dialog
 
     def _wire(self) -> None:
         self.view.viewport_changed.connect(self.minimap.set_viewport_l0)
@@ -196,60 +259,117 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{title}: {message}", 10_000)
         QMessageBox.warning(self, title, message)
 
+    def confirm(self, title: str, question: str) -> bool:
+        """Ask a yes/no question (No by default)."""
+        answer = QMessageBox.question(self, title, question, QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     # -- opening ----------------------------------------------------------------------------
     def choose_and_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open slide", "", SLIDE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open slide",
+                                              window_memory.last_folder(self.settings),
+                                              SLIDE_FILTER)
         if path:
+            window_memory.remember_folder(self.settings, path)
             self.open_path(path)
 
     def open_path(self, path: str, mpp: float | None = None) -> bool:
-        """Open a slide; asks for µm/px when the file has none. False (and a dialog) on error."""
+        """Open and show a slide; False (and a one-line dialog, detail in the log) on error.
+
+        A slide without µm/px opens too (viewing needs no scale): the scale the user gave this
+        file before is used, else it is asked when the analysis needs it.
+        """
+        name = Path(path).name
         try:
-            slide = open_slide(path, mpp=mpp)
-            if slide.info.mpp is None:
-                slide.close()
-                value, ok = QInputDialog.getDouble(
-                    self, "Scale unknown",
-                    f"{Path(path).name} does not say how many µm one pixel is.\n"
-                    "µm per pixel (0.25 for a 40× scan, 0.5 for 20×, 4.0 for the IDC patches):",
-                    0.5, 0.01, 100.0, 4,
-                )
-                if not ok:
-                    self.statusBar().showMessage("Opening cancelled: the scale is needed.", 5000)
-                    return False
-                slide = open_slide(path, mpp=value)
+            slide = open_slide(path, mpp=mpp or slide_scale.remembered_mpp(self.settings, path))
             fingerprint = slide_fingerprint(slide)
         except SlideError as exc:
-            self.show_error("Cannot open slide", str(exc))
+            log.error("opening %s: %s", path, exc)
+            self.show_error("Cannot open slide", explain_open_error(name, str(exc)))
             return False
         except Exception as exc:  # unexpected reader failures: still a message, not a crash
             log.exception("opening %s", path)
-            self.show_error("Cannot open slide", f"cannot open {Path(path).name}: {exc}")
+            self.show_error("Cannot open slide", explain_open_error(name, str(exc)))
             return False
-        self.show_slide(slide, fingerprint, Path(path).name)
+        self.show_slide(slide, fingerprint, name)
         self._remember(str(Path(path).resolve()))
+        if slide.info.mpp is None and self.state.slide_warning is None:
+            self.statusBar().showMessage(
+                f"{name} does not say how many µm one pixel is: Analyse asks for it "
+                "(or Slide › Set scale…).", 10_000)
         self.slide_opened.emit(path)
         return True
 
     def show_slide(self, slide: Slide, fingerprint: str | None = None, name: str = "") -> None:
         """Show an already opened slide (the window owns it from now on)."""
         self.analysis.cancel_and_wait()
-        self.state.set_slide(slide, fingerprint or slide_fingerprint(slide))
         # one read for both: on a single-level slide a thumbnail reads the whole image (~0.5 s)
         thumbnail = slide.thumbnail(THUMBNAIL_MAX_SIDE)
+        warning = stain_warning(thumbnail)
+        self.state.set_slide(slide, fingerprint or slide_fingerprint(slide), warning)
         self.view.set_slide(slide, thumbnail)
         self.minimap.set_slide_thumbnail(shrink_to(thumbnail, MINIMAP_THUMBNAIL_SIDE),
                                          (slide.info.l0_width, slide.info.l0_height))
         self.view.set_heatmap(None)
         self.gradcam_dock.hide()
         self.setWindowTitle(f"{name or Path(slide.info.path).name} — {APP_TITLE}")
+        if warning is not None:
+            log.warning("%s: %s", slide.info.path, warning)
+            self.statusBar().showMessage(f"Not H&E? {warning}.", 0)
         self.show_stored_heatmap()
+
+    def ask_scale_for_analysis(self) -> bool:
+        """Ask for the open slide's µm/px (the analysis needs it); False when cancelled."""
+        slide = self.state.slide
+        if slide is None:
+            return False
+        value = slide_scale.ask_mpp(self, Path(slide.info.path).name, slide.info.mpp)
+        if value is None:
+            self.statusBar().showMessage("Not analysed: the analysis needs the slide's scale.",
+                                         5000)
+            return False
+        return self.set_scale(value)
+
+    def choose_scale(self) -> None:
+        """Slide › Set scale…."""
+        if self.state.slide is None:
+            return
+        if self.analysis.running:
+            self.show_error("Set scale", "Cancel the analysis before changing the scale.")
+            return
+        self.ask_scale_for_analysis()
+
+    def set_scale(self, mpp: float) -> bool:
+        """Give the open slide a µm/px (remembered for its file); the view stays where it is."""
+        slide = self.state.slide
+        if slide is None:
+            return False
+        try:
+            slide.set_user_mpp(mpp)
+        except SlideError as exc:
+            self.show_error("Set scale", str(exc))
+            return False
+        slide_scale.remember_mpp(self.settings, slide.info.path, mpp)
+        self.state.notify_slide_info()
+        self._on_viewport_changed(self.view.visible_l0_rect())
+        self.view.update()
+        if self.state.heatmap is not None and self.state.heatmap.grid.slide_mpp != mpp:
+            self.view.set_heatmap(None)  # made at another scale: its cells no longer fit
+            self.state.set_heatmap(None)
+        self.show_stored_heatmap()
+        self.statusBar().showMessage(f"Scale set to {mpp:g} µm/px (remembered for this file).",
+                                     5000)
+        return True
 
     def show_stored_heatmap(self) -> bool:
         """Show the stored analysis of the open slide (the current model's, else the latest)."""
         if self.store is None or self.state.fingerprint is None:
             return False
-        found = analysis_runner.find_stored(self.store, self.state.fingerprint, self.state.model)
+        slide = self.state.slide
+        found = analysis_runner.find_stored(self.store, self.state.fingerprint, self.state.model,
+                                            slide.info.mpp if slide is not None else None)
         if found is None:
             return False
         message = f"Stored heatmap shown (model {found.label})."
@@ -262,8 +382,12 @@ class MainWindow(QMainWindow):
                 flagged_at = "its threshold is unknown: flags use the loaded model's"
             message = (f"Stored heatmap of another model shown: {found.label}, {flagged_at}. "
                        f"Analyse slide to score it with the loaded model {loaded}.")
-        self.state.set_heatmap(found.heatmap, found.label)
+        self.state.set_heatmap(found.heatmap, found.label, found.tissue_mask)
         self.view.set_heatmap(found.heatmap)
+        self.view.set_pending_mask(self.state.pending_mask())
+        coverage = self.state.coverage()
+        if coverage is not None and coverage[0] < coverage[1]:
+            message += f" Partial: {format_count(*coverage)} — Analyse slide resumes."
         self.statusBar().showMessage(message, 0 if not found.by_loaded_model else 10_000)
         return True
 
@@ -295,8 +419,11 @@ class MainWindow(QMainWindow):
 
     # -- model ------------------------------------------------------------------------------
     def choose_and_load_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Load model",
+                                              window_memory.last_folder(self.settings),
+                                              MODEL_FILTER)
         if path:
+            window_memory.remember_folder(self.settings, path)
             self.load_model(path)
 
     def load_model(self, path: str) -> CallWorker:
@@ -405,29 +532,63 @@ class MainWindow(QMainWindow):
         self.inspect_cell(cell)
 
     # -- export -----------------------------------------------------------------------------
+    def _slide_stem(self) -> str:
+        slide = self.state.slide
+        return (Path(slide.info.path).name.split(".")[0] if slide is not None else "") or "slide"
+
     def choose_and_export(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export results into folder")
+        folder = QFileDialog.getExistingDirectory(self, "Export results into folder",
+                                                  window_memory.last_folder(self.settings))
         if folder:
+            window_memory.remember_folder(self.settings, folder)
             self.export_results(Path(folder))
 
-    def export_results(self, folder: Path) -> list[Path]:
-        """Write the engine's CSV/GeoJSON/provenance files of the current heatmap."""
+    def export_results(self, folder: Path, ask_overwrite: bool = True) -> list[Path]:
+        """Write the engine's CSV/GeoJSON/provenance files of the current heatmap.
+
+        Asks before replacing files of an earlier export; says where the files went, with an
+        *Open folder* button.
+        """
+        if self.state.slide is not None and self.state.heatmap is not None and ask_overwrite:
+            existing = sorted(p.name for p in Path(folder).glob(f"{self._slide_stem()}.*")
+                              if p.name.split(".", 1)[-1] in EXPORT_SUFFIXES)
+            if existing and not self.confirm(
+                    "Replace files?", f"{folder} already holds {', '.join(existing)}.\n\n"
+                    "Replace them with this export?"):
+                self.statusBar().showMessage("Export cancelled: nothing was replaced.", 5000)
+                return []
         try:
             paths = analysis_runner.export_results(self.state, folder)
         except (OSError, ValueError) as exc:
             self.show_error("Export failed", str(exc))
             return []
-        self.statusBar().showMessage(f"Exported {len(paths)} files to {folder}", 10_000)
+        text = f"Exported {len(paths)} files to {folder}"
+        self.statusBar().showMessage(text, 10_000)
+        self._show_exported(folder, text)
         return paths
 
+    def _show_exported(self, folder: Path, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Export done", text + ".",
+                          QMessageBox.StandardButton.Close, self)
+        open_button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
+        open_button.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))))
+        box.setModal(False)
+        box.open()  # non-blocking: the app stays usable
+        self.export_box = box
+
     def choose_and_export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", "view.png",
+        start = Path(window_memory.last_folder(self.settings) or ".") / f"{self._slide_stem()}.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", str(start),
                                               "PNG images (*.png)")
         if path:
+            window_memory.remember_folder(self.settings, path)
             self.export_view_png(Path(path))
 
     def export_view_png(self, path: Path) -> bool:
-        """Save the slide view as shown (tiles, heatmap, outlines, scale bar)."""
+        """Save the slide view as shown (tiles, heatmap, outlines, scale bar); adds ``.png``."""
+        if path.suffix.lower() != ".png":
+            path = path.with_name(path.name + ".png")
         if not self.view.grab().save(str(path), "PNG"):
             self.show_error("Export failed", f"cannot write {path}")
             return False
@@ -437,6 +598,7 @@ class MainWindow(QMainWindow):
     # -- closing ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Cancel the analysis and any worker, stop training, wait for threads, then close."""
+        window_memory.save_window(self, self.settings)
         if self.retrain_dialog is not None:
             self.retrain_dialog.cancel()
         self.analysis.cancel()

@@ -14,6 +14,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from idc_viewer.core.heatmap import Heatmap
     from idc_viewer.core.slide import Slide
     from idc_viewer.ml.loading import LoadedModel
@@ -28,6 +30,8 @@ class AppState(QObject):
     -------
     slide_changed()
         A slide was opened or closed (``slide`` may be None).
+    slide_info_changed()
+        The open slide's metadata changed (the user set its scale).
     model_changed()
         ``model`` changed.
     heatmap_changed()
@@ -39,6 +43,7 @@ class AppState(QObject):
     """
 
     slide_changed = Signal()
+    slide_info_changed = Signal()
     model_changed = Signal()
     heatmap_changed = Signal()
     threshold_changed = Signal(float)
@@ -57,16 +62,27 @@ class AppState(QObject):
         #: True while the threshold is another model's, lent to its stored heatmap on display.
         self.threshold_borrowed: bool = False
         self.selected_cell: Cell | None = None
+        #: ``bool[rows, cols]`` of the heatmap's grid: the tissue cells an analysis scores
+        #: (None: not known, e.g. no heatmap). Analysed vs this is what "partial" means.
+        self.tissue_mask: NDArray[np.bool_] | None = None
+        #: Why the open slide may not be H&E (shown on opening), or None.
+        self.slide_warning: str | None = None
 
-    def set_slide(self, slide: Slide | None, fingerprint: str | None = None) -> None:
+    def set_slide(self, slide: Slide | None, fingerprint: str | None = None,
+                  warning: str | None = None) -> None:
         old = self.slide
         self.slide, self.fingerprint = slide, fingerprint
         self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
+        self.tissue_mask, self.slide_warning = None, warning
         if old is not None and old is not slide:
             old.close()
         self.restore_model_threshold()
         self.slide_changed.emit()
         self.heatmap_changed.emit()
+
+    def notify_slide_info(self) -> None:
+        """Tell the widgets that ``slide.info`` changed (e.g. a scale set by the user)."""
+        self.slide_info_changed.emit()
 
     def set_model(self, model: LoadedModel, path: str | None) -> None:
         self.model, self.model_path = model, path
@@ -74,11 +90,48 @@ class AppState(QObject):
         self.threshold_borrowed = False
         self.set_threshold(float(model.spec.threshold))
 
-    def set_heatmap(self, heatmap: Heatmap | None, source: str = "") -> None:
+    def set_heatmap(self, heatmap: Heatmap | None, source: str = "",
+                    tissue_mask: NDArray[np.bool_] | None = None) -> None:
+        """Show ``heatmap``; ``tissue_mask`` (its grid's tissue cells) is kept until replaced."""
         self.heatmap = heatmap
         if source or heatmap is None:
             self.heatmap_source = source
+        if heatmap is None:
+            self.tissue_mask = None
+        elif tissue_mask is not None:
+            self.tissue_mask = np.asarray(tissue_mask, dtype=bool)
+        if (self.tissue_mask is not None and heatmap is not None
+                and self.tissue_mask.shape != heatmap.probabilities.shape):
+            self.tissue_mask = None  # another grid: the old mask says nothing about it
         self.heatmap_changed.emit()
+
+    def coverage(self) -> tuple[int, int] | None:
+        """``(analysed, total)`` tissue patches of the heatmap shown; None without a heatmap.
+
+        ``total`` is the tissue cell count when known, else the analysed count (then the
+        heatmap cannot be told apart from a complete one).
+        """
+        if self.heatmap is None:
+            return None
+        analysed = self.heatmap.analysed_mask
+        if self.tissue_mask is None:
+            n = int(np.count_nonzero(analysed))
+            return n, n
+        return (int(np.count_nonzero(analysed & self.tissue_mask)),
+                int(np.count_nonzero(self.tissue_mask)))
+
+    def pending_mask(self) -> NDArray[np.bool_] | None:
+        """Tissue cells not analysed yet (painted apart from "analysed, low"); None if unknown."""
+        if self.heatmap is None or self.tissue_mask is None:
+            return None
+        return self.tissue_mask & ~self.heatmap.analysed_mask
+
+    def heatmap_by_loaded_model(self) -> bool:
+        """True when the heatmap shown was made by the loaded model."""
+        if self.heatmap is None or self.model is None:
+            return False
+        spec = self.model.spec
+        return self.heatmap_source == model_label(spec.name, spec.model_hash)
 
     def set_threshold(self, threshold: float) -> None:
         threshold = min(1.0, max(0.0, float(threshold)))
@@ -132,6 +185,11 @@ def format_duration(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_count(done: int, total: int) -> str:
+    """``768 of 1,111 patches``."""
+    return f"{done:,} of {total:,} patches"
 
 
 def format_length_um(um: float) -> str:

@@ -10,6 +10,7 @@ one-line message (and a full traceback in the log). Cancelling only sets a
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -126,6 +127,29 @@ class CallWorker(Worker):
         self.finished.emit(result)
 
 
+class Mailbox:
+    """Items handed from a worker thread to the GUI thread, taken all at once.
+
+    :meth:`put` says whether the box was empty: only then does the worker signal the GUI, so
+    at most one notification waits in the GUI's event queue however fast the worker is, and
+    the GUI always takes everything produced so far (its display cannot fall behind).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Any] = []
+
+    def put(self, item: Any) -> bool:
+        with self._lock:
+            self._items.append(item)
+            return len(self._items) == 1
+
+    def take(self) -> list[Any]:
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+
 class GeneratorWorker(Worker):
     """Drives a generator off the GUI thread, emitting ``item(object)`` for each value.
 
@@ -133,9 +157,14 @@ class GeneratorWorker(Worker):
     ``finished`` carries the last item (or None); when the token is set the loop stops after
     the current item and ``cancelled`` is emitted instead. ``transform`` may turn each item
     into what is emitted (run in the worker thread, e.g. to snapshot shared arrays).
+
+    With ``coalesce=True`` items are not emitted one by one: they wait in a :class:`Mailbox`
+    and ``items_ready()`` tells the GUI to :meth:`take_items` (every item is delivered, in
+    order, before ``finished``/``cancelled``).
     """
 
     item = Signal(object)
+    items_ready = Signal()
 
     def __init__(
         self,
@@ -143,18 +172,28 @@ class GeneratorWorker(Worker):
         make_generator: Callable[[CancelToken], Iterator[Any]],
         transform: Callable[[Any], Any] | None = None,
         parent: QObject | None = None,
+        coalesce: bool = False,
     ) -> None:
         super().__init__(name, parent)
         self._make = make_generator
         self._transform = transform or (lambda x: x)
+        self._mailbox = Mailbox() if coalesce else None
+
+    def take_items(self) -> list[Any]:
+        """The items produced since the last call (coalescing workers; GUI thread)."""
+        return self._mailbox.take() if self._mailbox is not None else []
 
     def _work(self) -> None:
         last: Any = None
         gen = self._make(self.token)
+        box = self._mailbox
         try:
             for value in gen:
                 last = self._transform(value)
-                self.item.emit(last)
+                if box is None:
+                    self.item.emit(last)
+                elif box.put(last):
+                    self.items_ready.emit()
         finally:
             close = getattr(gen, "close", None)
             if close is not None:

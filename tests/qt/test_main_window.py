@@ -121,32 +121,49 @@ def test_unopenable_file_shows_reason_and_app_stays_usable(
     assert window.state.slide is not None
 
 
-def test_slide_without_mpp_asks_for_it(make_window, monkeypatch, tmp_path: Path) -> None:
+def test_slide_without_mpp_opens_and_scale_is_asked_by_the_analysis_and_remembered(
+    qtbot, make_window, monkeypatch, tmp_path: Path
+) -> None:
     import cv2
 
     png = tmp_path / "no-scale.png"
     cv2.imwrite(str(png), two_region_image()[..., ::-1])
     asked: list[str] = []
+    answer = [(4.0, True)]
 
     def get_double(_parent: Any, title: str, label: str, *args: Any, **kw: Any) -> Any:
         asked.append(label)
-        return 4.0, True
+        return answer[0]
 
     monkeypatch.setattr(QInputDialog, "getDouble", get_double)
     window = make_window()
-    assert window.open_path(str(png))
-    assert len(asked) == 1
+    assert window.open_path(str(png))  # viewing needs no scale: shown at once, nothing asked
+    assert asked == [] and window.view.slide() is window.state.slide
+    assert window.state.slide.info.mpp is None
+    assert "Set scale" in window.statusBar().currentMessage()
+    answer[0] = (0.0, False)  # cancelling the question: no analysis, the slide stays
+    assert window.analysis.start() is None
+    assert window.state.slide is not None and len(asked) == 1
+    answer[0] = (4.0, True)
+    assert run_analysis(qtbot, window) == "done"
+    assert len(asked) == 2
     info = window.state.slide.info
     assert info.mpp == pytest.approx(4.0) and info.mpp_source == "user"
-
-    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (0.0, False))
-    window2 = make_window()
-    assert not window2.open_path(str(png))
-    assert window2.state.slide is None
+    assert window.info_panel.values["µm/px"].text().startswith("4")
+    # Reopened (Open recent, or a later session with the same settings): remembered, not asked.
+    other = make_window()
+    assert other.open_path(str(png))
+    assert other.state.slide.info.mpp == pytest.approx(4.0) and len(asked) == 2
+    assert other.state.heatmap is not None  # and its stored analysis is shown at once
+    # Slide › Set scale… changes it later.
+    answer[0] = (2.0, True)
+    other.actions_.set_scale.trigger()
+    assert other.state.slide.info.mpp == pytest.approx(2.0)
+    assert other.state.heatmap is None  # the heatmap at 4 µm/px no longer fits
 
 
 def test_analysis_paints_progressively_and_stores(qtbot, make_window, slide_file: Path) -> None:
-    window = make_window()
+    window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.06)))
     window.open_path(str(slide_file))
     assert window.state.heatmap is None
     changes: list[int] = []

@@ -15,7 +15,8 @@ from idc_viewer.qt.viewer.heatmap_overlay import grid_edges_l0, outline_segments
 L0_PATCH = 100.5  # fractional on purpose
 HOT_CELL = (5, 3)
 HOT = tuple(int(v) for v in colormap_lut("inferno")[255])
-COLD = tuple(int(v) for v in colormap_lut("inferno")[0])
+#: An analysed cell of P = 0 is transparent (below the overlay's floor): the white slide shows.
+COLD = (255, 255, 255)
 CYAN = (0, 255, 255)
 
 
@@ -83,7 +84,7 @@ def _hot_pixels_inside_footprint(view, grab, grid: PatchGrid) -> None:  # type: 
 def test_hot_cell_lands_on_its_footprint_when_fitted(view, grab, grid) -> None:  # type: ignore[no-untyped-def]
     _hot_pixels_inside_footprint(view, grab, grid)
     pixels = grab(view)
-    # Unanalysed cell (0, 0) shows the white slide; an analysed cold cell is dark.
+    # Unanalysed cell (0, 0) and an analysed cold cell both show the white slide.
     vx, vy = view.view_transform().view_from_l0(50, 50)
     assert _close(pixels[int(vy), int(vx)], (255, 255, 255))
     vx, vy = view.view_transform().view_from_l0(150, 150)

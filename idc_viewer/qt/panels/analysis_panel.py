@@ -1,4 +1,8 @@
-"""Run / Cancel the analysis, with a progress bar showing patches/s and the time left."""
+"""Run / Cancel the analysis, with a progress bar showing patches/s and the time left.
+
+When no analysis runs, the status line and the bar say what is so, from the state alone: no
+slide, no model, not analysed, partial ("768 of 1,111 patches — Resume") or complete.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,36 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from idc_viewer.core.jobs import Progress
-from idc_viewer.qt.state import AppState, format_duration
+from idc_viewer.qt.state import AppState, format_count, format_duration
 
 
 def progress_text(progress: Progress) -> str:
-    """``1,024 / 4,096 patches · 1,500 patches/s · ETA 0:02``."""
+    """``1,024 / 4,096 patches · 1,500/s · ETA 0:02`` (short: fits the dock on one line)."""
     text = f"{progress.done:,} / {progress.total:,} patches"
     if progress.rate_per_s > 0:
-        text += f" · {progress.rate_per_s:,.0f} patches/s"
+        text += f" · {progress.rate_per_s:,.0f}/s"
     return text + f" · ETA {format_duration(progress.eta_s)}"
+
+
+def idle_status(state: AppState) -> tuple[str, float | None, bool]:
+    """What the panel says when nothing runs: ``(text, bar fraction or None, partial)``."""
+    if state.slide is None:
+        return "Open a slide to analyse it.", None, False
+    if state.model is None:
+        return "Load a model to analyse the slide.", None, False
+    coverage = state.coverage()
+    if coverage is None:
+        if state.slide.info.mpp is None:
+            return "Not analysed yet. Analyse slide (F5) first asks for the scale.", 0.0, False
+        return "Not analysed yet: Analyse slide (F5).", 0.0, False
+    done, total = coverage
+    fraction = done / total if total else 1.0
+    if not state.heatmap_by_loaded_model():
+        return (f"Another model's heatmap ({format_count(done, total)}): "
+                "Analyse slide scores it with the loaded model.", fraction, False)
+    if done < total:
+        return f"{format_count(done, total)} — Resume", fraction, True
+    return f"Done: {total:,} patches analysed.", fraction, False
 
 
 class AnalysisPanel(QWidget):
@@ -34,11 +59,11 @@ class AnalysisPanel(QWidget):
         self.run_button = QPushButton("Analyse slide")
         self.run_button.setToolTip("Run the IDC model on every tissue patch (F5)")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop; what was analysed is kept and resumed next time")
+        self.cancel_button.setToolTip("Stop (Esc); what was analysed is kept and resumed next time")
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setValue(0)
-        self.status = QLabel("Open a slide to analyse it.")
+        self.status = QLabel("")
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -49,35 +74,42 @@ class AnalysisPanel(QWidget):
         layout.addWidget(self.status)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
-        state.slide_changed.connect(self._on_slide_changed)
-        state.model_changed.connect(self._on_slide_changed)
+        state.slide_changed.connect(self.refresh)
+        state.slide_info_changed.connect(self.refresh)
+        state.model_changed.connect(self.refresh)
+        state.heatmap_changed.connect(self.refresh)
         self._running = False
-        self._on_slide_changed()
+        self.refresh()
 
     def set_running(self, running: bool) -> None:
         self._running = running
-        self.cancel_button.setEnabled(running)
-        self._on_slide_changed()
+        self.refresh()
 
     def show_progress(self, progress: Progress) -> None:
         # QProgressBar.setValue repaints synchronously; with updates disabled meanwhile the
         # repaint is only scheduled (and merged with the window's next paint).
-        bar = self.progress_bar
-        bar.setUpdatesEnabled(False)
-        bar.setValue(round(progress.fraction * 1000))
-        bar.setUpdatesEnabled(True)
-        bar.update()
+        self._set_fraction(progress.fraction)
         self.status.setText(progress_text(progress))
 
     def show_message(self, text: str) -> None:
+        """Say how a run ended; the next change of slide, model or heatmap replaces it."""
         self.status.setText(text)
 
-    def _on_slide_changed(self) -> None:
+    def _set_fraction(self, fraction: float) -> None:
+        bar = self.progress_bar
+        bar.setUpdatesEnabled(False)
+        bar.setValue(round(min(1.0, max(0.0, fraction)) * 1000))
+        bar.setUpdatesEnabled(True)
+        bar.update()
+
+    def refresh(self) -> None:
+        """Buttons and (when idle) the status line from the state."""
         ready = self._state.slide is not None and self._state.model is not None
         self.run_button.setEnabled(ready and not self._running)
         self.cancel_button.setEnabled(self._running)
-        if not self._running:
-            if self._state.slide is None:
-                self.status.setText("Open a slide to analyse it.")
-            elif self._state.model is None:
-                self.status.setText("Load a model to analyse the slide.")
+        if self._running:
+            return
+        text, fraction, partial = idle_status(self._state)
+        self.status.setText(text)
+        self._set_fraction(fraction or 0.0)
+        self.run_button.setText("Resume analysis" if partial else "Analyse slide")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QSlider, QWidget
 
+from idc_viewer.qt.panels.threshold_box import ThresholdBox
 from idc_viewer.qt.state import AppState
 from idc_viewer.qt.viewer.color_legend import ColorLegend
 
@@ -30,11 +31,13 @@ class OverlayPanel(QWidget):
         self.opacity_slider = self._slider(50)
         self.threshold_slider = self._slider(round(state.threshold * 100))
         self.threshold_label = QLabel()
+        self.threshold_box = ThresholdBox(state)
         self.legend = ColorLegend(threshold=state.threshold)
         layout = QFormLayout(self)
         layout.addRow(self.visible_box)
         layout.addRow("Opacity", self.opacity_slider)
         layout.addRow("Threshold", self.threshold_slider)
+        layout.addRow("", self.threshold_box)
         layout.addRow("", self.threshold_label)
         layout.addRow(self.legend)
         self.visible_box.toggled.connect(self.visible_changed)

@@ -18,7 +18,10 @@ from PySide6.QtWidgets import (
 from idc_viewer.core.export import Region, find_regions
 from idc_viewer.qt.state import AppState
 
-COLUMNS = ("#", "Patches", "Area (mm²)", "Max P", "Mean P")
+#: Short headers (the dock is narrow); each says its unit, the tooltip says more.
+COLUMNS = ("#", "Patches", "mm²", "Max P", "Mean P")
+COLUMN_TIPS = ("Region number", "Flagged patches in the region", "Area in square millimetres",
+               "Highest P(IDC) in the region", "Mean P(IDC) of its patches")
 
 
 class _NumberItem(QTableWidgetItem):
@@ -61,7 +64,14 @@ class RegionsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        # Columns as wide as their header and numbers (never cut), the last one takes the rest.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        for col, tip in enumerate(COLUMN_TIPS):
+            item = self.table.horizontalHeaderItem(col)
+            if item is not None:
+                item.setToolTip(tip)
         self.summary = QLabel("No heatmap yet.")
         self.export_button = QPushButton("Export…")
         self.export_png_button = QPushButton("Export view as PNG…")

@@ -1,4 +1,8 @@
-"""Horizontal 0-to-1 colour legend for the heatmap colormap, with ticks and threshold."""
+"""Horizontal 0-to-1 colour legend of the heatmap overlay, with ticks and threshold.
+
+The bar shows the overlay's colours as they fall on white glass (alpha included: clear below
+the floor), and a note says what clear and grey mean.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize
 from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
-from idc_viewer.core.heatmap import colormap_lut
+from idc_viewer.core.heatmap import OVERLAY_FLOOR, overlay_rgba
 from idc_viewer.qt.image_convert import qimage_from_array
 
 TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -63,7 +67,7 @@ class ColorLegend(QWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         height = QFontMetricsF(self.font()).height()
-        return QSize(220, int(2 * height + 22))
+        return QSize(220, int(3 * height + 24))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         return QSize(120, self.sizeHint().height())
@@ -90,6 +94,8 @@ class ColorLegend(QWidget):
             label = f"{tick:g}"
             half = metrics.horizontalAdvance(label) / 2
             painter.drawText(QPointF(x - half, bar.bottom() + 4 + metrics.ascent()), label)
+        note_y = bar.bottom() + 6 + metrics.height() + metrics.ascent()
+        painter.drawText(QPointF(bar.left(), note_y), self.note())
         if self._threshold is not None:
             x = bar.left() + float(np.clip(self._threshold, 0, 1)) * bar.width()
             for color, width in ((QColor(0, 0, 0), 4.0), (QColor(0, 255, 255), 2.0)):
@@ -98,12 +104,23 @@ class ColorLegend(QWidget):
         painter.end()
 
     @staticmethod
-    def _make_gradient(colormap: str) -> QImage:
-        rgb = np.ascontiguousarray(colormap_lut(colormap)[np.newaxis, :, :])
-        return qimage_from_array(rgb)
+    def note() -> str:
+        """What the bar cannot show: clear below the floor, grey for not analysed."""
+        return f"clear below {OVERLAY_FLOOR:g} · grey: not analysed yet"
+
+    @staticmethod
+    def _on_white(probabilities: np.ndarray, colormap: str) -> np.ndarray:
+        rgba = overlay_rgba(probabilities, colormap).astype(np.float32)
+        alpha = rgba[..., 3:4] / 255.0
+        return np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+    @classmethod
+    def _make_gradient(cls, colormap: str) -> QImage:
+        ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)[np.newaxis, :]
+        return qimage_from_array(np.ascontiguousarray(cls._on_white(ramp, colormap)))
 
     def color_at(self, probability: float) -> QColor:
-        """Colour the legend shows for ``probability`` (same table as the overlay)."""
-        index = round(float(np.clip(probability, 0.0, 1.0)) * 255)
-        red, green, blue = (int(v) for v in colormap_lut(self._colormap)[index])
+        """Colour the legend shows for ``probability``: the overlay's, on white glass."""
+        p = np.array([[float(np.clip(probability, 0.0, 1.0))]], dtype=np.float32)
+        red, green, blue = (int(v) for v in self._on_white(p, self._colormap)[0, 0])
         return QColor(red, green, blue)

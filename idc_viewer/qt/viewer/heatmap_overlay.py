@@ -5,6 +5,11 @@ image (one pixel per patch). Zoomed out it is drawn as one image scaled by the g
 (possibly fractional) ``l0_patch_size``; when few cells are visible each cell is filled on
 exactly its ``grid.l0_rect(col, row)`` footprint, so the overlay matches the patches the model
 saw at every zoom. Flagged cells (>= threshold) get a contrasting outline.
+
+Colours follow :func:`~idc_viewer.core.heatmap.overlay_rgba` (transparent below a floor, so
+benign tissue stays readable); tissue cells not analysed yet (a partial analysis) get a grey
+veil, so "not analysed" never looks like "analysed, low". Everything is clipped to the slide:
+the last row and column of cells may extend past its edge.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QLineF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QTransform
 
-from idc_viewer.core.heatmap import probabilities_to_rgba
+from idc_viewer.core.heatmap import overlay_rgba
 from idc_viewer.qt.image_convert import qimage_from_array
 from idc_viewer.qt.viewer.geometry import ViewTransform
 
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Above this many visible cells the overlay is drawn as one scaled image.
 MAX_CELLS_DRAWN_ONE_BY_ONE = 2500
+#: RGBA of a tissue cell not analysed yet (before the layer's opacity).
+PENDING_RGBA = (128, 128, 128, 200)
 
 
 def grid_edges_l0(grid: PatchGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -93,7 +100,7 @@ class HeatmapOverlay:
     Parameters
     ----------
     colormap : str
-        Colormap name understood by :func:`idc_viewer.core.heatmap.probabilities_to_rgba`.
+        Colormap name understood by :func:`idc_viewer.core.heatmap.overlay_rgba`.
     """
 
     def __init__(self, colormap: str = "inferno") -> None:
@@ -106,11 +113,24 @@ class HeatmapOverlay:
         self._image = QImage()
         self._edges: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
         self._outline_lines: list[QLineF] | None = None
+        self._pending: NDArray[np.bool_] | None = None
 
     def set_heatmap(self, heatmap: Heatmap | None) -> None:
-        """Show ``heatmap`` (None removes the layer)."""
+        """Show ``heatmap`` (None removes the layer and its pending mask)."""
         self.heatmap = heatmap
         self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
+        if heatmap is None or (self._pending is not None
+                               and self._pending.shape != heatmap.probabilities.shape):
+            self._pending = None
+        self.refresh()
+
+    def set_pending_mask(self, pending: NDArray[np.bool_] | None) -> None:
+        """Tissue cells not analysed yet, painted grey (None: none known)."""
+        if pending is not None and self.heatmap is not None:
+            pending = np.asarray(pending, dtype=bool)
+            if pending.shape != self.heatmap.probabilities.shape:
+                pending = None
+        self._pending = None if pending is None or not pending.any() else pending
         self.refresh()
 
     def set_threshold(self, threshold: float | None) -> None:
@@ -132,10 +152,12 @@ class HeatmapOverlay:
             return
         probs = self.heatmap.probabilities
         if cells is None or self._rgba.shape[:2] != probs.shape:
-            self._rgba = probabilities_to_rgba(probs, self.colormap)
+            self._rgba = overlay_rgba(probs, self.colormap)
+            if self._pending is not None:
+                self._rgba[self._pending & np.isnan(probs)] = PENDING_RGBA
         else:
             cols, rows = cells[:, 0], cells[:, 1]
-            self._rgba[rows, cols] = probabilities_to_rgba(probs[rows, cols], self.colormap)
+            self._rgba[rows, cols] = overlay_rgba(probs[rows, cols], self.colormap)
         self._image = qimage_from_array(self._rgba)
 
     def paint(self, painter: QPainter, transform: ViewTransform, view_rect: QRectF) -> None:
@@ -143,6 +165,11 @@ class HeatmapOverlay:
         if self.heatmap is None or not self.visible or self._edges is None:
             return
         painter.save()
+        grid = self.heatmap.grid
+        view_x0, view_y0 = transform.view_from_l0(0.0, 0.0)
+        view_x1, view_y1 = transform.view_from_l0(float(grid.l0_width), float(grid.l0_height))
+        painter.setClipRect(QRectF(view_x0, view_y0, view_x1 - view_x0, view_y1 - view_y0),
+                            Qt.ClipOperation.IntersectClip)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         painter.setOpacity(self.opacity)

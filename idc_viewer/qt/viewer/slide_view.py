@@ -28,6 +28,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QApplication, QWidget
 
 from idc_viewer.qt.image_convert import qimage_for_painting
+from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments, apply_in_place
 from idc_viewer.qt.viewer.geometry import (
     ViewTransform,
     choose_level,
@@ -36,6 +37,7 @@ from idc_viewer.qt.viewer.geometry import (
     transform_showing_l0_rect,
 )
 from idc_viewer.qt.viewer.heatmap_overlay import HeatmapOverlay
+from idc_viewer.qt.viewer.ruler import Ruler
 from idc_viewer.qt.viewer.scale_bar import ScaleBar
 from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
 from idc_viewer.qt.viewer.tile_loader import TileLoader, TileRequest
@@ -54,6 +56,10 @@ WHEEL_ZOOM_PER_NOTCH = 1.25
 KEY_ZOOM_FACTOR = 1.5
 KEY_PAN_FRACTION = 0.15
 BACKGROUND = QColor(48, 48, 48)
+#: Zoom limits: out to half the "whole slide fits" zoom, in to this many screen pixels per
+#: native (level-0) pixel.
+MIN_ZOOM_OF_FIT = 0.5
+MAX_DEVICE_PX_PER_L0 = 8.0
 
 _slide_ids = itertools.count(1)
 
@@ -77,6 +83,8 @@ class SlideView(QWidget):
     -------
     viewport_changed(QRectF)
         The level-0 rectangle now visible (after every zoom, pan or resize).
+    ruler_changed(str)
+        The ruler's length as text ("" when cleared), while and after dragging.
     cursor_moved_l0(float, float)
         Level-0 position under the mouse.
     patch_clicked(float, float)
@@ -84,6 +92,7 @@ class SlideView(QWidget):
     """
 
     viewport_changed = Signal(QRectF)
+    ruler_changed = Signal(str)
     cursor_moved_l0 = Signal(float, float)
     patch_clicked = Signal(float, float)
 
@@ -116,6 +125,8 @@ class SlideView(QWidget):
         self._dragging = False
         self._overlay = HeatmapOverlay()
         self._scale_bar = ScaleBar()
+        self._ruler = Ruler()
+        self._adjustments = DisplayAdjustments()
         self.set_slide(slide)
 
     # ------------------------------------------------------------------ slide and state
@@ -141,6 +152,7 @@ class SlideView(QWidget):
                 thumbnail = slide.thumbnail(THUMBNAIL_MAX_SIDE)
             self._thumbnail = qimage_for_painting(thumbnail)
         self._overlay.set_heatmap(None)
+        self._ruler.clear()
         self._needs_fit = True
         if slide is not None and self.isVisible():
             self.fit()
@@ -194,12 +206,27 @@ class SlideView(QWidget):
         self.zoom_to_l0_rect(0, 0, info.l0_width, info.l0_height)
 
     def zoom_to_l0_rect(self, l0_x: float, l0_y: float, l0_w: float, l0_h: float) -> None:
-        """Show the level-0 rectangle as large as fits, centred."""
+        """Show the level-0 rectangle as large as fits (within the zoom limits), centred."""
         self._needs_fit = False
-        self._transform = transform_showing_l0_rect(
-            l0_x, l0_y, l0_w, l0_h, self.width(), self.height()
-        )
+        transform = transform_showing_l0_rect(l0_x, l0_y, l0_w, l0_h, self.width(), self.height())
+        zoom = self._clamped_zoom(transform.view_px_per_l0)
+        self._transform = ViewTransform(view_px_per_l0=zoom).centered_on_l0(
+            l0_x + l0_w / 2, l0_y + l0_h / 2, self.width(), self.height())
         self._on_viewport_changed()
+
+    def zoom_limits(self) -> tuple[float, float]:
+        """``(min, max)`` view px per level-0 px: half the fit zoom .. 8 device px per native px."""
+        top = MAX_DEVICE_PX_PER_L0 / self.devicePixelRatioF()
+        if self._slide is None:
+            return 1.0 / 4096.0, top
+        info = self._slide.info
+        fit = min(max(self.width(), 1) / max(info.l0_width, 1),
+                  max(self.height(), 1) / max(info.l0_height, 1))
+        return min(fit * MIN_ZOOM_OF_FIT, top), top
+
+    def _clamped_zoom(self, view_px_per_l0: float) -> float:
+        low, high = self.zoom_limits()
+        return min(high, max(low, view_px_per_l0))
 
     def center_on_l0(self, l0_x: float, l0_y: float) -> None:
         """Keep the zoom, put a level-0 point at the centre of the view."""
@@ -211,6 +238,8 @@ class SlideView(QWidget):
         """Multiply the zoom, keeping the level-0 point under ``view_anchor`` (default: centre)."""
         anchor = view_anchor if view_anchor is not None else QPointF(self.rect().center())
         self._needs_fit = False
+        current = self._transform.view_px_per_l0
+        factor = self._clamped_zoom(current * factor) / current
         self._transform = self._transform.zoomed_about_view_point(factor, anchor.x(), anchor.y())
         self._on_viewport_changed()
 
@@ -224,6 +253,32 @@ class SlideView(QWidget):
         self._needs_fit = False
         self._transform = self._transform.panned_by_view_px(view_dx, view_dy)
         self._on_viewport_changed()
+
+    # ------------------------------------------------------------------ ruler, adjustments
+
+    def set_ruler_enabled(self, enabled: bool) -> None:
+        """Ruler tool on (a drag measures instead of panning) or off (the segment goes)."""
+        self._ruler.enabled = bool(enabled)
+        if not enabled:
+            self._ruler.clear()
+            self.ruler_changed.emit("")
+        if enabled:
+            self.setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.unsetCursor()
+        self.update()
+
+    def ruler_text(self) -> str:
+        """The measured length ("" when nothing is measured)."""
+        return self._ruler.text(self._slide.info.mpp if self._slide is not None else None)
+
+    def set_display_adjustments(self, adjustments: DisplayAdjustments) -> None:
+        """Brightness/contrast/gamma of the slide layer (display only)."""
+        self._adjustments = adjustments
+        self.update()
+
+    def display_adjustments(self) -> DisplayAdjustments:
+        return self._adjustments
 
     # ------------------------------------------------------------------ heatmap overlay
 
@@ -240,6 +295,11 @@ class SlideView(QWidget):
         if cells is not None:
             cells = np.asarray(cells, dtype=np.intp).reshape(-1, 2)
         self._overlay.refresh(cells)
+        self.update()
+
+    def set_pending_mask(self, pending: NDArray[np.bool_] | None) -> None:
+        """Grey veil over the heatmap's tissue cells not analysed yet (None: no veil)."""
+        self._overlay.set_pending_mask(pending)
         self.update()
 
     def set_overlay_opacity(self, opacity: float) -> None:
@@ -309,21 +369,41 @@ class SlideView(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
         painter = QPainter(self)
-        painter.fillRect(self.rect(), BACKGROUND)
+        if self._slide is None:
+            painter.fillRect(self.rect(), BACKGROUND)
+        elif self._adjustments.is_identity:
+            self._paint_slide_layer(painter)
+        else:  # the slide layer alone goes through the table; heatmap and labels do not
+            ratio = self.devicePixelRatioF()
+            layer = QImage(round(self.width() * ratio), round(self.height() * ratio),
+                           QImage.Format.Format_RGB32)
+            layer.setDevicePixelRatio(ratio)
+            layer_painter = QPainter(layer)
+            self._paint_slide_layer(layer_painter)
+            layer_painter.end()
+            apply_in_place(layer, self._adjustments)
+            painter.drawImage(0, 0, layer)
         if self._slide is not None:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            self._paint_thumbnail(painter)
-            level = self.current_level()
-            coarsest = min(self._slide.info.level_count - 1, level + FALLBACK_LEVELS)
-            for fallback in range(coarsest, level, -1):
-                self._paint_cached_tiles(painter, fallback)
-            self._paint_cached_tiles(painter, level)
             view_rect = QRectF(self.rect())
             self._overlay.paint(painter, self._transform, view_rect)
             self._scale_bar.paint(
                 painter, view_rect, self._slide.info.mpp, self._transform.view_px_per_l0
             )
+            self._ruler.paint(painter, self._transform, self._slide.info.mpp)
         painter.end()
+
+    def _paint_slide_layer(self, painter: QPainter) -> None:
+        assert self._slide is not None
+        painter.fillRect(self.rect(), BACKGROUND)
+        # Smooth only when shrinking: beyond 1:1 each native pixel stays a crisp square.
+        device_zoom = self._transform.view_px_per_l0 * self.devicePixelRatioF()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, device_zoom < 1.0)
+        self._paint_thumbnail(painter)
+        level = self.current_level()
+        coarsest = min(self._slide.info.level_count - 1, level + FALLBACK_LEVELS)
+        for fallback in range(coarsest, level, -1):
+            self._paint_cached_tiles(painter, fallback)
+        self._paint_cached_tiles(painter, level)
 
     def _view_rect_of_l0(self, l0_x: float, l0_y: float, l0_w: float, l0_h: float) -> QRect:
         """Level-0 rectangle -> view rectangle with edges rounded to whole pixels (no seams)."""
@@ -384,6 +464,13 @@ class SlideView(QWidget):
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton and self._ruler.enabled and self._slide:
+            pos = event.position()
+            self._ruler.begin(*self._transform.l0_from_view(pos.x(), pos.y()))
+            self.ruler_changed.emit(self.ruler_text())
+            self.update()
+            event.accept()
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press_view_pos = event.position()
             self._last_view_pos = event.position()
@@ -394,7 +481,11 @@ class SlideView(QWidget):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         pos = event.position()
-        if self._press_view_pos is not None:
+        if self._ruler.dragging:
+            self._ruler.drag_to(*self._transform.l0_from_view(pos.x(), pos.y()))
+            self.ruler_changed.emit(self.ruler_text())
+            self.update()
+        elif self._press_view_pos is not None:
             if not self._dragging:
                 moved = (pos - self._press_view_pos).manhattanLength()
                 if moved >= QApplication.startDragDistance():
@@ -407,6 +498,10 @@ class SlideView(QWidget):
         self.cursor_moved_l0.emit(*self._transform.l0_from_view(pos.x(), pos.y()))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton and self._ruler.dragging:
+            self._ruler.finish()
+            self.ruler_changed.emit(self.ruler_text())
+            return
         if event.button() != Qt.MouseButton.LeftButton or self._press_view_pos is None:
             super().mouseReleaseEvent(event)
             return
