@@ -13,12 +13,15 @@ from idc_viewer.core.jobs import Progress
 from idc_viewer.qt.state import AppState, format_count, format_duration
 
 
+def progress_counts(progress: Progress) -> str:
+    """``1,024 / 4,096 patches``, written on the progress bar."""
+    return f"{progress.done:,} / {progress.total:,} patches"
+
+
 def progress_text(progress: Progress) -> str:
-    """``1,024 / 4,096 patches · 1,500/s · ETA 0:02`` (short: fits the dock on one line)."""
-    text = f"{progress.done:,} / {progress.total:,} patches"
-    if progress.rate_per_s > 0:
-        text += f" · {progress.rate_per_s:,.0f}/s"
-    return text + f" · ETA {format_duration(progress.eta_s)}"
+    """``1,500 patches/s · ETA 0:02``: the status line under the bar (one line in the dock)."""
+    rate = f"{progress.rate_per_s:,.0f} patches/s · " if progress.rate_per_s > 0 else ""
+    return f"{rate}ETA {format_duration(progress.eta_s)}"
 
 
 def idle_status(state: AppState) -> tuple[str, float | None, bool]:
@@ -89,6 +92,7 @@ class AnalysisPanel(QWidget):
         # QProgressBar.setValue repaints synchronously; with updates disabled meanwhile the
         # repaint is only scheduled (and merged with the window's next paint).
         self._set_fraction(progress.fraction)
+        self.progress_bar.setFormat(progress_counts(progress))
         self.status.setText(progress_text(progress))
 
     def show_message(self, text: str) -> None:
@@ -111,5 +115,6 @@ class AnalysisPanel(QWidget):
             return
         text, fraction, partial = idle_status(self._state)
         self.status.setText(text)
+        self.progress_bar.setFormat("%p%")
         self._set_fraction(fraction or 0.0)
         self.run_button.setText("Resume analysis" if partial else "Analyse slide")
