@@ -308,9 +308,23 @@ def _epoch_callbacks(config: TrainConfig, report: Callable[[dict[str, Any]], Non
             self.history: dict[str, list[float]] = {}
             self.t_epoch = time.perf_counter()
             self.epoch_times: list[float] = []
+            self.epoch = 0
+            self.t_batch_report = self.t_epoch
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.t_epoch = time.perf_counter()
+            self.epoch = epoch
+            self.t_batch_report = self.t_epoch
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            # progress within an epoch for the app's Retrain dialog, at most once a second
+            now = time.perf_counter()
+            if now - self.t_batch_report < 1.0:
+                return
+            self.t_batch_report = now
+            steps = self.params.get("steps") if isinstance(self.params, dict) else None
+            report({"event": "batch", "epoch": self.epoch + 1, "epochs": config.epochs,
+                    "batch": batch + 1, "batches": steps, "seconds": now - self.t_epoch})
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = dict(logs or {})
@@ -400,7 +414,7 @@ def train(
                 f"{run_dir} already holds a run; pass --resume or another folder."
             )
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    report = report or (lambda event: log(_format_event(event)))
+    report = report or _console_report(log)
 
     set_threads()
     import keras
@@ -468,6 +482,16 @@ def train(
     state_file.write_text(json.dumps(state, indent=1))
     report({"event": "finished", "best_epoch": es.best_epoch + 1, "best_val_loss": float(es.best)})
     return state
+
+
+def _console_report(log: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    """The console gets epochs; per-batch progress is for ``--progress-json`` (the app)."""
+
+    def report(event: dict[str, Any]) -> None:
+        if event.get("event") != "batch":
+            log(_format_event(event))
+
+    return report
 
 
 def _format_event(event: dict[str, Any]) -> str:

@@ -6,8 +6,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -15,6 +17,10 @@ import numpy as np
 import pytest
 
 from idc_viewer.core.slide import ArraySlide, Slide
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=importlib
+# Main-window fixtures of the issue-12 tests (test_main_window.py keeps its own).
+from window_fixtures import dialogs, make_window, questions, slide_file  # noqa: F401
 
 RED = (220, 30, 30)
 GREEN = (30, 200, 30)

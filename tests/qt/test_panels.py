@@ -23,7 +23,7 @@ from idc_viewer.core.jobs import Progress
 from idc_viewer.core.patches import make_grid
 from idc_viewer.qt.actions import push_recent
 from idc_viewer.qt.panels.analysis_panel import progress_text
-from idc_viewer.qt.panels.model_panel import ModelPanel, metric_lines
+from idc_viewer.qt.panels.model_panel import ModelPanel
 from idc_viewer.qt.panels.overlay_panel import OverlayPanel
 from idc_viewer.qt.panels.retrain_dialog import RetrainDialog, parse_event
 from idc_viewer.qt.state import (
@@ -76,8 +76,9 @@ def test_model_panel_shows_name_hash_and_held_out_figures(qtbot) -> None:
     state.set_model(FakeModel(), "fake.keras")  # type: ignore[arg-type]
     assert panel.name_label.text().startswith("fake")
     assert panel.hash_label.text() == "a" * 16
-    assert "test.auc: 0.910" in panel.metrics_label.text()
-    assert metric_lines({"auc": 0.5, "n": 3, "x": [1]}) == ["auc: 0.500", "n: 3"]
+    assert "ROC AUC 0.91" in panel.metrics_label.text()
+    assert "balanced accuracy 0.84" in panel.metrics_label.text().lower()
+    assert "_" not in panel.metrics_label.text()  # words, not raw keys
 
 
 def test_flagged_cells_most_probable_first_and_stepping() -> None:

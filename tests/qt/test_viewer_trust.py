@@ -17,14 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=importlib
 from app_fakes import FakeModel, FakePredictor, two_region_image
-from window_fixtures import (  # noqa: F401 (fixtures)
-    dialogs,
-    make_window,
-    questions,
-    run_analysis,
-    shared_wsi,
-    slide_file,
-)
+from window_fixtures import run_analysis, shared_wsi
 
 from idc_viewer.core.heatmap import Heatmap, overlay_rgba
 from idc_viewer.core.patches import PatchGrid
@@ -263,7 +256,7 @@ def test_broken_dicom_error_is_explained_with_detail_in_the_log(
     window = make_window()
     with caplog.at_level(logging.ERROR):
         assert not window.open_path(str(shared_wsi("broken-dicom.dcm")))
-    title, text = dialogs[-1]
+    _title, text = dialogs[-1]
     assert "Couldn't get image flavor" not in text and "\n" not in text
     assert "broken-dicom.dcm" in text and "DICOM" in text and "export it again" in text
     assert "Couldn't get image flavor" in caplog.text  # the raw reason, for whoever debugs
@@ -336,7 +329,6 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
 ) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor()))
     window.open_path(str(slide_file))
-    heatmap_free = grab(window.view)
     run_analysis(qtbot, window)
     probs = window.state.heatmap.probabilities.copy()
     low = np.argwhere(np.nan_to_num(probs, nan=1.0) < 0.2)
@@ -349,6 +341,9 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
     x, y, w, h = window.state.heatmap.grid.l0_rect(int(col), int(row))
     vx, vy = window.view.view_transform().view_from_l0(x + w / 2, y + h / 2)
     window.state.set_threshold(1.0)  # no outline in the way
-    after = grab(window.view)
+    qtbot.waitUntil(lambda: window.view.pending_tiles() == 0, timeout=5000)
+    after = grab(window.view)  # default opacity
+    window.view.set_overlay_visible(False)
+    heatmap_free = grab(window.view)
     assert np.abs(after[int(vy), int(vx)].astype(int)
                   - heatmap_free[int(vy), int(vx)].astype(int)).max() <= 3

@@ -1,8 +1,10 @@
 """Retrain…: run ``python -m training train DATA --run-dir RUN --progress-json`` as a QProcess.
 
 The app never imports the training package; it reads the JSON lines the process prints
-(``{"event": "epoch" | "exported" | "error" | "log" | ...}``) into a per-epoch progress bar
-and a log. Cancel kills the process; training checkpoints every epoch, so *Resume* continues.
+(``{"event": "epoch" | "batch" | "exported" | "error" | "log" | ...}``) into two progress bars
+(epochs of the number chosen; batches within the epoch, with its ETA) and a log. Cancel kills
+the process; training checkpoints every epoch, so *Resume* continues from the last one saved
+(the cancel message says whether there is one).
 """
 
 from __future__ import annotations
@@ -131,7 +133,15 @@ class RetrainDialog(QDialog):
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setFormat("epoch %v / %m")
+        self.progress_bar.setRange(0, self.epochs_spin.value())
         self.progress_bar.setValue(0)
+        self.epochs_spin.valueChanged.connect(self._on_epochs_changed)
+        self.epoch_bar = QProgressBar()
+        self.epoch_bar.setRange(0, 1000)
+        self.epoch_bar.setFormat("this epoch: waiting for the first batches")
+        self.epoch_bar.setValue(0)
+        self._epochs_done = 0
+        self._cancelled = False
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.start_button = QPushButton("Start training")
@@ -146,6 +156,7 @@ class RetrainDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.progress_bar)
+        layout.addWidget(self.epoch_bar)
         layout.addWidget(self.log)
         layout.addLayout(buttons)
         self.start_button.clicked.connect(self.start)
@@ -167,8 +178,11 @@ class RetrainDialog(QDialog):
                                       self.epochs_spin.value(), self.resume_box.isChecked(),
                                       self.paper_recipe_box.isChecked())
         self.exported_spec, self.last_error, self._buffer = None, None, ""
+        self._epochs_done, self._cancelled = 0, False
         self.progress_bar.setRange(0, self.epochs_spin.value())
         self.progress_bar.setValue(0)
+        self.epoch_bar.setValue(0)
+        self.epoch_bar.setFormat("this epoch: waiting for the first batches")
         process = QProcess(self)
         process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         process.readyReadStandardOutput.connect(self._on_output)
@@ -181,11 +195,27 @@ class RetrainDialog(QDialog):
         self.cancel_button.setEnabled(True)
 
     def cancel(self) -> None:
-        """Kill the process (the last finished epoch is kept; resume continues from it)."""
+        """Kill the process; say truthfully whether a finished epoch was saved to resume from."""
         if self.running and self.process is not None:
-            self._append("Cancelled: the last finished epoch is kept (tick Resume to continue).")
+            self._cancelled = True
+            self._append(self.cancel_message())
             self.process.kill()
             self.process.waitForFinished(5_000)
+
+    def cancel_message(self) -> str:
+        run_dir = Path(self.run_edit.text().strip())
+        saved = self._epochs_done > 0 or (run_dir / "last.keras").is_file()
+        if self._epochs_done:
+            return (f"Cancelled after epoch {self._epochs_done}: it is saved; tick Resume and "
+                    "Start to continue from it.")
+        if saved:
+            return ("Cancelled before this run finished an epoch: the folder's earlier "
+                    "checkpoint is kept; tick Resume to continue from it.")
+        return "Cancelled before the first epoch finished: nothing was saved to resume from."
+
+    def _on_epochs_changed(self, epochs: int) -> None:
+        if not self.running:
+            self.progress_bar.setRange(0, epochs)
 
     def _on_browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Dataset folder (patient/0|1/*.png)")
@@ -214,9 +244,14 @@ class RetrainDialog(QDialog):
         kind = event.get("event")
         if kind == "epoch":
             epochs = int(event.get("epochs") or self.progress_bar.maximum())
+            self._epochs_done = int(event.get("epoch") or 0)
             self.progress_bar.setRange(0, max(1, epochs))
-            self.progress_bar.setValue(int(event.get("epoch") or 0))
+            self.progress_bar.setValue(self._epochs_done)
+            self.epoch_bar.setValue(1000)
+            self.epoch_bar.setFormat(f"epoch {self._epochs_done} done")
             self._append(describe_epoch(event))
+        elif kind == "batch":
+            self._show_batch(event)
         elif kind == "exported":
             self.exported_spec = str(event.get("spec"))
             self._append(f"Model exported: {self.exported_spec}")
@@ -228,6 +263,24 @@ class RetrainDialog(QDialog):
         else:
             details = ", ".join(f"{k}={v}" for k, v in event.items() if k != "event")
             self._append(f"{kind}: {details}")
+
+    def _show_batch(self, event: dict[str, Any]) -> None:
+        """Progress within the running epoch: batches done and the epoch's time left."""
+        batch, batches = event.get("batch"), event.get("batches")
+        seconds = event.get("seconds")
+        if not isinstance(batch, int) or batch < 1:
+            return
+        epoch = event.get("epoch")
+        if isinstance(batches, int) and batches > 0:
+            fraction = min(1.0, batch / batches)
+            eta = (float(seconds) / batch * (batches - batch)
+                   if isinstance(seconds, int | float) else None)
+            self.epoch_bar.setValue(round(fraction * 1000))
+            self.epoch_bar.setFormat(f"epoch {epoch}: batch {batch:,} / {batches:,} · "
+                                     f"ETA {format_duration(eta)}")
+        else:  # the number of batches is unknown (a resampled stream): count them
+            self.epoch_bar.setRange(0, 0)
+            self.epoch_bar.setFormat(f"epoch {epoch}: batch {batch:,}")
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
@@ -241,10 +294,14 @@ class RetrainDialog(QDialog):
             self._buffer = ""
         self._reset_buttons()
         ok = status == QProcess.ExitStatus.NormalExit and exit_code == 0
+        if self._cancelled:
+            return  # cancel() said what is kept
         if not ok:
-            self._append(f"Training stopped (exit code {exit_code}).")
-            if self.last_error:
-                QMessageBox.warning(self, "Retrain", f"Training failed: {self.last_error}")
+            how = ("the training process crashed" if status == QProcess.ExitStatus.CrashExit
+                   else f"the training process ended with an error (exit code {exit_code})")
+            self._append(f"Training stopped: {how}; the log above says why.")
+            QMessageBox.warning(self, "Retrain",
+                                f"Training failed: {self.last_error or how}.")
             return
         self._append("Training finished.")
         if self.exported_spec:
