@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=i
 from app_fakes import FakeModel
 from window_fixtures import run_analysis
 
-from idc_viewer.core.results import ResultStore
 from idc_viewer.qt.main_window import MainWindow
 from idc_viewer.qt.panels.retrain_dialog import RetrainDialog
 from idc_viewer.qt.state import AppState
@@ -147,7 +146,7 @@ def test_pixels_stay_crisp_beyond_one_to_one(qtbot, make_view, quadrant_slide, g
     from idc_viewer.qt.viewer.geometry import ViewTransform
 
     view = make_view(quadrant_slide)
-    x0, y0, side = quadrants.checker_l0
+    x0, y0, _side = quadrants.checker_l0
     view.set_view_transform(ViewTransform(x0 + 10.25, y0 + 10.25, 4.0))
     qtbot.waitUntil(lambda: view.pending_tiles() == 0, timeout=5000)
     pixels = grab(view)[:200, :200].astype(int)

@@ -41,7 +41,7 @@ def held_out_words(metrics: dict[str, Any], test_patients: Any = None) -> str:
     if prec:
         parts.append(f"and {prec} of the patches it flagged were IDC")
     text = intro + (": " + ", ".join(parts) + "." if parts else ".")
-    extra = []
+    extra: list[str] = []
     for key, name in (("balanced_accuracy", "balanced accuracy"), ("roc_auc", "ROC AUC"),
                       ("auc", "ROC AUC")):
         value = group.get(key)
