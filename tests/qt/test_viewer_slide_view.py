@@ -188,6 +188,7 @@ def test_scale_bar_text(make_view, quadrant_slide) -> None:  # type: ignore[no-u
 def test_shared_cache_and_slide_switch(qtbot, make_view, quadrant_slide) -> None:  # type: ignore[no-untyped-def]
     cache: TileCache = TileCache(max_bytes=64 * 1024 * 1024)
     view = make_view(quadrant_slide, cache=cache)
+    view.zoom_by(4.0)  # past what the thumbnail shows: tiles are read
     qtbot.waitUntil(lambda: view.pending_tiles() == 0 and len(cache) > 0, timeout=5000)
     view.set_slide(None)
     assert len(cache) == 0
@@ -216,3 +217,14 @@ def test_real_svs_opens_and_paints(qtbot, make_view, shared_data, grab) -> None:
         assert view.scale_bar_text().endswith("µm")
     finally:
         slide.close()
+
+
+def test_zoomed_out_the_thumbnail_is_enough(qtbot, make_view, quadrant_slide) -> None:  # type: ignore[no-untyped-def]
+    cache: TileCache = TileCache(max_bytes=64 * 1024 * 1024)
+    view = make_view(quadrant_slide, cache=cache)  # fitted: 400 px wide, thumbnail 1024 px
+    assert view.thumbnail_suffices()
+    view.repaint()
+    assert view.pending_tiles() == 0 and len(cache) == 0  # nothing decoded for no detail
+    view.zoom_by(4.0)
+    assert not view.thumbnail_suffices()
+    qtbot.waitUntil(lambda: len(cache) > 0, timeout=5000)

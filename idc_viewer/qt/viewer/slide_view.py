@@ -329,10 +329,24 @@ class SlideView(QWidget):
         self.update()
         self.viewport_changed.emit(self.visible_l0_rect())
 
+    def thumbnail_suffices(self) -> bool:
+        """True when the thumbnail is as fine as the screen: no tile would add detail.
+
+        Zoomed out on a slide without coarse levels (a single-level 20x scan) the chosen level
+        is level 0, whose tiles would cost decoding and a scaled paint of the whole slide.
+        """
+        if self._slide is None or self._thumbnail.isNull():
+            return False
+        thumb_px_per_l0 = self._thumbnail.width() / max(1, self._slide.info.l0_width)
+        return thumb_px_per_l0 >= self._transform.view_px_per_l0 * self.devicePixelRatioF()
+
     def _request_tiles(self) -> None:
         if self._slide is None or self.width() <= 0 or self.height() <= 0:
             return
         self._generation += 1
+        if self.thumbnail_suffices():
+            self._loader.request([], self._generation)  # drop requests of earlier views
+            return
         level = self.current_level()
         requests = [
             request for request in self._tile_requests(level) if request.key not in self._cache
@@ -399,6 +413,8 @@ class SlideView(QWidget):
         device_zoom = self._transform.view_px_per_l0 * self.devicePixelRatioF()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, device_zoom < 1.0)
         self._paint_thumbnail(painter)
+        if self.thumbnail_suffices():
+            return
         level = self.current_level()
         coarsest = min(self._slide.info.level_count - 1, level + FALLBACK_LEVELS)
         for fallback in range(coarsest, level, -1):
