@@ -70,7 +70,7 @@ def _summary(name: str, lateness_ms: list[float], baseline_max: float | None) ->
             f"{ordered[len(ordered) // 2]:5.1f} ms  over {len(ordered)} ticks{ratio}")
 
 
-def main() -> int:  # noqa: PLR0915 - one linear script
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("slide", nargs="?")
     parser.add_argument("--model")
@@ -87,7 +87,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script
     from idc_viewer.core.slide import open_slide
     from idc_viewer.ml.loading import load_model
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive
     tmp = Path(tempfile.mkdtemp(prefix="idc-bench-gui-"))
     window = None
     try:

@@ -289,12 +289,18 @@ def test_info_levels_fit_and_regions_headers_are_whole(qtbot, make_window, slide
     window.open_path(str(slide_file))
     run_analysis(qtbot, window)
     panel = window.regions_panel
-    panel.resize(280, 400)
+    window.tabs.setCurrentWidget(panel)
+    panel.refresh()
+    qtbot.wait(50)  # the dock takes the width the table asks for
     header = panel.table.horizontalHeader()
     metrics = QFontMetrics(header.font())
     for col in range(panel.table.columnCount()):
         label_text = panel.table.horizontalHeaderItem(col).text()
         assert header.sectionSize(col) >= metrics.horizontalAdvance(label_text)
+    needed = sum(max(header.sectionSizeHint(c), panel.table.sizeHintForColumn(c))
+                 for c in range(panel.table.columnCount()))
+    assert needed <= panel.table.viewport().width()  # every column whole, none scrolled away
+    assert not panel.table.horizontalScrollBar().isVisible()
 
 
 def test_progress_text_fits_the_panel_on_one_line(make_window) -> None:

@@ -71,7 +71,7 @@ def test_color_legend_paints_the_colormap(qtbot, grab) -> None:  # type: ignore[
     assert np.abs(pixels[y, int(bar.right()) - 3] - lut[250]).max() < 25
     quarter = legend.color_at(0.75).getRgb()[:3]
     assert np.abs(pixels[y, int(bar.left() + 0.75 * bar.width())] - quarter).max() < 25
-    assert "clear below 0.2" in legend.note() and "not analysed" in legend.note()
+    assert "clear below 0.2" in legend.note() and "hatched: not analysed" in legend.note()
     marker_x = int(bar.left() + 0.5 * bar.width())
     assert tuple(pixels[y, marker_x]) == (0, 255, 255)  # threshold marker
     legend.set_threshold(None)

@@ -65,9 +65,8 @@ class RegionsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
-        # Columns as wide as their header and numbers (never cut), the last one takes the rest.
+        # Columns as wide as their header and numbers (never cut); the table asks for that width.
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
         for col, tip in enumerate(COLUMN_TIPS):
             item = self.table.horizontalHeaderItem(col)
             if item is not None:
@@ -121,6 +120,7 @@ class RegionsPanel(QWidget):
         self.table.blockSignals(False)
         self.table.setSortingEnabled(True)
         self.table.sortItems(3, Qt.SortOrder.DescendingOrder)
+        self._fit_columns()
         if heatmap is None:
             self.summary.setText("No heatmap yet.")
         else:
@@ -128,6 +128,14 @@ class RegionsPanel(QWidget):
             self.summary.setText(
                 f"{len(self.regions)} regions, {area:.2f} mm² at P ≥ {self._state.threshold:.2f}"
             )
+
+    def _fit_columns(self) -> None:
+        """Make the table (and so its dock) wide enough for every column: no cut numbers."""
+        header = self.table.horizontalHeader()
+        needed = sum(max(header.sectionSizeHint(c), self.table.sizeHintForColumn(c))
+                     for c in range(self.table.columnCount()))
+        scroll = self.table.verticalScrollBar().sizeHint().width()
+        self.table.setMinimumWidth(needed + 2 * self.table.frameWidth() + scroll)
 
     def region_at_row(self, table_row: int) -> Region:
         """The region shown in ``table_row`` (the table may be re-sorted by the user)."""

@@ -105,8 +105,8 @@ class ColorLegend(QWidget):
 
     @staticmethod
     def note() -> str:
-        """What the bar cannot show: clear below the floor, grey for not analysed."""
-        return f"clear below {OVERLAY_FLOOR:g} · grey: not analysed yet"
+        """What the bar cannot show: clear below the floor, hatched grey for not analysed."""
+        return f"clear below {OVERLAY_FLOOR:g} · hatched: not analysed yet"
 
     @staticmethod
     def _on_white(probabilities: np.ndarray, colormap: str) -> np.ndarray:

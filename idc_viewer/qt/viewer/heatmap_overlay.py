@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QLineF, QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QTransform
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QTransform
 
 from idc_viewer.core.heatmap import overlay_rgba
 from idc_viewer.qt.image_convert import qimage_from_array
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 #: Above this many visible cells the overlay is drawn as one scaled image.
 MAX_CELLS_DRAWN_ONE_BY_ONE = 2500
-#: RGBA of a tissue cell not analysed yet (before the layer's opacity).
-PENDING_RGBA = (128, 128, 128, 200)
+#: RGBA of a tissue cell not analysed yet (before the layer's opacity), under a hatch.
+PENDING_RGBA = (150, 150, 150, 200)
+PENDING_HATCH = QColor(40, 40, 40, 170)
 
 
 def grid_edges_l0(grid: PatchGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -114,6 +115,7 @@ class HeatmapOverlay:
         self._edges: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
         self._outline_lines: list[QLineF] | None = None
         self._pending: NDArray[np.bool_] | None = None
+        self._pending_path: QPainterPath | None = None
 
     def set_heatmap(self, heatmap: Heatmap | None) -> None:
         """Show ``heatmap`` (None removes the layer and its pending mask)."""
@@ -131,6 +133,7 @@ class HeatmapOverlay:
             if pending.shape != self.heatmap.probabilities.shape:
                 pending = None
         self._pending = None if pending is None or not pending.any() else pending
+        self._pending_path = None
         self.refresh()
 
     def set_threshold(self, threshold: float | None) -> None:
@@ -151,6 +154,7 @@ class HeatmapOverlay:
             self._image = QImage()
             return
         probs = self.heatmap.probabilities
+        self._pending_path = None  # cells analysed since lose their hatch
         if cells is None or self._rgba.shape[:2] != probs.shape:
             self._rgba = overlay_rgba(probs, self.colormap)
             if self._pending is not None:
@@ -178,9 +182,25 @@ class HeatmapOverlay:
             self._paint_cells(painter, transform, visible)
         else:
             self._paint_image(painter, transform)
+        self._paint_pending_hatch(painter, transform)
         painter.setOpacity(1.0)
         self._paint_outline(painter, transform)
         painter.restore()
+
+    def _paint_pending_hatch(self, painter: QPainter, transform: ViewTransform) -> None:
+        """Diagonal hatch (screen-sized strokes at every zoom) over the not-analysed cells."""
+        if self._pending is None or self._edges is None or self.heatmap is None:
+            return
+        if self._pending_path is None:
+            self._pending_path = _cells_path(self._pending & np.isnan(self.heatmap.probabilities),
+                                             *self._edges)
+        if self._pending_path.isEmpty():
+            return
+        zoom = transform.view_px_per_l0
+        to_view = QTransform(zoom, 0, 0, zoom, -transform.l0_origin_x * zoom,
+                             -transform.l0_origin_y * zoom)
+        painter.fillPath(to_view.map(self._pending_path),
+                         QBrush(PENDING_HATCH, Qt.BrushStyle.BDiagPattern))
 
     def _visible_cells(
         self, transform: ViewTransform, view_rect: QRectF
@@ -254,6 +274,20 @@ class HeatmapOverlay:
             pen.setCapStyle(Qt.PenCapStyle.SquareCap)
             painter.setPen(pen)
             painter.drawLines(self._outline_lines)
+
+
+def _cells_path(
+    mask: NDArray[np.bool_], x_edges: NDArray[np.int64], y_edges: NDArray[np.int64]
+) -> QPainterPath:
+    """The True cells of ``mask`` as one level-0 path (runs of a row merged into rectangles)."""
+    path = QPainterPath()
+    path.setFillRule(Qt.FillRule.WindingFill)
+    rows, starts, stops = _runs(mask)
+    for row, start, stop in zip(rows.tolist(), starts.tolist(), stops.tolist(), strict=True):
+        x0, x1 = float(x_edges[start]), float(x_edges[stop])
+        y0, y1 = float(y_edges[row]), float(y_edges[row + 1])
+        path.addRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+    return path
 
 
 def _cell_count(cells: tuple[int, int, int, int]) -> int:
