@@ -377,3 +377,30 @@ def test_real_plain_png(shared_data: Path) -> None:
         assert slide.info.format == "image/png"
         assert (slide.info.l0_width, slide.info.l0_height) == (1000, 1000)
         assert slide.info.mpp is None
+
+
+def test_large_level0_reads_come_in_strips_with_the_same_pixels(synthetic_tiff, monkeypatch) -> None:
+    """A big level-0 read is split into strips (short GIL holds), pixel for pixel the same."""
+    import idc_viewer.core.slide as slide_module
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, size=(300, 400, 3), dtype=np.uint8)
+    path = synthetic_tiff(image=image, name="strips.tiff", mpp=0.5, levels=2)
+    slide = open_slide(path)
+    try:
+        assert slide.info.format == "generic-tiff"  # read through OpenSlide
+        whole = slide.read_region(-5, 7, 0, 410, 290)  # crosses the edge: white padding
+        calls: list[tuple[int, int]] = []
+        real = slide._osr.read_region  # type: ignore[attr-defined]
+
+        def counting(location, level, size):  # type: ignore[no-untyped-def]
+            calls.append(size)
+            return real(location, level, size)
+
+        monkeypatch.setattr(slide._osr, "read_region", counting)  # type: ignore[attr-defined]
+        monkeypatch.setattr(slide_module, "_STRIP_PX", 410 * 50)
+        striped = slide.read_region(-5, 7, 0, 410, 290)
+        np.testing.assert_array_equal(striped, whole)
+        assert len(calls) == 6 and all(w == 410 and h <= 50 for w, h in calls)
+    finally:
+        slide.close()
