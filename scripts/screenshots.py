@@ -8,8 +8,9 @@ libxcb-cursor0``)::
 Writes ``docs/screenshots/{01-opened,02-heatmap,03-gradcam,04-regions,05-partial-resume,
 06-ruler,07-model}.png``: the slide opened, the complete heatmap, Grad-CAM of the most probable
 patch, the regions table, a partial analysis reopened (its un-analysed tissue hatched grey,
-"… — Resume"; taken before the full run), the ruler over a flagged region and the Model tab. Exits 1 when the demo slide or a
-model is missing, or a step does not finish within its time limit.
+"… — Resume"; taken before the full run), the ruler over a flagged region and the Model tab.
+Exits 1 when the demo slide or a model is missing, or a step does not finish within its time
+limit.
 """
 
 from __future__ import annotations

@@ -379,7 +379,9 @@ def test_real_plain_png(shared_data: Path) -> None:
         assert slide.info.mpp is None
 
 
-def test_large_level0_reads_come_in_strips_with_the_same_pixels(synthetic_tiff, monkeypatch) -> None:
+def test_large_level0_reads_come_in_strips_with_the_same_pixels(
+    synthetic_tiff, monkeypatch
+) -> None:
     """A big level-0 read is split into strips (short GIL holds), pixel for pixel the same."""
     import idc_viewer.core.slide as slide_module
 
