@@ -104,3 +104,24 @@ def test_pool_shutdown_cancels_and_joins(qtbot) -> None:
 def test_error_message_is_one_line() -> None:
     assert error_message(ValueError("a\nb")) == "a"
     assert error_message(KeyError()) == "KeyError"
+
+
+def test_coalescing_worker_hands_over_everything_in_order_with_few_notices(qtbot) -> None:
+    """A fast producer and a slow consumer: each notice takes all produced so far."""
+    worker = GeneratorWorker("count", counting(200), coalesce=True)
+    taken: list[list[int]] = []
+
+    def take() -> None:
+        time.sleep(0.01)  # a busy GUI thread
+        taken.append(worker.take_items())
+
+    worker.items_ready.connect(take)
+    emitted: list[int] = []
+    worker.item.connect(emitted.append)
+    with qtbot.waitSignal(worker.stopped, timeout=10_000):
+        worker.start()
+    taken.append(worker.take_items())
+    flat = [i for batch in taken for i in batch]
+    assert flat == list(range(200)) and emitted == []
+    notices = sum(1 for batch in taken if batch)
+    assert notices < 50  # not one queued signal per item
