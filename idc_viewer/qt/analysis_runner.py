@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid, make_grid
 from idc_viewer.core.results import ResultStore
-from idc_viewer.qt.state import AppState, format_count, model_label
+from idc_viewer.qt.state import AppState, format_count, model_label, patches
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ class AnalysisRunner(QObject):
         panel.set_running(False)
         coverage = self._state.coverage() or (0, 0)
         texts = {
-            "done": f"Done: {coverage[1]:,} patches analysed.",
+            "done": f"Done: {patches(coverage[1])} analysed.",
             "cancelled": f"Cancelled: {format_count(*coverage)} kept — Resume continues.",
             "failed": "The analysis failed (see the message).",
             "warning": "Nothing analysed: no H&E tissue found.",

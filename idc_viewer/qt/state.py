@@ -187,9 +187,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def patches(n: int) -> str:
+    """``1 patch`` / ``1,111 patches``."""
+    return f"{n:,} patch" if n == 1 else f"{n:,} patches"
+
+
 def format_count(done: int, total: int) -> str:
     """``768 of 1,111 patches``."""
-    return f"{done:,} of {total:,} patches"
+    return f"{done:,} of {patches(total)}"
 
 
 def format_length_um(um: float) -> str:

@@ -353,3 +353,11 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
     heatmap_free = grab(window.view)
     assert np.abs(after[int(vy), int(vx)].astype(int)
                   - heatmap_free[int(vy), int(vx)].astype(int)).max() <= 3
+
+
+def test_counts_read_as_english() -> None:
+    from idc_viewer.qt.state import format_count, patches
+
+    assert patches(1) == "1 patch" and patches(1111) == "1,111 patches"
+    assert format_count(768, 1111) == "768 of 1,111 patches"
+    assert format_count(0, 1) == "0 of 1 patch"

@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from idc_viewer.core.jobs import Progress
-from idc_viewer.qt.state import AppState, format_count, format_duration
+from idc_viewer.qt.state import AppState, format_count, format_duration, patches
 
 
 def progress_counts(progress: Progress) -> str:
@@ -42,7 +42,7 @@ def idle_status(state: AppState) -> tuple[str, float | None, bool]:
                 "Analyse slide scores it with the loaded model.", fraction, False)
     if done < total:
         return f"{format_count(done, total)} — Resume", fraction, True
-    return f"Done: {total:,} patches analysed.", fraction, False
+    return f"Done: {patches(total)} analysed.", fraction, False
 
 
 class AnalysisPanel(QWidget):

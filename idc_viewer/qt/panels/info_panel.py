@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
-from idc_viewer.qt.state import AppState, format_count
+from idc_viewer.qt.state import AppState, format_count, patches
 
 
 def levels_text(level_dimensions: tuple[tuple[int, int], ...]) -> str:
@@ -73,5 +73,5 @@ class SlideInfoPanel(QWidget):
             return
         source = self._state.heatmap_source or "?"
         done, total = coverage
-        count = format_count(done, total) if done < total else f"{total:,} patches"
+        count = format_count(done, total) if done < total else patches(total)
         self.values["Heatmap"].setText(f"{count}, model {source}")
