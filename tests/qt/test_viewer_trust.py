@@ -159,6 +159,19 @@ def test_cancel_stops_within_a_batch_even_when_the_display_is_slow(
         analysis.close()
 
 
+def test_esc_cancels_the_analysis(qtbot, make_window, slide_file) -> None:
+    window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.1)))
+    window.open_path(str(slide_file))
+    assert window.actions_.cancel.shortcut().toString() == "Esc"
+    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000) as blocker:
+        assert window.analysis.start() is not None
+        qtbot.waitUntil(lambda: window.analysis_panel.progress_bar.value() > 0, timeout=10_000)
+        window.actions_.cancel.trigger()  # what Esc does, wherever the focus is
+    assert blocker.args == ["cancelled"]
+    done, total = window.state.coverage()
+    assert done < total
+
+
 def test_info_panel_and_progress_agree_during_a_run(qtbot, make_window, slide_file) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.03)))
     window.open_path(str(slide_file))

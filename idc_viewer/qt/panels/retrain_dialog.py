@@ -218,7 +218,10 @@ class RetrainDialog(QDialog):
             self.progress_bar.setRange(0, epochs)
 
     def _on_browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Dataset folder (patient/0|1/*.png)")
+        current = self.data_edit.text().strip()
+        start = current if current and Path(current).is_dir() else ""
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder (patient/0|1/*.png)",
+                                                  start)
         if folder:
             self.data_edit.setText(folder)
 
@@ -247,6 +250,7 @@ class RetrainDialog(QDialog):
             self._epochs_done = int(event.get("epoch") or 0)
             self.progress_bar.setRange(0, max(1, epochs))
             self.progress_bar.setValue(self._epochs_done)
+            self.epoch_bar.setRange(0, 1000)
             self.epoch_bar.setValue(1000)
             self.epoch_bar.setFormat(f"epoch {self._epochs_done} done")
             self._append(describe_epoch(event))
@@ -275,6 +279,7 @@ class RetrainDialog(QDialog):
             fraction = min(1.0, batch / batches)
             eta = (float(seconds) / batch * (batches - batch)
                    if isinstance(seconds, int | float) else None)
+            self.epoch_bar.setRange(0, 1000)
             self.epoch_bar.setValue(round(fraction * 1000))
             self.epoch_bar.setFormat(f"epoch {epoch}: batch {batch:,} / {batches:,} · "
                                      f"ETA {format_duration(eta)}")
