@@ -543,13 +543,13 @@ class MainWindow(QMainWindow):
             window_memory.remember_folder(self.settings, folder)
             self.export_results(Path(folder))
 
-    def export_results(self, folder: Path, ask_overwrite: bool = True) -> list[Path]:
+    def export_results(self, folder: Path) -> list[Path]:
         """Write the engine's CSV/GeoJSON/provenance files of the current heatmap.
 
         Asks before replacing files of an earlier export; says where the files went, with an
         *Open folder* button.
         """
-        if self.state.slide is not None and self.state.heatmap is not None and ask_overwrite:
+        if self.state.slide is not None and self.state.heatmap is not None:
             existing = sorted(p.name for p in Path(folder).glob(f"{self._slide_stem()}.*")
                               if p.name.split(".", 1)[-1] in EXPORT_SUFFIXES)
             if existing and not self.confirm(
