@@ -269,16 +269,20 @@ def test_retrain_progress_shows_the_chosen_epochs_and_batches_with_eta(qtbot, tm
     assert dialog.progress_bar.maximum() == dialog.epochs_spin.value() == 30
     dialog.epochs_spin.setValue(12)
     assert dialog.progress_bar.maximum() == 12
-    dialog.handle_line('{"event": "batch", "epoch": 1, "epochs": 12, "batch": 50, '
-                       '"batches": 200, "seconds": 10.0}')
-    assert dialog.epoch_bar.value() == 250
-    assert dialog.epoch_bar.format() == "epoch 1: batch 50 / 200 · ETA 0:30"
+    # the stream's length unknown: batches counted, the bar busy
+    dialog.handle_line('{"event": "batch", "epoch": 1, "epochs": 12, "batch": 7, "seconds": 1.0}')
+    assert dialog.epoch_bar.maximum() == 0 and dialog.epoch_bar.format() == "epoch 1: batch 7"
     dialog.handle_line('{"event": "epoch", "epoch": 1, "epochs": 12, "eta_s_max": 400}')
     assert dialog.progress_bar.value() == 1 and dialog.progress_bar.maximum() == 12
-    dialog.handle_line('{"event": "batch", "epoch": 2, "epochs": 12, "batch": 7, "seconds": 1.0}')
-    assert dialog.epoch_bar.maximum() == 0 and dialog.epoch_bar.format() == "epoch 2: batch 7"
-    dialog.handle_line('{"event": "epoch", "epoch": 2, "epochs": 12, "eta_s_max": 300}')
     assert dialog.epoch_bar.maximum() == 1000 and dialog.epoch_bar.value() == 1000
+    # then estimated from the last epoch (7 batches)
+    dialog.handle_line('{"event": "batch", "epoch": 2, "epochs": 12, "batch": 2, "seconds": 1.0}')
+    assert dialog.epoch_bar.format() == "epoch 2: batch 2 / 7 · ETA 0:02"
+    # a known length wins
+    dialog.handle_line('{"event": "batch", "epoch": 2, "epochs": 12, "batch": 50, '
+                       '"batches": 200, "seconds": 10.0}')
+    assert dialog.epoch_bar.value() == 250
+    assert dialog.epoch_bar.format() == "epoch 2: batch 50 / 200 · ETA 0:30"
 
 
 def test_retrain_cancel_before_any_epoch_says_nothing_was_kept(qtbot, tmp_path) -> None:

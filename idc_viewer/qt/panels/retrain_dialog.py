@@ -142,6 +142,9 @@ class RetrainDialog(QDialog):
         self.epoch_bar.setValue(0)
         self._epochs_done = 0
         self._cancelled = False
+        # batches of the last finished epoch: the length of the next when the stream's is unknown
+        self._batches_seen = 0
+        self._epoch_batches: int | None = None
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.start_button = QPushButton("Start training")
@@ -248,6 +251,8 @@ class RetrainDialog(QDialog):
         if kind == "epoch":
             epochs = int(event.get("epochs") or self.progress_bar.maximum())
             self._epochs_done = int(event.get("epoch") or 0)
+            if self._batches_seen:
+                self._epoch_batches, self._batches_seen = self._batches_seen, 0
             self.progress_bar.setRange(0, max(1, epochs))
             self.progress_bar.setValue(self._epochs_done)
             self.epoch_bar.setRange(0, 1000)
@@ -270,12 +275,16 @@ class RetrainDialog(QDialog):
 
     def _show_batch(self, event: dict[str, Any]) -> None:
         """Progress within the running epoch: batches done and the epoch's time left."""
-        batch, batches = event.get("batch"), event.get("batches")
+        batch, given = event.get("batch"), event.get("batches")
         seconds = event.get("seconds")
         if not isinstance(batch, int) or batch < 1:
             return
         epoch = event.get("epoch")
-        if isinstance(batches, int) and batches > 0:
+        batches = given if isinstance(given, int) and given > 0 else None
+        self._batches_seen = max(self._batches_seen, batches or batch)
+        if batches is None and self._epoch_batches:
+            batches = max(self._epoch_batches, batch)  # as long as the last epoch
+        if batches is not None:
             fraction = min(1.0, batch / batches)
             eta = (float(seconds) / batch * (batches - batch)
                    if isinstance(seconds, int | float) else None)
