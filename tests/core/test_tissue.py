@@ -97,3 +97,22 @@ def test_real_fluorescence_warns(shared_data: Path) -> None:
         result = detect_tissue(slide, make_grid(slide.info))
     assert result.warning is not None and "fluorescence" in result.warning
     assert not result.mask.any()
+
+
+def test_stain_warning_flags_what_is_not_brightfield_he() -> None:
+    from idc_viewer.core.tissue import stain_warning
+
+    he = np.full((200, 300, 3), 245, np.uint8)
+    he[40:160, 50:250] = (200, 110, 170)  # eosin pink
+    he[80:120, 100:200] = (120, 70, 160)  # haematoxylin purple
+    assert stain_warning(he) is None
+    dark = np.zeros((200, 300, 3), np.uint8)
+    dark[90:110, 100:200] = (40, 60, 230)  # fluorescent nuclei on black
+    assert "fluorescence" in (stain_warning(dark) or "")
+    boxes = np.full((200, 300, 3), 255, np.uint8)
+    boxes[20:100, 20:140], boxes[100:190, 150:290] = (30, 200, 30), (20, 20, 230)
+    assert "may not be an H&E slide" in (stain_warning(boxes) or "")
+    dab = np.full((200, 300, 3), 240, np.uint8)
+    dab[40:160, 50:250] = (150, 95, 50)  # immunohistochemistry brown
+    assert "may not be an H&E slide" in (stain_warning(dab) or "")
+    assert "no stained tissue" in (stain_warning(np.full((50, 50, 3), 250, np.uint8)) or "")
