@@ -93,16 +93,18 @@ def export_results(state: AppState, folder: Path) -> list[Path]:
     from idc_viewer.core.export import export_all
     from idc_viewer.engine.outputs import provenance
 
-    slide, heatmap, model = state.slide, state.heatmap, state.model
-    if slide is None or heatmap is None:
+    slide, heatmap, model = state.slide, state.decision_map(), state.model
+    if slide is None or heatmap is None or state.heatmap is None:
         raise ValueError("Nothing to export: analyse a slide first.")
     stem = Path(slide.info.path).name.split(".")[0] or "slide"
     if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
-        info = provenance(slide, model, state.threshold, heatmap)
+        info = provenance(slide, model, state.threshold, state.heatmap)
     else:  # a stored heatmap from another model: say only what is known
         info = {"app": "idc-viewer", "slide": {"path": slide.info.path},
                 "model": {"label": state.heatmap_source}, "mpp": slide.info.mpp}
-    return export_all(folder, stem, heatmap, state.threshold, info)
+    # what "probability" (flags, regions) means in these files: the map the user looked at
+    info["decision_map"] = "context" if state.context_active() else "patch"
+    return export_all(folder, stem, heatmap, state.threshold, info, patch_heatmap=state.heatmap)
 
 
 class AnalysisRunner(QObject):
@@ -220,7 +222,7 @@ class AnalysisRunner(QObject):
                 self._live = snapshot
                 tissue = update.tissue.mask if update.tissue is not None else None
                 self._state.set_heatmap(snapshot, self._label, tissue)
-                window.view.set_heatmap(snapshot)
+                window.view.set_heatmap(self._state.decision_map())
                 window.view.set_pending_mask(self._state.pending_mask())
                 window.analysis_panel.show_progress(update.progress)
                 continue
@@ -239,7 +241,11 @@ class AnalysisRunner(QObject):
         live = self._live
         if cells and live is not None and self._state.heatmap is live:
             self._state.set_heatmap(live)
-            self._window.view.update_heatmap_cells(np.concatenate(cells))  # recolours them
+            if self._state.context_active():  # new cells change their neighbours' context
+                self._window.view.set_heatmap(self._state.decision_map())
+                self._window.view.set_pending_mask(self._state.pending_mask())
+            else:
+                self._window.view.update_heatmap_cells(np.concatenate(cells))  # recolours them
         if progress is not None:
             self._window.analysis_panel.show_progress(progress)
 

@@ -242,6 +242,8 @@ class MainWindow(QMainWindow):
         self.view.set_overlay_opacity(self.overlay_panel.opacity)
         self.state.threshold_changed.connect(self.view.set_threshold)
         self.view.set_threshold(self.state.threshold)
+        self.state.map_mode_changed.connect(self._show_decision_map)
+        self.state.model_changed.connect(self._show_decision_map)
         self.analysis_panel.run_requested.connect(self.analysis.start)
         self.analysis_panel.cancel_requested.connect(self.analysis.cancel)
         self.analysis.stopped.connect(self.analysis_stopped)
@@ -383,7 +385,7 @@ class MainWindow(QMainWindow):
             message = (f"Stored heatmap of another model shown: {found.label}, {flagged_at}. "
                        f"Analyse slide to score it with the loaded model {loaded}.")
         self.state.set_heatmap(found.heatmap, found.label, found.tissue_mask)
-        self.view.set_heatmap(found.heatmap)
+        self.view.set_heatmap(self.state.decision_map())
         self.view.set_pending_mask(self.state.pending_mask())
         coverage = self.state.coverage()
         if coverage is not None and coverage[0] < coverage[1]:
@@ -506,10 +508,18 @@ class MainWindow(QMainWindow):
         self.pool.start(worker)
         return worker
 
+    def _show_decision_map(self) -> None:
+        """Repaint the heatmap as the map now decided on (context or patch, loaded model)."""
+        if self.state.heatmap is not None:
+            self.view.set_heatmap(self.state.decision_map())
+            self.view.set_pending_mask(self.state.pending_mask())
+
     def _on_gradcam_ready(self, request: int, view: GradCamView) -> None:
         if request != self._gradcam_request:
             return  # the user clicked another patch meanwhile
-        self.gradcam_panel.show_view(view)
+        decided = self.state.decision_map() if self.state.context_active() else None
+        context_p = decided.probability_at(*view.cell) if decided is not None else None
+        self.gradcam_panel.show_view(view, context_probability=context_p)
         self.gradcam_shown.emit(view)
 
     def _on_gradcam_failed(self, request: int, message: str) -> None:
@@ -519,7 +529,7 @@ class MainWindow(QMainWindow):
 
     def step_flagged(self, step: int) -> None:
         """Inspect the next (+1) or previous (-1) flagged patch, most probable first."""
-        heatmap = self.state.heatmap
+        heatmap = self.state.decision_map()
         if heatmap is None:
             return
         cell = step_cell(flagged_cells(heatmap, self.state.threshold),

@@ -38,6 +38,8 @@ class AppState(QObject):
         ``heatmap`` was replaced or gained cells (progressive analysis).
     threshold_changed(float)
         The decision threshold in [0, 1].
+    map_mode_changed()
+        Switched between the context map (the model's decision) and the raw patch map.
     cell_selected(object)
         ``(col, row)`` of the inspected patch, or None.
     """
@@ -47,6 +49,7 @@ class AppState(QObject):
     model_changed = Signal()
     heatmap_changed = Signal()
     threshold_changed = Signal(float)
+    map_mode_changed = Signal()
     cell_selected = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -67,6 +70,10 @@ class AppState(QObject):
         self.tissue_mask: NDArray[np.bool_] | None = None
         #: Why the open slide may not be H&E (shown on opening), or None.
         self.slide_warning: str | None = None
+        #: Show (and flag) the model's context map when it has a context stage; False: each
+        #: patch's own CNN probability.
+        self.show_context: bool = True
+        self._decision_cache: tuple[tuple[object, ...], Heatmap] | None = None
 
     def set_slide(self, slide: Slide | None, fingerprint: str | None = None,
                   warning: str | None = None) -> None:
@@ -86,9 +93,53 @@ class AppState(QObject):
 
     def set_model(self, model: LoadedModel, path: str | None) -> None:
         self.model, self.model_path = model, path
+        self._decision_cache = None
         self.model_changed.emit()
         self.threshold_borrowed = False
-        self.set_threshold(float(model.spec.threshold))
+        self.set_threshold(self.model_threshold())
+
+    # -- the decision map: the model's context stage over the CNN map --------------------------
+    def model_has_context(self) -> bool:
+        return self.model is not None and self.model.spec.context is not None
+
+    def context_active(self) -> bool:
+        """True when the map shown is the loaded model's context map (its decision)."""
+        return self.show_context and self.model_has_context() and self.heatmap_by_loaded_model()
+
+    def model_threshold(self) -> float:
+        """The loaded model's own threshold for the map mode shown (context or patch)."""
+        if self.model is None:
+            return self.threshold
+        if self.show_context and self.model_has_context():
+            return float(self.model.spec.decision_threshold)
+        return float(self.model.spec.threshold)
+
+    def decision_map(self) -> Heatmap | None:
+        """The map that is shown and flagged: the context map when active, else the CNN's.
+
+        Derived from the CNN heatmap each time it gains cells (cached per heatmap object,
+        analysed count and model), so a stale context map is never shown.
+        """
+        heatmap = self.heatmap
+        if heatmap is None or not self.context_active() or self.model is None:
+            return heatmap
+        key = (id(heatmap), heatmap.analysed_count, self.model.spec.model_hash,
+               self.model.spec.context)
+        if self._decision_cache is None or self._decision_cache[0] != key:
+            from idc_viewer.engine.decision import decision_heatmap
+
+            self._decision_cache = (key, decision_heatmap(heatmap, self.model.spec))
+        return self._decision_cache[1]
+
+    def set_show_context(self, show: bool) -> None:
+        """Switch between the context map and the raw patch map (and their thresholds)."""
+        if show == self.show_context:
+            return
+        self.show_context = show
+        if not self.threshold_borrowed:
+            self.set_threshold(self.model_threshold())
+        self.map_mode_changed.emit()
+        self.heatmap_changed.emit()
 
     def set_heatmap(self, heatmap: Heatmap | None, source: str = "",
                     tissue_mask: NDArray[np.bool_] | None = None) -> None:
@@ -148,7 +199,7 @@ class AppState(QObject):
         """Back to the loaded model's threshold after showing another model's heatmap."""
         if self.threshold_borrowed and self.model is not None:
             self.threshold_borrowed = False
-            self.set_threshold(float(self.model.spec.threshold))
+            self.set_threshold(self.model_threshold())
 
     def select_cell(self, cell: Cell | None) -> None:
         self.selected_cell = cell

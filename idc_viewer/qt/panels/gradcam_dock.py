@@ -149,7 +149,12 @@ class GradCamPanel(QWidget):
     def show_error(self, message: str) -> None:
         self.probability_label.setText(f"Grad-CAM failed: {message}")
 
-    def show_view(self, view: GradCamView) -> None:
+    def show_view(self, view: GradCamView, context_probability: float | None = None) -> None:
+        """Show ``view``; ``context_probability`` is the patch's decision (context) value.
+
+        Grad-CAM explains the patch's own CNN score, so that number comes first; the context
+        map's value (what the heatmap shows and flags) is named beside it when there is one.
+        """
         self.view = view
         arrays = (view.patch, view.full, cam_to_rgb(view.cam), view.overlay)
         for label, array in zip(self.images, arrays, strict=True):
@@ -160,5 +165,9 @@ class GradCamPanel(QWidget):
                 IMAGE_SIDE, IMAGE_SIDE, Qt.AspectRatioMode.KeepAspectRatio, mode
             )
             label.setPixmap(pixmap)
-        self.probability_label.setText(f"P(IDC) = {view.probability:.3f}  patch {view.cell}")
+        text = f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
+        if context_probability is not None:
+            text = (f"P(IDC) patch {view.probability:.3f} · context {context_probability:.3f}"
+                    f"  patch {view.cell}")
+        self.probability_label.setText(text)
         self.position_label.setText(position_text(view))

@@ -98,7 +98,7 @@ class RegionsPanel(QWidget):
 
     def refresh(self) -> None:
         """Recompute the regions now."""
-        heatmap = self._state.heatmap
+        heatmap = self._state.decision_map()
         self.regions = [] if heatmap is None else find_regions(heatmap, self._state.threshold)
         has = heatmap is not None
         self.export_button.setEnabled(has)

@@ -35,7 +35,7 @@ class ThresholdBox(QWidget):
         model = self._state.model
         if model is not None:
             self._state.threshold_borrowed = False
-            self._state.set_threshold(float(model.spec.threshold))
+            self._state.set_threshold(self._state.model_threshold())
 
     def _on_threshold_changed(self, threshold: float) -> None:
         self.spin.blockSignals(True)
