@@ -9,7 +9,6 @@ from idc_viewer.qt.panels.threshold_box import ThresholdBox
 from idc_viewer.qt.state import AppState
 from idc_viewer.qt.viewer.color_legend import ColorLegend
 
-
 CONTEXT_TIP = (
     "On: each patch's probability is the weighted mean of its analysed tissue neighbours' "
     "(the model's context stage: what flags and regions use).\n"
