@@ -369,6 +369,9 @@ def run_cohort(
 
         if options.scheduler is not None:
             tasks = _with_host_threads(client, tasks)
+            note = _retry_note(client)
+            if note and not options.quiet:
+                screen.say(note)
 
         def handler(event: tuple[float, dict[str, Any]]) -> None:
             msg = event[1]
@@ -441,6 +444,22 @@ def _with_host_threads(client: Any, tasks: list[SlideTask]) -> list[SlideTask]:
     except Exception:  # a cluster that refuses run(): each worker divides its own cores
         return tasks
     return [replace(t, litert_threads_by_host=threads) for t in tasks]
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    return int(dask_scheduler.allowed_failures)
+
+
+def _retry_note(client: Any) -> str | None:
+    """A note when a running cluster retries a slide after more than one dead worker."""
+    try:
+        allowed = int(client.run_on_scheduler(_allowed_failures))
+    except Exception:
+        return None
+    if allowed <= 1:
+        return None
+    return (f"note: this scheduler reruns a slide after up to {allowed} dead workers; start it "
+            "with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1 to report a slide after two")
 
 
 def _size(path: str) -> int:
