@@ -35,6 +35,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = (REPO / ".." / "shared" / "data").resolve()
 #: The complete patients of ../shared/data/README.md (the whole slide can be reassembled).
@@ -68,8 +70,10 @@ def synthetic_slides(n: int, folder: Path) -> list[Path]:
     paths = []
     for k in range(n):
         width, height = SYNTHETIC_SIZES[k % len(SYNTHETIC_SIZES)]
-        image = SyntheticSlide(width, height, mpp=4.0, seed=1000 + k, n_blobs=5).read_region(
-            0, 0, 0, width, height)
+        slide = SyntheticSlide(width, height, mpp=4.0, seed=1000 + k, n_blobs=5)
+        # in strips: a pixel depends only on its position, and memory stays ~100 MB
+        image = np.concatenate([slide.read_region(0, y, 0, width, min(512, height - y))
+                                for y in range(0, height, 512)])
         path = folder / f"synthetic-{k:02d}.tiff"
         with tifffile.TiffWriter(path) as tif:
             level = image

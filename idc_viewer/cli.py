@@ -8,7 +8,9 @@ Subcommands
     ``<stem>.provenance.json``. A slide that fails is reported in one line and skipped; the
     exit status is 1 if any slide failed. A slide where the tissue detector finds nothing that
     looks like H&E (empty glass, fluorescence) is reported as a warning: only its provenance
-    (with the warning) is written, and it does not count as a failure.
+    (with the warning) is written, and it does not count as a failure. With ``--workers N``
+    or ``--scheduler ADDRESS`` the slides run on a Dask cluster and ``DIR/cohort.csv`` sums
+    them up (:mod:`idc_viewer.engine.cohort`).
 ``gradcam SLIDE --x X --y Y -o OUT.png``
     Grad-CAM figure of the patch containing the level-0 point (X, Y).
 ``info SLIDE``

@@ -83,8 +83,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     slides = {
         "small1": synthetic_tiff(folder / "small1.tiff", 1),
         "small2": synthetic_tiff(folder / "small2.tiff", 2),
-        "big1": synthetic_tiff(folder / "big1.tiff", 3, 1400, 1000),
-        "big2": synthetic_tiff(folder / "big2.tiff", 4, 1400, 1000),
+        "big1": synthetic_tiff(folder / "big1.tiff", 3, 1600, 1200),
+        "big2": synthetic_tiff(folder / "big2.tiff", 4, 1600, 1200),
     }
     bad = folder / "bad.tiff"
     bad.write_bytes(b"not a slide at all")
