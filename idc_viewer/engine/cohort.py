@@ -316,10 +316,14 @@ def _collect(future: Any, task: SlideTask) -> SlideOutcome:
     if future.status == "cancelled":
         return SlideOutcome(index=task.index, file=task.slide_path, stem=task.stem,
                             status=CANCELLED, message="cancelled", model_hash=task.model_hash)
-    exc = future.exception()
+    try:
+        exc = future.exception()
+    except Exception as lost:  # the cluster lost the task (scheduler gone, ...)
+        return _failed_outcome(task, f"the cluster lost it: {type(lost).__name__}: {lost}")
     if isinstance(exc, KilledWorker):
-        return _failed_outcome(task, "its worker died twice while analysing it (out of memory? "
-                                     "killed?); not retried again")
+        deaths = int(getattr(exc, "allowed_failures", 1)) + 1
+        return _failed_outcome(task, f"its worker died {deaths} times while analysing it "
+                                     "(out of memory? killed?); not retried again")
     return _failed_outcome(task, f"{type(exc).__name__}: {exc}")
 
 
@@ -381,11 +385,7 @@ def run_cohort(
 
         client.subscribe_topic(progress_topic(run_id), handler)
         cancel = Event(cancel_event_name(run_id), client=client)
-        pending = {
-            i: client.submit(run_slide_task, task, key=f"idc-slide-{i}-{run_id}", pure=False,
-                             priority=_size(task.slide_path))
-            for i, task in enumerate(tasks)
-        }
+        pending: dict[int, Any] = {}
         progress.t0 = time.perf_counter()
 
         def collect_done() -> None:
@@ -395,13 +395,16 @@ def run_cohort(
                     outcomes[i] = outcome
                     del pending[i]
                     progress.on_outcome(outcome)
-                    if outcome.status in (DONE, NO_TISSUE) and not options.quiet:
+                    if outcome.status == DONE and not options.quiet:
                         screen.say(_describe(outcome))
             for note in progress.take_notes():
                 if not options.quiet:
                     screen.say(note)
 
         try:
+            for i, task in enumerate(tasks):
+                pending[i] = client.submit(run_slide_task, task, key=f"idc-slide-{i}-{run_id}",
+                                           pure=False, priority=_size(task.slide_path))
             while pending:
                 collect_done()
                 screen.draw(progress.line())
@@ -419,7 +422,9 @@ def run_cohort(
                     time.sleep(POLL_S / 2)
             with contextlib.suppress(Exception):
                 client.cancel(list(pending.values()), force=True)
-            for i in list(pending):
+            for i in range(len(tasks)):
+                if i in outcomes:
+                    continue
                 outcomes[i] = SlideOutcome(
                     index=i, file=tasks[i].slide_path, stem=tasks[i].stem, status=CANCELLED,
                     message="cancelled; rerun to resume", model_hash=options.model_hash)

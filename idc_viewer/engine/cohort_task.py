@@ -349,6 +349,7 @@ def _analyse_and_export(
                        analysed_patches=analysed, **common)
     out_dir = Path(task.out_dir)
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)  # the client made it too, maybe elsewhere
         if last.tissue_warning:
             write_warning_provenance(out_dir, task.stem, slide, model, threshold,
                                      last.tissue_warning)

@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed", reason="dask distributed is not installed")
@@ -39,6 +40,7 @@ from idc_viewer.engine.cohort_task import (  # noqa: E402
     CANCELLED,
     DONE,
     FAILED,
+    NO_TISSUE,
     SlideOutcome,
     SlideTask,
     run_slide_task,
@@ -172,7 +174,7 @@ def test_killed_workers_cost_one_slide_and_outputs_equal_the_serial_run(
         assert by_name[name].status == DONE, by_name[name]
         outputs_equal(serial_out, out, name)
     assert by_name["big1"].resumed_patches >= 2 * BATCH  # resumed from the store, not redone
-    assert by_name["big2"].status == FAILED and "died twice" in by_name["big2"].message
+    assert by_name["big2"].status == FAILED and "died 2 times" in by_name["big2"].message
     assert not (out / "big2.patches.csv").exists()
     assert by_name["bad"].status == FAILED and "bad.tiff" in by_name["bad"].message
 
@@ -279,6 +281,17 @@ def test_run_slide_task_reports_a_bad_file_and_a_foreign_model(cohort, model_has
                                        results_dir=str(tmp_path / "r")))
     assert foreign.status == FAILED and "same --model" in foreign.message
     assert not list(tmp_path.glob("s.*"))
+
+
+def test_run_slide_task_on_empty_glass_writes_only_the_provenance(model_hash, tmp_path):
+    glass = write_pyramid_tiff(tmp_path / "glass.tiff", np.full((600, 800, 3), 244, np.uint8),
+                               levels=1, mpp=4.0, tile=128)
+    out = tmp_path / "out"
+    outcome = run_slide_task(SlideTask(index=0, slide_path=str(glass), stem="glass",
+                                       out_dir=str(out), model_hash=model_hash, run_id="t",
+                                       results_dir=str(tmp_path / "r")))
+    assert outcome.status == NO_TISSUE and "no heatmap written" in outcome.message
+    assert sorted(p.name for p in out.iterdir()) == ["glass.provenance.json"]
 
 
 def test_cohort_csv_is_complete_and_leaves_figures_empty_for_unfinished_slides(tmp_path):
