@@ -48,8 +48,9 @@ from idc_viewer.engine.cohort_task import (  # noqa: E402
 from idc_viewer.ml.loading import default_model_path, load_model  # noqa: E402
 
 BATCH = 8
-#: Seconds each worker sleeps per CNN batch: ~25-60 batches a slide, so 1-3 s a slide.
-BATCH_DELAY_S = 0.05
+#: Seconds each worker sleeps per CNN batch: a big slide lasts 2-4 s, long enough to be
+#: interrupted mid-slide for sure even when the machine is busy.
+BATCH_DELAY_S = 0.1
 SLOW_PRELOAD = f"""
 import time
 from idc_viewer.ml import inference
@@ -85,8 +86,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     slides = {
         "small1": synthetic_tiff(folder / "small1.tiff", 1),
         "small2": synthetic_tiff(folder / "small2.tiff", 2),
-        "big1": synthetic_tiff(folder / "big1.tiff", 3, 1600, 1200),
-        "big2": synthetic_tiff(folder / "big2.tiff", 4, 1600, 1200),
+        "big1": synthetic_tiff(folder / "big1.tiff", 3, 2000, 1600),
+        "big2": synthetic_tiff(folder / "big2.tiff", 4, 2000, 1600),
     }
     bad = folder / "bad.tiff"
     bad.write_bytes(b"not a slide at all")
@@ -134,9 +135,10 @@ def read_cohort_csv(out: Path) -> dict[str, dict[str, str]]:
     return {Path(r["file"]).stem: r for r in rows}
 
 
-def options(out: Path, results: Path, model_hash: str, cluster) -> CohortOptions:
+def options(out: Path, results: Path, model_hash: str, cluster, batch: int = BATCH
+            ) -> CohortOptions:
     return CohortOptions(out_dir=out, model_hash=model_hash, results_dir=str(results),
-                         batch_size=BATCH, scheduler=cluster.scheduler_address, quiet=True)
+                         batch_size=batch, scheduler=cluster.scheduler_address, quiet=True)
 
 
 # --------------------------------------------------------------------------- cluster runs
@@ -196,11 +198,12 @@ def test_killed_workers_cost_one_slide_and_outputs_equal_the_serial_run(
 def test_ctrl_c_stops_the_workers_within_a_batch_and_nothing_half_done_looks_complete(
     cohort, cluster, model_hash, tmp_path
 ):
-    slides = [cohort["big1"], cohort["big2"], cohort["small1"]]
+    slides = [cohort[name] for name in ("big1", "big2", "small1", "small2")]
     interrupted = threading.Event()
+    batch = BATCH // 2  # twice the batches: the slides last twice as long
 
     def on_event(msg):
-        if msg["new"] >= 2 * BATCH and not interrupted.is_set():
+        if msg["new"] >= 2 * batch and not interrupted.is_set():
             interrupted.set()
             _thread.interrupt_main()  # what Ctrl-C does to the client
 
@@ -208,11 +211,11 @@ def test_ctrl_c_stops_the_workers_within_a_batch_and_nothing_half_done_looks_com
     out.mkdir()
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_cohort(slides, [p.stem for p in slides], options(out, results, model_hash, cluster),
-                   on_event=on_event)
+        run_cohort(slides, [p.stem for p in slides],
+                   options(out, results, model_hash, cluster, batch), on_event=on_event)
     assert time.monotonic() - t0 < 60
     rows = read_cohort_csv(out)
-    assert set(rows) == {"big1", "big2", "small1"}
+    assert set(rows) == {"big1", "big2", "small1", "small2"}
     cancelled = [name for name, row in rows.items() if row["status"] == CANCELLED]
     assert cancelled  # the run really was stopped part-way
     # a worker stopped mid-slide says so itself (it read the cancel event between batches)
