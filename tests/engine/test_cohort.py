@@ -210,9 +210,15 @@ def test_ctrl_c_stops_the_workers_within_a_batch_and_nothing_half_done_looks_com
     out, results = tmp_path / "out", tmp_path / "results"
     out.mkdir()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_cohort(slides, [p.stem for p in slides],
-                   options(out, results, model_hash, cluster, batch), on_event=on_event)
+    # as in a terminal: a shell's background job (some CI runners) starts with SIGINT ignored,
+    # and then interrupt_main() does nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_cohort(slides, [p.stem for p in slides],
+                       options(out, results, model_hash, cluster, batch), on_event=on_event)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - t0 < 60
     rows = read_cohort_csv(out)
     assert set(rows) == {"big1", "big2", "small1", "small2"}
