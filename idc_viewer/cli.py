@@ -8,7 +8,9 @@ Subcommands
     ``<stem>.provenance.json``. A slide that fails is reported in one line and skipped; the
     exit status is 1 if any slide failed. A slide where the tissue detector finds nothing that
     looks like H&E (empty glass, fluorescence) is reported as a warning: only its provenance
-    (with the warning) is written, and it does not count as a failure.
+    (with the warning) is written, and it does not count as a failure. With ``--workers N``
+    or ``--scheduler ADDRESS`` the slides run on a Dask cluster and ``DIR/cohort.csv`` sums
+    them up (:mod:`idc_viewer.engine.cohort`).
 ``gradcam SLIDE --x X --y Y -o OUT.png``
     Grad-CAM figure of the patch containing the level-0 point (X, Y).
 ``info SLIDE``
@@ -134,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
         "folder, shared with the GUI; $IDC_VIEWER_DATA_DIR/results when set)",
     )
     p_an.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    where = p_an.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_positive_int, metavar="N",
+        help="analyse the slides in parallel on a local Dask cluster of N worker processes "
+        "(each gets cores/N LiteRT threads) and write DIR/cohort.csv",
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="analyse the slides on a running Dask cluster (e.g. tcp://host:8786) whose workers "
+        "see the same slide paths and --out; writes DIR/cohort.csv",
+    )
 
     p_gc = sub.add_parser(
         "gradcam", help="Grad-CAM figure of one patch",
@@ -368,6 +381,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     slides = expand_slides(args.slides)
     if not slides:
         raise UserError("no slide files found in " + ", ".join(args.slides))
+    if args.workers or args.scheduler:
+        return _analyze_cohort(slides, args)
     model = _load_model(args.model, predictor=True)
     out_dir = Path(args.out)
     try:
@@ -392,6 +407,34 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     summary = f"{n - failed} of {n} slide{'s' if n != 1 else ''} analysed"
     print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _analyze_cohort(slides: list[Path], args: argparse.Namespace) -> int:
+    """``analyze --workers N`` / ``--scheduler ADDRESS``: see :mod:`idc_viewer.engine.cohort`."""
+    from idc_viewer.core.results import default_results_dir
+    from idc_viewer.engine.cohort import CohortError, CohortOptions, run_cohort
+
+    model = _load_model(args.model)  # checked here: a bad model fails before a cluster starts
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out_dir}: {exc}") from None
+    # a local cluster shares this machine's results folder; remote workers use their own
+    results_dir = (str(Path(args.results_dir).absolute()) if args.results_dir
+                   else str(default_results_dir()) if args.workers else None)
+    options = CohortOptions(
+        out_dir=out_dir, model_hash=model.spec.model_hash,
+        model_path=str(Path(args.model).resolve()) if args.model else None,
+        results_dir=results_dir, threshold=args.threshold, mpp=args.mpp,
+        batch_size=args.batch_size, workers=args.workers, scheduler=args.scheduler,
+        quiet=args.quiet,
+    )
+    try:
+        report = run_cohort(slides, _output_stems(slides), options)
+    except CohortError as exc:
+        raise UserError(str(exc)) from None
+    return EXIT_FAILED if report.failed or report.csv_path is None else EXIT_OK
 
 
 def _analyze_one(

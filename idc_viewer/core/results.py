@@ -18,7 +18,8 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -345,6 +346,31 @@ def _unpack_mask(blob: bytes | None) -> NDArray[np.bool_] | None:
     return bits.astype(bool).reshape(rows, cols)
 
 
+_BUSY_TIMEOUT_S = 10.0
+
+
+def _while_locked(statement: Callable[[], object]) -> None:
+    """Run ``statement``, retrying while another process holds the file (up to 10 s).
+
+    Two processes creating one analysis at once (two cohort workers given the same slide) race
+    to switch the new file to WAL; SQLite answers the loser "database is locked" at once,
+    without waiting on its busy timeout (measured: 1 run in ~30 of
+    tests/core/test_results_concurrency.py before this retry).
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    delay_s = 0.005
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay_s)
+            delay_s = min(2 * delay_s, 0.1)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cells (
@@ -376,15 +402,19 @@ class ResultStore:
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ResultStoreError(f"cannot open results store {path}: {_one_line(exc)}") from exc
+        try:
             # WAL: readers never block the writer and a crash keeps every committed batch.
-            conn.execute("PRAGMA journal_mode=WAL")
+            _while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             # NORMAL is durable against process crashes in WAL mode; only an OS crash may lose
             # the last batches, never corrupt the file.
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            _while_locked(lambda: conn.executescript(_SCHEMA))
             return conn
         except sqlite3.Error as exc:
+            conn.close()
             raise ResultStoreError(f"cannot open results store {path}: {_one_line(exc)}") from exc
 
     def open(

@@ -1,0 +1,361 @@
+"""One slide of a cohort, as run on a Dask worker: analyse, export, summarise.
+
+:func:`run_slide_task` is what the cohort client (:mod:`idc_viewer.engine.cohort`) submits, one
+task per slide. It drives the same engine loop as the serial ``idc-viewer analyze``
+(:func:`~idc_viewer.engine.analysis.analyze` with the result store, then
+:func:`~idc_viewer.engine.outputs.write_outputs`), so a slide's files are the same whichever way it
+ran, and a task retried after its worker died resumes from the stored batches.
+
+Errors that belong to the slide (unreadable file, no µm/px, a store or disk error) come back as a
+``failed`` :class:`SlideOutcome` with a one-line reason: they are not retried, since a bad file
+fails the same way again. Only a worker's death makes Dask rerun the task.
+
+``distributed`` is imported lazily and only inside a worker: the function also runs (and is
+tested) in a plain process, where it reports no progress and cannot be cancelled from outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from idc_viewer.core.jobs import CancelToken
+
+if TYPE_CHECKING:
+    from idc_viewer.core.heatmap import Heatmap
+    from idc_viewer.ml.inference import Predictor
+    from idc_viewer.ml.loading import LoadedModel
+    from idc_viewer.ml.spec import ModelSpec
+
+#: Outcome statuses (the ``status`` column of cohort.csv).
+DONE, NO_TISSUE, FAILED, CANCELLED = "done", "no tissue", "failed", "cancelled"
+#: Seconds between two progress events of one task, and between two looks at the cancel flag.
+PROGRESS_INTERVAL_S = 0.25
+CANCEL_POLL_S = 0.25
+
+
+def progress_topic(run_id: str) -> str:
+    """The Dask event topic a cohort run's tasks report progress on."""
+    return f"idc-cohort-progress-{run_id}"
+
+
+def cancel_event_name(run_id: str) -> str:
+    """The name of the ``distributed.Event`` that cancels a cohort run."""
+    return f"idc-cohort-cancel-{run_id}"
+
+
+@dataclass(frozen=True)
+class SlideTask:
+    """Everything a worker needs to analyse one slide (plain values: it travels pickled).
+
+    ``model_path`` None means the worker's own bundled model; ``model_hash`` is what the client
+    loaded, so a worker with another model refuses instead of mixing models in one cohort.
+    ``results_dir`` None means the worker's default results folder. LiteRT threads:
+    ``litert_threads`` when given (a local cluster), else this host's entry of
+    ``litert_threads_by_host`` (a running cluster), else the worker's cores divided by its slots.
+    """
+
+    index: int
+    slide_path: str
+    stem: str
+    out_dir: str
+    model_hash: str
+    run_id: str
+    model_path: str | None = None
+    results_dir: str | None = None
+    threshold: float | None = None
+    mpp: float | None = None
+    batch_size: int = 256
+    litert_threads: int | None = None
+    litert_threads_by_host: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class SlideOutcome:
+    """What became of one slide: one row of cohort.csv plus a few run details."""
+
+    index: int
+    file: str
+    stem: str
+    status: str
+    message: str = ""
+    mpp: float | None = None
+    tissue_patches: int = 0
+    flagged_patches: int = 0
+    flagged_area_mm2: float = 0.0
+    largest_region_mm2: float = 0.0
+    max_probability: float | None = None
+    model_hash: str = ""
+    seconds: float = 0.0
+    #: patches found already stored (a resumed run) and patches analysed by this attempt
+    resumed_patches: int = 0
+    analysed_patches: int = 0
+    pid: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _WithPredictor:
+    """A model's spec with this thread's own predictor (what ``analyze`` needs)."""
+
+    spec: ModelSpec
+    predictor: Predictor
+
+
+_models: dict[tuple[str | None, int], LoadedModel] = {}
+_models_lock = threading.Lock()
+_local = threading.local()
+
+
+def _worker_model(model_path: str | None, threads: int) -> tuple[LoadedModel, _WithPredictor]:
+    """The model for this worker process (loaded once) with this thread's warm predictor.
+
+    A worker may run several tasks at once (``dask worker --nthreads``); predictors are not
+    thread-safe, so each thread gets its own.
+    """
+    from idc_viewer.ml.loading import default_model_path, load_model
+
+    key = (model_path, threads)
+    with _models_lock:
+        model = _models.get(key)
+        if model is None:
+            model = load_model(Path(model_path) if model_path else default_model_path())
+            _models[key] = model
+    predictors: dict[tuple[str | None, int], Predictor] = getattr(_local, "predictors", {})
+    _local.predictors = predictors
+    predictor = predictors.get(key)
+    if predictor is None:
+        predictor = model.new_predictor(num_threads=threads)
+        size = model.spec.patch_size_px
+        with _native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
+            predictor.predict(np.zeros((1, size, size, 3), np.uint8))
+        predictors[key] = predictor
+    return model, _WithPredictor(model.spec, predictor)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile (C++ libraries log there directly)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def dask_setup(worker: Any) -> None:
+    """Preload of a local cluster's workers: Ctrl-C in the terminal reaches the whole process
+    group, but stopping is the client's to organise (every task stops after its batch), so the
+    worker processes ignore SIGINT instead of dying mid-batch with a traceback."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # only possible in the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _current_worker() -> Any:
+    """The Dask worker running this task, or None outside one."""
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
+
+
+def _litert_threads(task: SlideTask, worker: Any) -> int:
+    if task.litert_threads:
+        return max(1, int(task.litert_threads))
+    if worker is not None and task.litert_threads_by_host:
+        from distributed.comm import get_address_host
+
+        by_host = dict(task.litert_threads_by_host)
+        host = get_address_host(worker.address)
+        if host in by_host:
+            return max(1, int(by_host[host]))
+    slots = int(getattr(getattr(worker, "state", None), "nthreads", 1) or 1)
+    return max(1, (os.cpu_count() or 1) // slots)
+
+
+class _ClusterCancel(CancelToken):
+    """A cancel token that also reads the cohort's ``distributed.Event`` (at most every 0.25 s)."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self._cluster_event = event
+        self._checked = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        if super().cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._checked >= CANCEL_POLL_S:
+            self._checked = now
+            try:
+                if self._cluster_event.is_set():
+                    self.cancel()
+            except Exception:  # scheduler gone: the client is stopping the run anyway
+                self.cancel()
+        return super().cancelled
+
+
+def _cancel_token(task: SlideTask, worker: Any) -> CancelToken:
+    if worker is None:
+        return CancelToken()
+    from distributed import Event
+
+    return _ClusterCancel(Event(cancel_event_name(task.run_id), client=worker.client))
+
+
+class _Reporter:
+    """Sends ``{index, done, total, new, pid}`` events to the client, at most every 0.25 s."""
+
+    def __init__(self, task: SlideTask, worker: Any) -> None:
+        self._worker = worker
+        self._topic = progress_topic(task.run_id)
+        self._index = task.index
+        self._sent = 0.0
+
+    def __call__(self, done: int, total: int, new: int, final: bool = False) -> None:
+        if self._worker is None:
+            return
+        now = time.monotonic()
+        if not final and self._sent and now - self._sent < PROGRESS_INTERVAL_S:
+            return
+        self._sent = now
+        msg = {"index": self._index, "done": int(done), "total": int(total), "new": int(new),
+               "pid": os.getpid(), "final": bool(final)}
+        with contextlib.suppress(Exception):  # progress is best effort; the result is not
+            self._worker.log_event(self._topic, msg)
+
+
+def _missing_mpp_message(path: str) -> str:
+    return (f"{path}: the slide stores no µm per pixel (nor an objective power); "
+            "pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
+    """The cohort.csv figures of one analysed slide (regions as in the exported files)."""
+    from idc_viewer.core.export import find_regions
+
+    regions = find_regions(heatmap, threshold)
+    probs = heatmap.probabilities
+    analysed = probs[~np.isnan(probs)]
+    return {
+        "tissue_patches": int(heatmap.analysed_count),
+        "flagged_patches": int(heatmap.flagged_count(threshold)),
+        "flagged_area_mm2": round(float(sum(r.area_mm2 for r in regions)), 6),
+        "largest_region_mm2": round(float(max((r.area_mm2 for r in regions), default=0.0)), 6),
+        "max_probability": round(float(analysed.max()), 6) if analysed.size else None,
+    }
+
+
+def run_slide_task(task: SlideTask) -> SlideOutcome:
+    """Analyse one slide into ``task.out_dir`` and describe the result (never raises for a
+    problem of the slide itself; see the module notes)."""
+    from idc_viewer.core.results import ResultStore, ResultStoreError, default_results_dir
+    from idc_viewer.core.slide import MissingMppError, SlideError, open_slide
+    from idc_viewer.ml.spec import ModelContractError
+
+    t0 = time.perf_counter()
+    worker = _current_worker()
+    cancel = _cancel_token(task, worker)
+    base: dict[str, Any] = {"index": task.index, "file": task.slide_path, "stem": task.stem,
+                            "pid": os.getpid()}
+
+    def outcome(status: str, message: str = "", **kw: Any) -> SlideOutcome:
+        return SlideOutcome(status=status, message=_one_line(message) if message else "",
+                            seconds=round(time.perf_counter() - t0, 3), **base, **kw)
+
+    if cancel.cancelled:
+        return outcome(CANCELLED, "cancelled before it started")
+    path = task.slide_path
+    try:
+        model, engine_model = _worker_model(task.model_path, _litert_threads(task, worker))
+    except (ModelContractError, OSError, ValueError, RuntimeError) as exc:
+        return outcome(FAILED, f"cannot load the model on this worker: {exc}")
+    base["model_hash"] = model.spec.model_hash
+    if model.spec.model_hash != task.model_hash:
+        return outcome(FAILED, f"this worker's model is {model.spec.model_hash}, the cohort's is "
+                       f"{task.model_hash}: pass the same --model to every machine")
+    try:
+        results_dir = Path(task.results_dir) if task.results_dir else default_results_dir()
+        results_dir.mkdir(parents=True, exist_ok=True)
+        store = ResultStore(results_dir)
+        with open_slide(path, mpp=task.mpp) as slide:
+            return _analyse_and_export(task, slide, model, engine_model, store, cancel,
+                                       _Reporter(task, worker), outcome)
+    except MissingMppError:
+        return outcome(FAILED, _missing_mpp_message(path))
+    except (SlideError, ResultStoreError) as exc:
+        return outcome(FAILED, str(exc))
+    except OSError as exc:
+        return outcome(FAILED, f"{path}: {exc.strerror or exc}")
+
+
+def _analyse_and_export(
+    task: SlideTask, slide: Any, model: LoadedModel, engine_model: _WithPredictor, store: Any,
+    cancel: CancelToken, report: _Reporter, outcome: Any,
+) -> SlideOutcome:
+    from idc_viewer.engine.analysis import analyze
+    from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
+
+    threshold = task.threshold if task.threshold is not None else model.spec.threshold
+    last = None
+    resumed = 0
+    with contextlib.closing(
+        analyze(slide, engine_model, store, cancel, batch_size=task.batch_size)
+    ) as updates:
+        for update in updates:
+            if last is None:
+                resumed = update.resumed_cells
+            last = update
+            progress = update.progress
+            report(progress.done, progress.total, progress.done - resumed,
+                   final=update.done or update.cancelled)
+    mpp = slide.info.mpp
+    common = {"mpp": mpp, "resumed_patches": resumed}
+    if last is None:
+        return outcome(FAILED, f"{task.slide_path}: the analysis produced nothing", **common)
+    analysed = last.progress.done - resumed
+    if last.cancelled:
+        return outcome(CANCELLED, "cancelled; what was analysed is kept, rerun to resume",
+                       analysed_patches=analysed, **common)
+    out_dir = Path(task.out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)  # the client made it too, maybe elsewhere
+        if last.tissue_warning:
+            write_warning_provenance(out_dir, task.stem, slide, model, threshold,
+                                     last.tissue_warning)
+            return outcome(NO_TISSUE, f"{last.tissue_warning}; no heatmap written", **common)
+        write_outputs(out_dir, task.stem, slide, model, last.heatmap, threshold)
+    except OSError as exc:
+        return outcome(FAILED, f"{task.slide_path}: {exc}", **common)
+    return outcome(DONE, analysed_patches=analysed,
+                   **heatmap_figures(last.heatmap, threshold), **common)
