@@ -96,6 +96,7 @@ def render_card(report: Mapping[str, Any]) -> str:
         "\n## Threshold\n\n",
         f"A patch is called IDC-positive when p >= **{report['threshold']:.4f}**. "
         f"{threshold_note}\n",
+        _context_threshold_note(report.get("context_choice")),
         "\n## Limits\n\n",
         *[f"- {line}\n" for line in (*LIMITS, *info.get("extra_limits", ()))],
     ]
@@ -114,6 +115,17 @@ def render_card(report: Mapping[str, Any]) -> str:
         parts += ["\n## Presets side by side\n\n", COMPARISON_NOTE, "\n",
                   comparison_table(report["comparison"])]
     return "".join(parts)
+
+
+def _context_threshold_note(choice: Mapping[str, Any] | None) -> str:
+    if not choice or not choice.get("sigma_patches"):
+        return ""
+    return (
+        f"\nThe app decides on the **context map** (σ = {choice['sigma_patches']} patches): a "
+        f"patch is flagged when its context probability is >= **{choice['threshold']:.4f}**, "
+        "chosen with σ on the complete validation patients' slides (see the slide-level "
+        "section). The threshold above is the patch map's (Overlay › Context map off).\n"
+    )
 
 
 def write_card(report: Mapping[str, Any], path: Path) -> Path:

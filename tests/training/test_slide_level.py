@@ -36,16 +36,17 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     patients = complete_patients(split_file, "test")
     figures = slide_level_figures(loaded, patients, shared_data / "idc", log=print)
     rows = figures["per_slide"]
-    # the bundled model has no context stage: the CNN alone, three storages
+    # the CNN alone on three storages, then the bundled model's context stage on the same three
+    storages = ["lossless", "JPEG Q90", "20x"]
+    assert loaded.spec.context is not None
     assert [(r["patient"], r["storage"], r["mode"]) for r in rows] == [
-        (PATIENT, "lossless", "cnn"),
-        (PATIENT, "JPEG Q90", "cnn"),
-        (PATIENT, "20x", "cnn"),
+        *((PATIENT, s, "cnn") for s in storages), *((PATIENT, s, "context") for s in storages)
     ]
+    rows = rows[:3]
     lossless, jpeg, scanned_20x = rows
     assert lossless["patches"] == jpeg["patches"] == scanned_20x["patches"] == 613
     assert lossless["idc_patches"] == 180
-    assert [r["storage"] for r in figures["pooled"]] == ["lossless", "JPEG Q90", "20x"]
+    assert [r["storage"] for r in figures["pooled"]] == storages * 2
     assert figures["pooled"][0]["f1"] == pytest.approx(lossless["f1"])  # one slide pooled
 
     # truth: the same patches straight from their PNGs, through the app's predictor
