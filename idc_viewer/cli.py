@@ -4,8 +4,10 @@ Subcommands
 -----------
 ``analyze SLIDE... --out DIR``
     Analyse slides (folders expand to the slides inside them) and write, per slide,
-    ``<stem>.patches.csv``, ``<stem>.regions.csv``, ``<stem>.geojson`` and
-    ``<stem>.provenance.json``. A slide that fails is reported in one line and skipped; the
+    ``<stem>.patches.csv``, ``<stem>.regions.csv``, ``<stem>.regions.geojson`` and
+    ``<stem>.provenance.json`` (``<stem>``: the file name minus its last suffix; a second
+    slide of the same stem gets ``<stem>~2``), replaced as one set: all old or all new, the
+    provenance naming each file's SHA-256. A slide that fails is reported in one line and skipped; the
     exit status is 1 if any slide failed. A slide where the tissue detector finds nothing that
     looks like H&E (empty glass, fluorescence) is reported as a warning: only its provenance
     (with the warning) is written, and it does not count as a failure. With ``--workers N``
@@ -18,7 +20,7 @@ Subcommands
 
 User errors (unreadable slide, missing µm/px, refused model) print one ``error: ...`` line
 on stderr and give exit status 1; never a traceback. Ctrl-C during ``analyze`` keeps what was
-done (a rerun resumes) and exits with 130.
+done (a rerun resumes) and exits with 130; SIGTERM does the same and exits with 143.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 import argparse
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -49,11 +52,19 @@ SLIDE_SUFFIXES = (
     ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
     ".dcm", ".png", ".jpg", ".jpeg",
 )
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class UserError(Exception):
     """An error whose message is shown to the user as one line, without a traceback."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that it unwinds (and rolls back) the same way."""
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -116,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_an = sub.add_parser(
         "analyze", help="analyse slides and export CSV, GeoJSON and provenance",
         description="Analyse slides (folders expand to the slide files inside them) and write "
-        "<stem>.patches.csv, <stem>.regions.csv, <stem>.geojson and <stem>.provenance.json "
-        "into --out. A failing slide is reported and skipped (exit status 1). A slide with no "
+        "<stem>.patches.csv, <stem>.regions.csv, <stem>.regions.geojson and "
+        "<stem>.provenance.json into --out (<stem>: the file name minus its last suffix). A failing slide is reported and skipped (exit status 1). A slide with no "
         "H&E-looking tissue is a warning: only its provenance is written (exit status 0).",
     )
     p_an.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files or folders")
@@ -181,14 +192,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_gui(args_list)
     args = build_parser().parse_args(args_list)
     handlers = {"analyze": cmd_analyze, "gradcam": cmd_gradcam, "info": cmd_info}
+    with contextlib.suppress(ValueError, OSError):  # only possible in the main thread
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return handlers[args.command](args)
     except UserError as exc:
         _error(str(exc))
         return EXIT_FAILED
+    except Terminated:
+        print("\nterminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line; IDC_VIEWER_DEBUG=1 shows the traceback
+        if os.environ.get("IDC_VIEWER_DEBUG"):
+            raise
+        _error(f"internal error ({type(exc).__name__}: {exc}); please report it "
+               "(IDC_VIEWER_DEBUG=1 shows the details)")
+        return EXIT_FAILED
 
 
 def _error(message: str) -> None:
@@ -312,14 +334,10 @@ def expand_slides(paths: Sequence[str]) -> list[Path]:
 
 
 def _output_stems(slides: Sequence[Path]) -> list[str]:
-    """One output name per slide: its stem, made unique with ``-2``, ``-3``... when repeated."""
-    seen: dict[str, int] = {}
-    stems = []
-    for path in slides:
-        stem = path.name.split(".")[0] or path.name
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return stems
+    """One output name per slide (see :func:`idc_viewer.engine.outputs.output_stems`)."""
+    from idc_viewer.engine.outputs import output_stems
+
+    return output_stems(slides)
 
 
 class ProgressBar:
@@ -376,19 +394,29 @@ def _format_duration(seconds: float) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from idc_viewer.core.export import ExportError, recover_exports
     from idc_viewer.core.results import ResultStore, default_results_dir
+    from idc_viewer.engine.outputs import slide_stem
 
     slides = expand_slides(args.slides)
     if not slides:
         raise UserError("no slide files found in " + ", ".join(args.slides))
+    empty = [text for text in args.slides if Path(text).is_dir() and not expand_slides([text])]
+    for folder in empty:  # a folder given among slides that holds none is not silently dropped
+        _error(f"{folder}: no slide files in this folder")
     if args.workers or args.scheduler:
-        return _analyze_cohort(slides, args)
+        status = _analyze_cohort(slides, args)
+        return EXIT_FAILED if empty else status
     model = _load_model(args.model, predictor=True)
     out_dir = Path(args.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for note in recover_exports(out_dir):  # what a killed earlier run left half-replaced
+            print(f"note: {note}", file=sys.stderr)
     except OSError as exc:
         raise UserError(f"cannot create output folder {out_dir}: {exc}") from None
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
     results_dir = Path(args.results_dir) if args.results_dir else default_results_dir()
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -396,14 +424,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot use results folder {results_dir}: {exc}") from None
 
-    failed = 0
+    failed = len(empty)
     for path, stem in zip(slides, _output_stems(slides), strict=True):
+        if stem != slide_stem(path):
+            print(f"note: {path}: another slide has the same name; files: {stem}.*",
+                  file=sys.stderr)
         try:
             _analyze_one(path, stem, model, store, out_dir, args)
         except UserError as exc:
             _error(str(exc))
             failed += 1
-    n = len(slides)
+    n = len(slides) + len(empty)
     summary = f"{n - failed} of {n} slide{'s' if n != 1 else ''} analysed"
     print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
@@ -459,10 +490,11 @@ def _analyze_one(
                 for update in updates:
                     last = update
                     bar.update(update.progress, final=update.done)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             cancel.cancel()
             bar.clear()
-            print(f"{path.name}: interrupted; what was done is kept, rerun to resume",
+            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            print(f"{path.name}: {how}; what was done is kept, rerun to resume",
                   file=sys.stderr)
             raise
         except MissingMppError:

@@ -1,0 +1,176 @@
+"""``idc-viewer`` under bad input and faults: nothing lost, nothing mixed, one line per error.
+
+The CNN is the fast fake of tests/model_fakes.py (patched in for ``_load_model``), the slides
+small synthetic TIFFs written by each test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_pyramid_tiff
+from model_fakes import FakeModel
+
+from idc_viewer import cli
+from idc_viewer.cli import main
+from idc_viewer.core import fileset
+from idc_viewer.engine.outputs import output_stems, slide_stem
+
+TESTS = Path(__file__).resolve().parent
+
+
+def tissue_image(seed: int, width: int = 640, height: int = 480) -> np.ndarray:
+    """White glass with a pink tissue block whose shade depends on ``seed``."""
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width, 3), 245, dtype=np.uint8)
+    block = rng.integers(0, 60, size=(height // 2, width // 2, 1), dtype=np.int16)
+    base = np.array([150 + 20 * (seed % 5), 110, 170], dtype=np.int16)
+    image[height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2] = (
+        np.clip(base - block, 0, 255).astype(np.uint8)
+    )
+    return image
+
+
+def make_slide(path: Path, seed: int = 0, mpp: float | None = 1.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_pyramid_tiff(path, tissue_image(seed), levels=2, mpp=mpp, compression=None)
+
+
+@pytest.fixture
+def fake_cli(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
+    model = FakeModel()
+    monkeypatch.setattr(cli, "_load_model", lambda path, predictor=False: model)
+    return model
+
+
+def analyze(tmp_path: Path, *inputs: Path | str, out: str = "out") -> list[str]:
+    return ["analyze", *map(str, inputs), "--out", str(tmp_path / out),
+            "--results-dir", str(tmp_path / "results"), "-q"]
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+# --------------------------------------------------------------------------- 1. stems
+
+
+def test_stems_are_the_name_minus_the_last_suffix():
+    assert slide_stem("a.b.tiff") == "a.b"
+    assert slide_stem("dir/slide.v1.5.svs") == "slide.v1.5"
+    assert slide_stem("plain") == "plain"
+    assert slide_stem(".svs") == ".svs"
+    assert output_stems([Path("x/a.svs"), Path("y/a.svs"), Path("a~2.svs"), Path("a.tiff")]) == [
+        "a", "a~3", "a~2", "a~4",
+    ]
+
+
+def test_names_that_collided_before_get_their_own_outputs(tmp_path, fake_cli, capsys):
+    folder = tmp_path / "in"
+    for seed, name in enumerate(["a-2.tiff", "a.b.tiff", "a.c.tiff", "slide.v1.5.tiff"]):
+        make_slide(folder / name, seed=seed)
+    assert main(analyze(tmp_path, folder)) == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    for name, stem in [("a-2.tiff", "a-2"), ("a.b.tiff", "a.b"), ("a.c.tiff", "a.c"),
+                       ("slide.v1.5.tiff", "slide.v1.5")]:
+        prov = json.loads((out / f"{stem}.provenance.json").read_text())
+        assert prov["slide"]["name"] == name  # each set describes its own slide
+        assert fileset.verify(out, stem, ".provenance.json") == []
+    assert len(list(out.glob("*.patches.csv"))) == 4
+
+
+def test_same_name_in_two_folders_is_numbered_and_said(tmp_path, fake_cli, capsys):
+    first, second = make_slide(tmp_path / "x" / "a.tiff", 1), make_slide(tmp_path / "y" / "a.tiff", 2)
+    assert main(analyze(tmp_path, first, second)) == 0
+    err = capsys.readouterr().err
+    out = tmp_path / "out"
+    assert json.loads((out / "a.provenance.json").read_text())["slide"]["path"] == str(first)
+    assert json.loads((out / "a~2.provenance.json").read_text())["slide"]["path"] == str(second)
+    assert "a~2" in err  # the user is told where the second slide's files went
+
+
+# --------------------------------------------------------------------------- 2. re-export
+
+
+def test_failed_reexport_keeps_the_previous_good_export(tmp_path, fake_cli, capsys, monkeypatch):
+    slide = make_slide(tmp_path / "s.tiff")
+    assert main(analyze(tmp_path, slide)) == 0
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_replace = os.replace
+
+    def locked(src, dst):  # regions.csv open in a spreadsheet (Windows sharing violation)
+        if out / "s.regions.csv" in (Path(src), Path(dst)):
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fileset.os, "replace", locked)
+    capsys.readouterr()
+    assert main([*analyze(tmp_path, slide), "--threshold", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert len(error_lines(err)) == 1 and "s.regions.csv" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# --------------------------------------------------------------------------- 10. smaller ones
+
+
+def test_a_folder_without_slides_among_slides_is_reported(tmp_path, fake_cli, capsys):
+    slide = make_slide(tmp_path / "s.tiff")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = main(analyze(tmp_path, slide, empty))
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert any("empty" in line and "no slide files" in line for line in error_lines(err))
+    assert (tmp_path / "out" / "s.patches.csv").is_file()  # the slide itself was analysed
+
+
+def test_help_names_the_real_geojson_file(capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "<stem>.regions.geojson" in text
+    assert "<stem>.geojson" not in text.replace("<stem>.regions.geojson", "")
+    assert "<stem>.regions.geojson" in (cli.__doc__ or "")
+
+
+SLOW_CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from model_fakes import FakeModel, FakePredictor
+    from idc_viewer import cli
+    started = lambda calls: Path({marker!r}).touch()  # the CNN is running
+    model = FakeModel(predictor=FakePredictor(delay_s=0.3, on_call=started))
+    cli._load_model = lambda path, predictor=False: model
+    sys.exit(cli.main(sys.argv[1:]))
+    """
+)
+
+
+def test_sigterm_ends_like_ctrl_c_with_a_message(tmp_path):
+    slide = make_slide(tmp_path / "s.tiff", mpp=4.0)  # ~30 tissue patches of 0.3 s each
+    marker = tmp_path / "started"
+    code = SLOW_CHILD.format(tests=str(TESTS), marker=str(marker))
+    proc = subprocess.Popen([sys.executable, "-c", code, *analyze(tmp_path, slide)[:-1],
+                             "--batch-size", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == cli.EXIT_TERMINATED, err
+    assert "Traceback" not in err
+    assert "terminated" in err and "rerun to resume" in err
+    assert not [p for p in (tmp_path / "out").glob(".*")]  # no temporaries left
