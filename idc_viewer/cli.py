@@ -7,12 +7,12 @@ Subcommands
     ``<stem>.patches.csv``, ``<stem>.regions.csv``, ``<stem>.regions.geojson`` and
     ``<stem>.provenance.json`` (``<stem>``: the file name minus its last suffix; a second
     slide of the same stem gets ``<stem>~2``), replaced as one set: all old or all new, the
-    provenance naming each file's SHA-256. A slide that fails is reported in one line and skipped; the
-    exit status is 1 if any slide failed. A slide where the tissue detector finds nothing that
-    looks like H&E (empty glass, fluorescence) is reported as a warning: only its provenance
-    (with the warning) is written, and it does not count as a failure. With ``--workers N``
-    or ``--scheduler ADDRESS`` the slides run on a Dask cluster and ``DIR/cohort.csv`` sums
-    them up (:mod:`idc_viewer.engine.cohort`).
+    provenance naming each file's SHA-256. A slide that fails is reported in one line and
+    skipped; the exit status is 1 if any slide failed. A slide where the tissue detector finds
+    nothing that looks like H&E (empty glass, fluorescence) is reported as a warning: only its
+    provenance (with the warning) is written, and it does not count as a failure. With
+    ``--workers N`` or ``--scheduler ADDRESS`` the slides run on a Dask cluster and
+    ``DIR/cohort.csv`` sums them up (:mod:`idc_viewer.engine.cohort`).
 ``gradcam SLIDE --x X --y Y -o OUT.png``
     Grad-CAM figure of the patch containing the level-0 point (X, Y).
 ``info SLIDE``
@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "analyze", help="analyse slides and export CSV, GeoJSON and provenance",
         description="Analyse slides (folders expand to the slide files inside them) and write "
         "<stem>.patches.csv, <stem>.regions.csv, <stem>.regions.geojson and "
-        "<stem>.provenance.json into --out (<stem>: the file name minus its last suffix). A failing slide is reported and skipped (exit status 1). A slide with no "
+        "<stem>.provenance.json into --out (<stem>: the file name minus its last suffix). "
+        "A failing slide is reported and skipped (exit status 1). A slide with no "
         "H&E-looking tissue is a warning: only its provenance is written (exit status 0).",
     )
     p_an.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files or folders")
@@ -215,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _error(message: str) -> None:
     print(f"error: {_one_line(message)}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
 def _one_line(message: str) -> str:
@@ -420,7 +425,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir) if args.results_dir else default_results_dir()
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        store = ResultStore(results_dir)
+        store = ResultStore(results_dir, on_damaged=lambda msg: _warn(msg))
     except OSError as exc:
         raise UserError(f"cannot use results folder {results_dir}: {exc}") from None
 

@@ -89,7 +89,8 @@ def test_names_that_collided_before_get_their_own_outputs(tmp_path, fake_cli, ca
 
 
 def test_same_name_in_two_folders_is_numbered_and_said(tmp_path, fake_cli, capsys):
-    first, second = make_slide(tmp_path / "x" / "a.tiff", 1), make_slide(tmp_path / "y" / "a.tiff", 2)
+    first = make_slide(tmp_path / "x" / "a.tiff", 1)
+    second = make_slide(tmp_path / "y" / "a.tiff", 2)
     assert main(analyze(tmp_path, first, second)) == 0
     err = capsys.readouterr().err
     out = tmp_path / "out"
@@ -174,3 +175,26 @@ def test_sigterm_ends_like_ctrl_c_with_a_message(tmp_path):
     assert "Traceback" not in err
     assert "terminated" in err and "rerun to resume" in err
     assert not [p for p in (tmp_path / "out").glob(".*")]  # no temporaries left
+
+
+# --------------------------------------------------------------------------- 5-6. store
+
+
+def test_a_damaged_store_is_reported_in_one_line_and_recomputed(tmp_path, fake_cli, capsys):
+    import sqlite3
+
+    slide = make_slide(tmp_path / "s.tiff")
+    assert main(analyze(tmp_path, slide)) == 0
+    first = (tmp_path / "out" / "s.patches.csv").read_bytes()
+    (db,) = (tmp_path / "results").rglob("*.sqlite3")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE cells SET probability = 7.0")
+    conn.close()
+    capsys.readouterr()
+    assert main(analyze(tmp_path, slide)) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "damaged" in warnings[0] and "Traceback" not in err
+    assert (tmp_path / "out" / "s.patches.csv").read_bytes() == first  # recomputed, no 7.0
+    assert list((tmp_path / "results").rglob("*.damaged-*"))  # kept for inspection

@@ -550,6 +550,13 @@ def export_all(
         is raised and the previous files of ``stem`` are as they were (see
         :mod:`idc_viewer.core.fileset`).
     """
+    probs = heatmap.probabilities
+    known = probs[~np.isnan(probs)]
+    if known.size and not (float(known.min()) >= 0.0 and float(known.max()) <= 1.0):
+        raise ExportError(
+            f"cannot export {stem}: the heatmap holds values outside [0, 1] "
+            f"({float(known.min()):g} to {float(known.max()):g}), which are not probabilities"
+        )
     regions = find_regions(heatmap, threshold)
     info = {
         **provenance,

@@ -191,3 +191,11 @@ def test_ctrl_c_or_sigterm_mid_swap_never_leaves_a_mix(tmp_path, how):
         proc = run_child(out, at, how)
         assert proc.returncode == 130, proc.stderr
         assert snapshot(out) in (old, new), f"{how} at move {at}: a mix or a leftover"
+
+
+def test_values_that_are_not_probabilities_are_not_exported(tmp_path):
+    heatmap = make_heatmap(0.5)
+    heatmap.probabilities[0, 0] = 7.0
+    with pytest.raises(ExportError, match="outside"):
+        export_all(tmp_path, "s", heatmap, 0.5, {})
+    assert list(tmp_path.iterdir()) == []
