@@ -516,6 +516,11 @@ class ResultStore:
         # told (one line) when a damaged analysis is moved aside; logged when not given
         self._on_damaged = on_damaged
 
+    @property
+    def fingerprint_dir(self) -> Path:
+        """Where slide fingerprints are cached (see ``core.slide.slide_fingerprint``)."""
+        return self.root / "fingerprints"
+
     def _slide_dir(self, slide_fingerprint: str) -> Path:
         # Hash the fingerprint: it may hold characters no file system accepts.
         return self.root / hashlib.sha256(slide_fingerprint.encode("utf-8")).hexdigest()[:32]
