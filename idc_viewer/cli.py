@@ -33,6 +33,7 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 import argparse
 import contextlib
+import math
 import signal
 import sys
 import time
@@ -53,6 +54,9 @@ SLIDE_SUFFIXES = (
     ".dcm", ".png", ".jpg", ".jpeg",
 )
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+#: Below this share of stained pixels a Grad-CAM patch is background (as the tissue detector's
+#: per-cell threshold).
+GRADCAM_MIN_TISSUE = 0.1
 
 
 class UserError(Exception):
@@ -77,6 +81,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 
@@ -114,9 +128,17 @@ def _add_mpp_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``error:`` line too (exit status 2), pointing at ``--help``."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {_one_line(message)} "
+                              f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the subcommands (the GUI's own options are parsed by :func:`main`)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="idc-viewer",
         description="IDC heatmaps over breast whole-slide images. Without a command, "
         "opens the viewer: idc-viewer [--demo] [--model PATH] [SLIDE].",
@@ -166,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         "patch containing the level-0 point (X, Y).",
     )
     p_gc.add_argument("slide", metavar="SLIDE")
-    p_gc.add_argument("--x", type=float, required=True, help="level-0 x in pixels")
-    p_gc.add_argument("--y", type=float, required=True, help="level-0 y in pixels")
+    p_gc.add_argument("--x", type=_finite_float, required=True, help="level-0 x in pixels")
+    p_gc.add_argument("--y", type=_finite_float, required=True, help="level-0 y in pixels")
     p_gc.add_argument("-o", "--out", required=True, metavar="OUT.png", help="figure to write")
     _add_model_args(p_gc)
     _add_mpp_arg(p_gc)
@@ -311,11 +333,12 @@ def _open_slide(path: str, mpp: float | None) -> Any:
         raise UserError(f"cannot open {path}: {exc}") from None
 
 
-def _missing_mpp_message(path: str) -> str:
-    return (
-        f"{path}: the slide stores no µm per pixel (nor an objective power); "
-        "pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)"
-    )
+def _missing_mpp_message(path: str, slide: Any = None) -> str:
+    from idc_viewer.core.slide import implausible_mpp
+
+    stored = implausible_mpp(slide.info.properties) if slide is not None else None
+    what = stored or "the slide stores no µm per pixel (nor an objective power)"
+    return f"{path}: {what}; pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)"
 
 
 def expand_slides(paths: Sequence[str]) -> list[Path]:
@@ -504,7 +527,7 @@ def _analyze_one(
             raise
         except MissingMppError:
             bar.clear()
-            raise UserError(_missing_mpp_message(str(path))) from None
+            raise UserError(_missing_mpp_message(str(path), slide)) from None
         except SlideError as exc:
             bar.clear()
             raise UserError(str(exc)) from None
@@ -545,7 +568,7 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         try:
             grid = make_grid(slide.info, patch_px=spec.patch_size_px, model_mpp=spec.patch_mpp)
         except MissingMppError:
-            raise UserError(_missing_mpp_message(args.slide)) from None
+            raise UserError(_missing_mpp_message(args.slide, slide)) from None
         cell = grid.cell_at(args.x, args.y)
         if cell is None:
             raise UserError(
@@ -554,9 +577,19 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
             )
         col, row = cell
         patch = read_patch(slide, grid, col, row)
+    from idc_viewer.core.tissue import patch_tissue_fraction
     from idc_viewer.ml.gradcam import GradCam, overlay
+    from idc_viewer.ml.spec import ModelContractError
 
-    result = GradCam(model.keras_model, spec.gradcam_layer, spec).compute(patch)
+    tissue_share = patch_tissue_fraction(patch)
+    if tissue_share < GRADCAM_MIN_TISSUE:
+        _warn(f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
+              f"({tissue_share:.0%} stained pixels): its score and map mean nothing")
+    try:
+        keras_model = model.keras_model
+    except ModelContractError as exc:
+        raise UserError(f"cannot load model {model.keras_path}: {exc}") from None
+    result = GradCam(keras_model, spec.gradcam_layer, spec).compute(patch)
     l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
     title = (f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
              f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px)")
@@ -592,7 +625,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"objective:   {info.objective_power:g}x", file=out)
         if info.mpp is None:
             print("µm/px:       unknown", file=out)
-            raise UserError(_missing_mpp_message(args.slide))
+            raise UserError(_missing_mpp_message(args.slide, slide))
         print(f"µm/px:       {info.mpp:.4g} (from {info.mpp_source or 'unknown'})", file=out)
         try:
             plan = plan_analysis(
@@ -602,7 +635,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                 patches_per_s=estimated_patches_per_s(input_size),
             )
         except MissingMppError:
-            raise UserError(_missing_mpp_message(args.slide)) from None
+            raise UserError(_missing_mpp_message(args.slide, slide)) from None
     grid = plan.grid
     print(f"analysis ({model_note}):", file=out)
     print(f"  patch:       {grid.patch_px} x {grid.patch_px} px at {grid.model_mpp:g} µm/px "

@@ -198,3 +198,113 @@ def test_a_damaged_store_is_reported_in_one_line_and_recomputed(tmp_path, fake_c
     assert len(warnings) == 1 and "damaged" in warnings[0] and "Traceback" not in err
     assert (tmp_path / "out" / "s.patches.csv").read_bytes() == first  # recomputed, no 7.0
     assert list((tmp_path / "results").rglob("*.damaged-*"))  # kept for inspection
+
+
+# --------------------------------------------------------------------------- 7. extreme input
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("mpp", ["1e-300", "1e-6", "0.001", "1e6", "1000"])
+def test_implausible_user_mpp_is_one_line(tmp_path, capsys, mpp):
+    slide = make_slide(tmp_path / "s.tiff")
+    assert main(["info", str(slide), "--mpp", mpp]) == 1
+    assert "implausible" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("mpp", ["nan", "inf", "-1", "0", "abc"])
+def test_non_numbers_for_mpp_are_one_usage_line(tmp_path, capsys, mpp):
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(tmp_path / "s.tiff"), "--mpp", mpp])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert "--mpp" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_gradcam_coordinates_must_be_finite(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["gradcam", str(tmp_path / "s.tiff"), f"--x={value}", "--y", "5", "-o", "g.png"])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert "finite" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_tiff_of_only_a_header_is_one_line(tmp_path, capsys):
+    path = tmp_path / "header.tiff"
+    path.write_bytes(b"II*\0\x08\0\0\0")
+    assert main(["info", str(path)]) == 1
+    assert "header.tiff" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("stored", "shown"), [(1e6, "1e+06"), (2000.0, "2000")])
+def test_an_implausible_stored_mpp_is_named_as_such(tmp_path, capsys, stored, shown):
+    slide = make_slide(tmp_path / "s.tiff", mpp=stored)
+    assert main(["info", str(slide)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"stores {shown} µm per pixel, which is implausible" in line and "--mpp" in line
+
+
+def test_an_unexpected_exception_is_still_one_line(tmp_path, capsys, monkeypatch):
+    def boom(args):
+        raise RuntimeError("something\nunforeseen")
+
+    monkeypatch.setattr(cli, "cmd_info", boom)
+    assert main(["info", "x.svs"]) == 1
+    assert "internal error" in one_error_line(capsys.readouterr().err)
+
+
+# --------------------------------------------------------------------------- 10. gradcam
+
+
+class FakeCam:
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def compute(self, patch: np.ndarray) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(probability=0.147, cam=np.full((12, 12), 0.5, np.float32))
+
+
+@pytest.fixture
+def fake_gradcam(monkeypatch: pytest.MonkeyPatch, fake_cli: FakeModel) -> FakeModel:
+    from idc_viewer.ml import gradcam
+
+    monkeypatch.setattr(gradcam, "GradCam", FakeCam)
+    fake_cli.keras_model = object()  # type: ignore[attr-defined]
+    return fake_cli
+
+
+def gradcam_args(slide: Path, out: Path, x: int, y: int) -> list[str]:
+    return ["gradcam", str(slide), "--x", str(x), "--y", str(y), "-o", str(out)]
+
+
+def test_gradcam_on_background_says_it_is_not_tissue(tmp_path, capsys, fake_gradcam):
+    slide = make_slide(tmp_path / "s.tiff")  # tissue in the middle, white glass at the corners
+    assert main(gradcam_args(slide, tmp_path / "bg.png", 5, 5)) == 0
+    err = capsys.readouterr().err
+    assert any(line.startswith("warning:") and "not tissue" in line for line in err.splitlines())
+    assert main(gradcam_args(slide, tmp_path / "t.png", 320, 240)) == 0
+    assert "not tissue" not in capsys.readouterr().err
+
+
+def test_gradcam_png_is_written_atomically(tmp_path, capsys, fake_gradcam, monkeypatch):
+    import errno
+
+    from idc_viewer.engine import figures
+
+    slide = make_slide(tmp_path / "s.tiff")
+    out = tmp_path / "g.png"
+    out.write_bytes(b"the previous figure")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(figures.os, "fsync", full)
+    assert main(gradcam_args(slide, out, 320, 240)) == 1
+    assert "No space left" in one_error_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"the previous figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "s.tiff"]

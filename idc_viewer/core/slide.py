@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -32,6 +33,10 @@ from types import MappingProxyType, TracebackType
 import cv2
 import numpy as np
 import openslide
+
+# tifffile reports damaged files through logging; without a handler Python prints those records
+# on stderr as a second line beside our one-line error (the SlideError says it all).
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 __all__ = [
     "MPP_MAX",
@@ -312,7 +317,33 @@ def _check_user_mpp(mpp: float) -> float:
         raise SlideError(f"invalid µm/px {mpp!r}: not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise SlideError(f"invalid µm/px {mpp!r}: must be a positive number")
+    if not MPP_MIN <= value <= MPP_MAX:
+        # 1e-6 would make a grid of 10^14 patches, 1e6 a patch of 0.0002 px
+        raise SlideError(
+            f"µm/px {value:g} is implausible: scanners give 0.1 to 1 µm/px (0.25 at 40x, "
+            f"0.5 at 20x); accepted {MPP_MIN:g} to {MPP_MAX:g}"
+        )
     return value
+
+
+def implausible_mpp(props: Mapping[str, str]) -> str | None:
+    """Say what a slide stores for µm/px when that value was rejected as implausible.
+
+    ``None`` when the slide stores no µm/px (or a plausible one).
+    """
+    found: list[str] = []
+    for key in (openslide.PROPERTY_NAME_MPP_X, openslide.PROPERTY_NAME_MPP_Y):
+        raw = props.get(key)
+        value = _float_prop(props, key)
+        if raw is None or _valid_mpp(value) is not None:
+            continue
+        text = f"{value:.4g}" if value is not None else repr(raw.strip()[:20])
+        if text not in found:
+            found.append(text)
+    if not found:
+        return None
+    return (f"the slide stores {' x '.join(found)} µm per pixel, which is implausible "
+            f"(accepted {MPP_MIN:g} to {MPP_MAX:g})")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -491,6 +522,8 @@ def _open_plain_image(path: Path, fmt: str, mpp: float | None) -> Slide:
                 raise SlideError(
                     f"not a readable TIFF (damaged or truncated): {_one_line(exc)}"
                 ) from exc
+            if image.size == 0 or image.ndim < 2:
+                raise SlideError("the TIFF holds no image (a header only, or damaged)")
             if image.ndim == 3 and image.shape[0] in (3, 4) and image.shape[2] not in (3, 4):
                 image = np.moveaxis(image, 0, -1)  # planar (C, H, W) layout
         else:

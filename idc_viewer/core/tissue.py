@@ -17,7 +17,7 @@ import numpy as np
 from idc_viewer.core.patches import PatchGrid
 from idc_viewer.core.slide import Slide
 
-__all__ = ["TissueMap", "detect_tissue", "stain_warning"]
+__all__ = ["TissueMap", "detect_tissue", "patch_tissue_fraction", "stain_warning", "tissue_pixels"]
 
 # Pixels per grid cell side in the low-resolution view: enough to measure a cell's tissue
 # fraction in steps of 1/64 while keeping the view small (a 100k px slide -> ~1000 px).
@@ -90,6 +90,12 @@ def tissue_pixels(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sat, val = hsv[..., 1], hsv[..., 2]
     dark = val < _MIN_VALUE
     return (sat > _MIN_SATURATION) & ~dark, dark
+
+
+def patch_tissue_fraction(rgb: np.ndarray) -> float:
+    """Share of a patch's pixels that are stained tissue (see :func:`tissue_pixels`)."""
+    tissue, _ = tissue_pixels(np.ascontiguousarray(rgb[..., :3]))
+    return float(tissue.mean()) if tissue.size else 0.0
 
 
 def detect_tissue(slide: Slide, grid: PatchGrid, min_cell_fraction: float = 0.1) -> TissueMap:
