@@ -99,6 +99,15 @@ def render_card(report: Mapping[str, Any]) -> str:
         "\n## Limits\n\n",
         *[f"- {line}\n" for line in (*LIMITS, *info.get("extra_limits", ()))],
     ]
+    model = report["name"]
+    parts += [
+        "\n## Integrity\n\n",
+        f"`{model}.spec.json` holds the SHA-256 of `{model}.keras` (`weights_sha256`) and of "
+        "the `.tflite` (`tflite_sha256`). The app refuses the model when a file's hash differs, "
+        "when the `.keras` archive holds anything but Keras's `config.json`, `metadata.json` and "
+        "an HDF5 `model.weights.h5`, or when its configuration carries code (Lambda or custom "
+        "layers); Keras itself loads it only in safe mode.\n",
+    ]
     extras = {
         k: v
         for k, v in info.items()
