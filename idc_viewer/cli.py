@@ -559,7 +559,7 @@ def _analyze_one(
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
     from idc_viewer.core.patches import make_grid, read_patch
-    from idc_viewer.core.slide import MissingMppError
+    from idc_viewer.core.slide import MissingMppError, SlideError
     from idc_viewer.engine.figures import gradcam_figure, write_png
 
     model = _load_model(args.model)
@@ -569,6 +569,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
             grid = make_grid(slide.info, patch_px=spec.patch_size_px, model_mpp=spec.patch_mpp)
         except MissingMppError:
             raise UserError(_missing_mpp_message(args.slide, slide)) from None
+        except SlideError as exc:
+            raise UserError(str(exc)) from None
         cell = grid.cell_at(args.x, args.y)
         if cell is None:
             raise UserError(
@@ -606,7 +608,7 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from idc_viewer.core.slide import MissingMppError
+    from idc_viewer.core.slide import MissingMppError, SlideError
     from idc_viewer.engine.plan import estimated_patches_per_s, plan_analysis
 
     patch_px, model_mpp, input_size, model_note = _model_geometry(args.model)
@@ -636,6 +638,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             )
         except MissingMppError:
             raise UserError(_missing_mpp_message(args.slide, slide)) from None
+        except SlideError as exc:  # an impossible grid, an unreadable tile
+            raise UserError(str(exc)) from None
     grid = plan.grid
     print(f"analysis ({model_note}):", file=out)
     print(f"  patch:       {grid.patch_px} x {grid.patch_px} px at {grid.model_mpp:g} µm/px "
