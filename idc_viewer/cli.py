@@ -30,6 +30,8 @@ import os
 # Before anything can import TensorFlow: silence its C++ and Python start-up logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+# OpenCV logs decoder complaints ("[ WARN:0] ... grfmt_png") on stderr; our error line says it.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 import argparse
 import contextlib
@@ -588,7 +590,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         _warn(f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
               f"({tissue_share:.0%} stained pixels): its score and map mean nothing")
     try:
-        keras_model = model.keras_model
+        with _native_stderr_silenced():  # TensorFlow's absl start-up line
+            keras_model = model.keras_model
     except ModelContractError as exc:
         raise UserError(f"cannot load model {model.keras_path}: {exc}") from None
     result = GradCam(keras_model, spec.gradcam_layer, spec).compute(patch)

@@ -308,3 +308,10 @@ def test_gradcam_png_is_written_atomically(tmp_path, capsys, fake_gradcam, monke
     assert "No space left" in one_error_line(capsys.readouterr().err)
     assert out.read_bytes() == b"the previous figure"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "s.tiff"]
+
+
+def test_a_fifo_named_like_a_slide_does_not_hang(tmp_path, capsys):
+    fifo = tmp_path / "pipe.svs"
+    os.mkfifo(fifo)
+    assert main(["info", str(fifo)]) == 1
+    assert "not a regular file" in one_error_line(capsys.readouterr().err)

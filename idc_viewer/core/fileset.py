@@ -41,6 +41,9 @@ _OWNER = "owner.json"
 _COMPLETE = ".complete"
 #: A work folder without an owner file is being created right now unless it is older.
 _OWNERLESS_GRACE_S = 60.0
+#: How long an export waits for another live export of the same stem (writing a large slide's
+#: CSVs takes seconds) before it gives up with a message.
+LOCK_WAIT_S = 60.0
 #: A work folder of another host is taken as abandoned after this long.
 _FOREIGN_STALE_S = 24 * 3600.0
 
@@ -236,17 +239,23 @@ def recover(directory: Path | str, suffixes: Sequence[str]) -> list[str]:
     return notes
 
 
-def _acquire(directory: Path, work: Path, names: Sequence[str]) -> None:
-    for _ in range(3):
+def _acquire(directory: Path, work: Path, names: Sequence[str], wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    attempts = 0
+    while attempts < 3:
         try:
             work.mkdir()
         except FileExistsError:
             alive, pid = _owner_alive(work)
+            if alive and time.monotonic() < deadline:
+                time.sleep(0.1)  # another export of the stem: it takes a moment, wait for it
+                continue
             if alive:
                 who = f"process {pid}" if pid else "another process"
+                stem = work.name[1 : -len(WORK_SUFFIX)]
                 raise FileSetError(
-                    f"another export of {names[0]} into {directory} is running ({who}); "
-                    f"if none is, delete {work}"
+                    f"another export of {stem} into {directory} is still running ({who}) "
+                    f"after {wait_s:g} s; if none is, delete {work}"
                 ) from None
             try:
                 _recover_one(directory, work, names)
@@ -254,6 +263,7 @@ def _acquire(directory: Path, work: Path, names: Sequence[str]) -> None:
                 raise FileSetError(
                     f"cannot repair the interrupted export in {work}: {_reason(exc)}"
                 ) from exc
+            attempts += 1
             continue
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         (work / _OWNER).write_text(json.dumps(owner), encoding="utf-8")
@@ -267,6 +277,7 @@ def commit(
     suffixes: Sequence[str],
     writers: Mapping[str, Callable[[Path], object]],
     seal: Callable[[Path, Mapping[str, Any]], object],
+    wait_s: float | None = None,
 ) -> list[Path]:
     """Replace the set ``<stem><suffix>`` in ``directory`` with new files, all at once.
 
@@ -284,6 +295,9 @@ def commit(
         another ``Exception`` with a one-line message on failure).
     seal
         Writes the seal at the path given from ``{"files": {name: {"sha256", "bytes"}}}``.
+    wait_s
+        How long to wait for another live export of the same stem to finish
+        (:data:`LOCK_WAIT_S` by default).
 
     Returns
     -------
@@ -304,7 +318,7 @@ def commit(
         raise FileSetError(f"cannot create {folder}: {_reason(exc)}") from exc
     work = folder / f".{stem}{WORK_SUFFIX}"
     try:
-        _acquire(folder, work, names)
+        _acquire(folder, work, names, LOCK_WAIT_S if wait_s is None else wait_s)
     except OSError as exc:
         raise FileSetError(f"cannot write into {folder}: {_reason(exc)}") from exc
     new, old = work / "new", work / "old"
@@ -323,6 +337,13 @@ def commit(
         if isinstance(exc, OSError):
             raise FileSetError(f"cannot write {stem} into {folder}: {_reason(exc)}") from exc
         raise
+    for name in names:  # never sweep away what is not an earlier export (a folder, a device)
+        live = folder / name
+        if live.exists() and not live.is_symlink() and not live.is_file():
+            _discard(work)
+            raise FileSetError(
+                f"cannot replace {live}: it is not a file (a folder?); move it away and retry"
+            )
     moved_out: list[str] = []
     placed: list[str] = []
     try:

@@ -581,6 +581,8 @@ def open_slide(path: str | os.PathLike[str], mpp: float | None = None) -> Slide:
             raise SlideError(f"cannot open {name}: file not found")
         if p.is_dir():
             raise SlideError(f"cannot open {name}: is a folder, not a slide file")
+        if not p.is_file():  # a FIFO or device would block or never end
+            raise SlideError(f"cannot open {name}: not a regular file")
         if p.stat().st_size == 0:
             raise SlideError(f"cannot open {name}: the file is empty")
         with open(p, "rb") as fh:  # fail early and clearly on permission problems

@@ -102,12 +102,13 @@ def test_a_warning_export_replaces_the_whole_old_set(tmp_path):
     assert json.loads((out / "s.provenance.json").read_text())["files"] == {}
 
 
-def test_an_export_running_elsewhere_is_not_disturbed(tmp_path):
+def test_an_export_running_elsewhere_is_not_disturbed(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileset, "LOCK_WAIT_S", 0.3)
     out, _, _ = old_and_new(tmp_path)
     work = out / ".s.idc-export"
     work.mkdir()
     (work / "owner.json").write_text(json.dumps({"pid": os.getppid(), "host": os.uname()[1]}))
-    with pytest.raises(ExportError, match="another export"):
+    with pytest.raises(ExportError, match=r"another export of s into .* is still running"):
         export_all(out, "s", make_heatmap(0.9), 0.5, {})
     assert recover_exports(out) == []  # a live owner's folder is left alone
     assert work.is_dir()
@@ -199,3 +200,27 @@ def test_values_that_are_not_probabilities_are_not_exported(tmp_path):
     with pytest.raises(ExportError, match="outside"):
         export_all(tmp_path, "s", heatmap, 0.5, {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_in_the_way_is_never_swept_away(tmp_path):
+    (tmp_path / "s.regions.csv").mkdir()
+    (tmp_path / "s.regions.csv" / "precious.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="not a file"):
+        export_all(tmp_path, "s", make_heatmap(0.9), 0.5, {})
+    assert (tmp_path / "s.regions.csv" / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.regions.csv"]
+
+
+def test_an_export_waits_for_another_of_the_same_stem(tmp_path):
+    """Two runs at once: the second waits for the first's swap instead of failing."""
+    import threading
+
+    out, _, new = old_and_new(tmp_path)
+    work = out / ".s.idc-export"
+    work.mkdir()
+    (work / "owner.json").write_text(json.dumps({"pid": os.getpid(), "host": os.uname()[1]}))
+    timer = threading.Timer(0.5, lambda: (work / "owner.json").unlink() or work.rmdir())
+    timer.start()
+    export_all(out, "s", make_heatmap(0.9), 0.5, {"run": "new"})
+    timer.join()
+    assert snapshot(out) == new
