@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_pyramid_tiff
 from model_fakes import FakeModel
+from slide_fakes import write_pyramid_tiff
 
 from idc_viewer.core import slide as slide_module
 from idc_viewer.core.results import ResultStore

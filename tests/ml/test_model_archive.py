@@ -150,7 +150,7 @@ def test_info_with_a_deep_spec_is_one_line(tmp_path, capsys):
 
 def test_gradcam_with_a_model_keras_refuses_is_one_line(saved_model, tmp_path, capsys):
     """Passes the archive check (known Keras module), but Keras cannot build it in safe mode."""
-    from conftest import write_pyramid_tiff
+    from slide_fakes import write_pyramid_tiff
 
     from idc_viewer.cli import main
 
