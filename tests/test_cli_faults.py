@@ -318,3 +318,17 @@ def test_a_fifo_named_like_a_slide_does_not_hang(tmp_path, capsys):
     os.mkfifo(fifo)
     assert main(["info", str(fifo)]) == 1
     assert "not a regular file" in one_error_line(capsys.readouterr().err)
+
+
+def test_implausible_stored_values_are_each_named():
+    from idc_viewer.core.slide import implausible_mpp, resolve_mpp
+
+    for raw, shown in (("0", "0"), ("nan", "nan"), ("1e6", "1e+06"), ("-3", "-3"),
+                       ("abc", "'abc'")):
+        props = {"openslide.mpp-x": raw, "openslide.mpp-y": raw}
+        assert resolve_mpp(props, None)[0] is None  # never used as a scale
+        assert implausible_mpp(props) == (
+            f"the slide stores {shown} µm per pixel, which is implausible (accepted 0.01 to 100)"
+        )
+    assert implausible_mpp({}) is None
+    assert implausible_mpp({"openslide.mpp-x": "0.25", "openslide.mpp-y": "0.25"}) is None
