@@ -156,6 +156,10 @@ def _restore(directory: Path, work: Path, names: Sequence[str], placed: Sequence
     for name in reversed(placed):
         if (directory / name).exists():
             _move(directory / name, new / name)
+    # no new file is live any more: from here a crash is repaired by putting old/ back
+    if old.is_dir():
+        (old / _COMPLETE).unlink(missing_ok=True)
+        _fsync_dir(old)
     # the seal (first in names) comes back last, after the files it names
     for name in [*names[1:], names[0]]:
         if (old / name).exists():

@@ -130,16 +130,19 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     from core.test_fileset import make_heatmap
-    from idc_viewer.core.export import export_all
+    from idc_viewer.core.export import export_all, export_provenance_only
     from idc_viewer.core import fileset
     from idc_viewer.cli import _sigterm_as_interrupt
 
     at, how = int(sys.argv[2]), sys.argv[3]
+    fail_at = int(sys.argv[4]) if len(sys.argv) > 4 else -1
     real_replace = os.replace
     calls = [0]
 
     def replace(src, dst):
         calls[0] += 1
+        if calls[0] - 1 == fail_at:  # a locked file: the rollback starts
+            raise PermissionError(13, "locked", str(dst))
         if calls[0] - 1 == at:  # once
             os.kill(os.getpid(), getattr(signal, how))
         return real_replace(src, dst)
@@ -147,9 +150,14 @@ CHILD = textwrap.dedent(
     fileset.os.replace = replace
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # as idc-viewer does
     try:
-        export_all(sys.argv[1], "s", make_heatmap(0.9), 0.5, {{"run": "new"}})
+        if len(sys.argv) > 5 and sys.argv[5] == "warning":
+            export_provenance_only(sys.argv[1], "s", {{"warning": "no tissue"}})
+        else:
+            export_all(sys.argv[1], "s", make_heatmap(0.9), 0.5, {{"run": "new"}})
     except KeyboardInterrupt:
         print("calls", calls[0]); sys.exit(130)
+    except Exception as exc:
+        print("failed", type(exc).__name__, "calls", calls[0]); sys.exit(1)
     print("calls", calls[0])
     """
 )
@@ -163,10 +171,12 @@ def count_moves(tmp_path: Path) -> int:
     return int(probe.stdout.split()[-1])
 
 
-def run_child(out: Path, at: int, how: str) -> subprocess.CompletedProcess[str]:
+def run_child(out: Path, at: int, how: str, fail_at: int = -1, mode: str = "full"
+              ) -> subprocess.CompletedProcess[str]:
     code = CHILD.format(tests=str(Path(__file__).resolve().parents[1]))
-    return subprocess.run([sys.executable, "-c", code, str(out), str(at), how],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(out), str(at), how, str(fail_at), mode],
+        capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_kill_during_export_then_next_run_leaves_all_old_or_all_new(tmp_path):
@@ -224,3 +234,25 @@ def test_an_export_waits_for_another_of_the_same_stem(tmp_path):
     export_all(out, "s", make_heatmap(0.9), 0.5, {"run": "new"})
     timer.join()
     assert snapshot(out) == new
+
+
+@pytest.mark.parametrize("mode", ["full", "warning"])
+def test_kill_during_a_rollback_still_leaves_the_old_set(tmp_path, mode):
+    """Placing the new files fails (a locked file) and the process is killed while it puts
+    the old ones back: the next run still restores the old set whole, including files the new
+    set does not have (a warning-only export replacing a full one)."""
+    out, old, _ = old_and_new(tmp_path / "probe")
+    probe = run_child(out, -1, "SIGKILL", -1, mode)
+    n_moves = int(probe.stdout.split()[-1])
+    fail_at = n_moves - 2  # placing the seal, the last file (then the work folder's rename)
+    out, old, _ = old_and_new(tmp_path / "rollback")
+    proc = run_child(out, -1, "SIGKILL", fail_at, mode)
+    assert proc.returncode == 1 and "failed ExportError" in proc.stdout, proc.stdout
+    n_total = int(proc.stdout.split()[-1])
+    assert snapshot(out) == old
+    for at in range(fail_at + 1, n_total):  # every move of the rollback
+        out, old, _ = old_and_new(tmp_path / f"r{at}")
+        proc = run_child(out, at, "SIGKILL", fail_at, mode)
+        assert proc.returncode == -signal.SIGKILL
+        recover_exports(out)
+        assert snapshot(out) == old, f"killed at rollback move {at}"
