@@ -450,7 +450,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir) if args.results_dir else default_results_dir()
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        store = ResultStore(results_dir, on_damaged=lambda msg: _warn(msg))
+        store = ResultStore(results_dir, on_damaged=_warn)
     except OSError as exc:
         raise UserError(f"cannot use results folder {results_dir}: {exc}") from None
 
