@@ -30,6 +30,8 @@ _MAX_VIEW_PX = 1 << 24
 _CHUNK = 512
 # Largest side, in pixels of the level read, of one region read (a 2048^2 RGBA read is 16 MB).
 _MAX_READ_PX = 2048
+# Level pixels decoded for the whole view at most (a few seconds here).
+_MAX_LEVEL_PX = 64 << 20
 # HSV thresholds on a 0-255 scale: saturation > 0.07 is stained; value < 0.2 is dark.
 _MIN_SATURATION = 18
 _MIN_VALUE = 51
@@ -179,6 +181,11 @@ def detect_tissue(slide: Slide, grid: PatchGrid, min_cell_fraction: float = 0.1)
     """
     p = _px_per_cell(grid)
     level = slide.best_level_for_downsample(grid.l0_patch_size / p)
+    dims = slide.info.level_dimensions
+    # Huge slides at a coarse µm/px: a slightly coarser level than one pixel per view pixel
+    # beats decoding hundreds of megapixels for a view of one pixel per cell.
+    while level + 1 < len(dims) and dims[level][0] * dims[level][1] > _MAX_LEVEL_PX:
+        level += 1
     side = max(p, _CHUNK // p * p)  # tiles hold whole cells
     # Only pixels inside the slide count for the brightfield check (edge padding is white).
     in_w = max(1, round(grid.l0_width / grid.l0_patch_size * p))
