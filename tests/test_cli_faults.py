@@ -160,6 +160,7 @@ SLOW_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX SIGTERM delivery")
 def test_sigterm_ends_like_ctrl_c_with_a_message(tmp_path):
     slide = make_slide(tmp_path / "s.tiff", mpp=4.0)  # ~30 tissue patches of 0.3 s each
     marker = tmp_path / "started"
@@ -313,6 +314,7 @@ def test_gradcam_png_is_written_atomically(tmp_path, capsys, fake_gradcam, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "s.tiff"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no FIFOs")
 def test_a_fifo_named_like_a_slide_does_not_hang(tmp_path, capsys):
     fifo = tmp_path / "pipe.svs"
     os.mkfifo(fifo)

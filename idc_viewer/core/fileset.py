@@ -173,7 +173,16 @@ def _discard(work: Path) -> None:
     trash = work.with_name(f"{work.name}{_DONE_MARK}{os.getpid()}-{time.monotonic_ns()}")
     try:
         os.replace(work, trash)
-    except OSError:
+    except OSError:  # (a file held open on Windows) delete in place, in an order that keeps
+        old = work / "old"  # the folder meaning "done": old files first, their mark last
+        try:
+            if old.is_dir():
+                for path in old.iterdir():
+                    if path.name != _COMPLETE:
+                        path.unlink()
+                (old / _COMPLETE).unlink(missing_ok=True)
+        except OSError:
+            return  # left for the next run's recover(), which reads it as finished
         trash = work
     shutil.rmtree(trash, ignore_errors=True)
 

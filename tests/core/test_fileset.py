@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from idc_viewer.core.export import (
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid
 
+POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (SIGKILL)")
 NAMES = ["s.patches.csv", "s.regions.csv", "s.regions.geojson", "s.provenance.json"]
 
 
@@ -107,7 +109,8 @@ def test_an_export_running_elsewhere_is_not_disturbed(tmp_path, monkeypatch):
     out, _, _ = old_and_new(tmp_path)
     work = out / ".s.idc-export"
     work.mkdir()
-    (work / "owner.json").write_text(json.dumps({"pid": os.getppid(), "host": os.uname()[1]}))
+    owner = {"pid": os.getppid(), "host": socket.gethostname()}  # alive: pytest's parent
+    (work / "owner.json").write_text(json.dumps(owner))
     with pytest.raises(ExportError, match=r"another export of s into .* is still running"):
         export_all(out, "s", make_heatmap(0.9), 0.5, {})
     assert recover_exports(out) == []  # a live owner's folder is left alone
@@ -179,6 +182,7 @@ def run_child(out: Path, at: int, how: str, fail_at: int = -1, mode: str = "full
         capture_output=True, text=True, timeout=120, check=False)
 
 
+@POSIX_ONLY
 def test_kill_during_export_then_next_run_leaves_all_old_or_all_new(tmp_path):
     n_moves = count_moves(tmp_path)
     seen = set()
@@ -194,6 +198,7 @@ def test_kill_during_export_then_next_run_leaves_all_old_or_all_new(tmp_path):
     assert seen == {"old", "new"}  # the kills did land on both sides of the seal
 
 
+@POSIX_ONLY
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_mid_swap_never_leaves_a_mix(tmp_path, how):
     n_moves = count_moves(tmp_path)
@@ -228,7 +233,7 @@ def test_an_export_waits_for_another_of_the_same_stem(tmp_path):
     out, _, new = old_and_new(tmp_path)
     work = out / ".s.idc-export"
     work.mkdir()
-    (work / "owner.json").write_text(json.dumps({"pid": os.getpid(), "host": os.uname()[1]}))
+    (work / "owner.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     timer = threading.Timer(0.5, lambda: (work / "owner.json").unlink() or work.rmdir())
     timer.start()
     export_all(out, "s", make_heatmap(0.9), 0.5, {"run": "new"})
@@ -237,6 +242,7 @@ def test_an_export_waits_for_another_of_the_same_stem(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["full", "warning"])
+@POSIX_ONLY
 def test_kill_during_a_rollback_still_leaves_the_old_set(tmp_path, mode):
     """Placing the new files fails (a locked file) and the process is killed while it puts
     the old ones back: the next run still restores the old set whole, including files the new
@@ -256,3 +262,36 @@ def test_kill_during_a_rollback_still_leaves_the_old_set(tmp_path, mode):
         assert proc.returncode == -signal.SIGKILL
         recover_exports(out)
         assert snapshot(out) == old, f"killed at rollback move {at}"
+
+
+@pytest.mark.parametrize("old_file_locked", [False, True])
+def test_a_work_folder_that_cannot_be_renamed_is_still_read_as_finished(
+    tmp_path, monkeypatch, old_file_locked
+):
+    """On Windows a file held open blocks renaming the work folder away after the swap: it is
+    deleted in place, old files before their mark, so a leftover never reads as half done."""
+    out, _, new = old_and_new(tmp_path)
+    real_replace, real_unlink = os.replace, Path.unlink
+
+    def no_rename_of_work(src, dst):
+        if ".done-" in str(dst):
+            raise PermissionError(13, "in use", str(src))
+        return real_replace(src, dst)
+
+    def locked_unlink(self, *args, **kwargs):
+        if old_file_locked and self.parent.name == "old" and self.name == "s.patches.csv":
+            raise PermissionError(13, "in use", str(self))
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(fileset.os, "replace", no_rename_of_work)
+    monkeypatch.setattr(Path, "unlink", locked_unlink)
+    export_all(out, "s", make_heatmap(0.9), 0.5, {"run": "new"})
+    monkeypatch.undo()
+    assert (out / ".s.idc-export").exists() == old_file_locked
+    if old_file_locked:  # the next run is another process; this one has ended by then
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        owner = out / ".s.idc-export" / "owner.json"
+        owner.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    recover_exports(out)
+    assert snapshot(out) == new
