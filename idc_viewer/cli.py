@@ -4,13 +4,15 @@ Subcommands
 -----------
 ``analyze SLIDE... --out DIR``
     Analyse slides (folders expand to the slides inside them) and write, per slide,
-    ``<stem>.patches.csv``, ``<stem>.regions.csv``, ``<stem>.geojson`` and
-    ``<stem>.provenance.json``. A slide that fails is reported in one line and skipped; the
-    exit status is 1 if any slide failed. A slide where the tissue detector finds nothing that
-    looks like H&E (empty glass, fluorescence) is reported as a warning: only its provenance
-    (with the warning) is written, and it does not count as a failure. With ``--workers N``
-    or ``--scheduler ADDRESS`` the slides run on a Dask cluster and ``DIR/cohort.csv`` sums
-    them up (:mod:`idc_viewer.engine.cohort`).
+    ``<stem>.patches.csv``, ``<stem>.regions.csv``, ``<stem>.regions.geojson`` and
+    ``<stem>.provenance.json`` (``<stem>``: the file name minus its last suffix; a second
+    slide of the same stem gets ``<stem>~2``), replaced as one set: all old or all new, the
+    provenance naming each file's SHA-256. A slide that fails is reported in one line and
+    skipped; the exit status is 1 if any slide failed. A slide where the tissue detector finds
+    nothing that looks like H&E (empty glass, fluorescence) is reported as a warning: only its
+    provenance (with the warning) is written, and it does not count as a failure. With
+    ``--workers N`` or ``--scheduler ADDRESS`` the slides run on a Dask cluster and
+    ``DIR/cohort.csv`` sums them up (:mod:`idc_viewer.engine.cohort`).
 ``gradcam SLIDE --x X --y Y -o OUT.png``
     Grad-CAM figure of the patch containing the level-0 point (X, Y).
 ``info SLIDE``
@@ -18,7 +20,7 @@ Subcommands
 
 User errors (unreadable slide, missing µm/px, refused model) print one ``error: ...`` line
 on stderr and give exit status 1; never a traceback. Ctrl-C during ``analyze`` keeps what was
-done (a rerun resumes) and exits with 130.
+done (a rerun resumes) and exits with 130; SIGTERM does the same and exits with 143.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ import os
 # Before anything can import TensorFlow: silence its C++ and Python start-up logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+# OpenCV logs decoder complaints ("[ WARN:0] ... grfmt_png") on stderr; our error line says it.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 import argparse
 import contextlib
+import math
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -49,11 +55,22 @@ SLIDE_SUFFIXES = (
     ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
     ".dcm", ".png", ".jpg", ".jpeg",
 )
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+#: Below this share of stained pixels a Grad-CAM patch is background (as the tissue detector's
+#: per-cell threshold).
+GRADCAM_MIN_TISSUE = 0.1
 
 
 class UserError(Exception):
     """An error whose message is shown to the user as one line, without a traceback."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that it unwinds (and rolls back) the same way."""
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -66,6 +83,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 
@@ -103,9 +130,17 @@ def _add_mpp_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``error:`` line too (exit status 2), pointing at ``--help``."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {_one_line(message)} "
+                              f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the subcommands (the GUI's own options are parsed by :func:`main`)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="idc-viewer",
         description="IDC heatmaps over breast whole-slide images. Without a command, "
         "opens the viewer: idc-viewer [--demo] [--model PATH] [SLIDE].",
@@ -116,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_an = sub.add_parser(
         "analyze", help="analyse slides and export CSV, GeoJSON and provenance",
         description="Analyse slides (folders expand to the slide files inside them) and write "
-        "<stem>.patches.csv, <stem>.regions.csv, <stem>.geojson and <stem>.provenance.json "
-        "into --out. A failing slide is reported and skipped (exit status 1). A slide with no "
+        "<stem>.patches.csv, <stem>.regions.csv, <stem>.regions.geojson and "
+        "<stem>.provenance.json into --out (<stem>: the file name minus its last suffix). "
+        "A failing slide is reported and skipped (exit status 1). A slide with no "
         "H&E-looking tissue is a warning: only its provenance is written (exit status 0).",
     )
     p_an.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files or folders")
@@ -154,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         "patch containing the level-0 point (X, Y).",
     )
     p_gc.add_argument("slide", metavar="SLIDE")
-    p_gc.add_argument("--x", type=float, required=True, help="level-0 x in pixels")
-    p_gc.add_argument("--y", type=float, required=True, help="level-0 y in pixels")
+    p_gc.add_argument("--x", type=_finite_float, required=True, help="level-0 x in pixels")
+    p_gc.add_argument("--y", type=_finite_float, required=True, help="level-0 y in pixels")
     p_gc.add_argument("-o", "--out", required=True, metavar="OUT.png", help="figure to write")
     _add_model_args(p_gc)
     _add_mpp_arg(p_gc)
@@ -181,18 +217,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_gui(args_list)
     args = build_parser().parse_args(args_list)
     handlers = {"analyze": cmd_analyze, "gradcam": cmd_gradcam, "info": cmd_info}
+    with contextlib.suppress(ValueError, OSError):  # only possible in the main thread
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return handlers[args.command](args)
     except UserError as exc:
         _error(str(exc))
         return EXIT_FAILED
+    except Terminated:
+        print("\nterminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line; IDC_VIEWER_DEBUG=1 shows the traceback
+        if os.environ.get("IDC_VIEWER_DEBUG"):
+            raise
+        _error(f"internal error ({type(exc).__name__}: {exc}); please report it "
+               "(IDC_VIEWER_DEBUG=1 shows the details)")
+        return EXIT_FAILED
 
 
 def _error(message: str) -> None:
     print(f"error: {_one_line(message)}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
 def _one_line(message: str) -> str:
@@ -284,11 +335,12 @@ def _open_slide(path: str, mpp: float | None) -> Any:
         raise UserError(f"cannot open {path}: {exc}") from None
 
 
-def _missing_mpp_message(path: str) -> str:
-    return (
-        f"{path}: the slide stores no µm per pixel (nor an objective power); "
-        "pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)"
-    )
+def _missing_mpp_message(path: str, slide: Any = None) -> str:
+    from idc_viewer.core.slide import implausible_mpp
+
+    stored = implausible_mpp(slide.info.properties) if slide is not None else None
+    what = stored or "the slide stores no µm per pixel (nor an objective power)"
+    return f"{path}: {what}; pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)"
 
 
 def expand_slides(paths: Sequence[str]) -> list[Path]:
@@ -312,14 +364,10 @@ def expand_slides(paths: Sequence[str]) -> list[Path]:
 
 
 def _output_stems(slides: Sequence[Path]) -> list[str]:
-    """One output name per slide: its stem, made unique with ``-2``, ``-3``... when repeated."""
-    seen: dict[str, int] = {}
-    stems = []
-    for path in slides:
-        stem = path.name.split(".")[0] or path.name
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return stems
+    """One output name per slide (see :func:`idc_viewer.engine.outputs.output_stems`)."""
+    from idc_viewer.engine.outputs import output_stems
+
+    return output_stems(slides)
 
 
 class ProgressBar:
@@ -376,34 +424,47 @@ def _format_duration(seconds: float) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from idc_viewer.core.export import ExportError, recover_exports
     from idc_viewer.core.results import ResultStore, default_results_dir
+    from idc_viewer.engine.outputs import slide_stem
 
     slides = expand_slides(args.slides)
     if not slides:
         raise UserError("no slide files found in " + ", ".join(args.slides))
+    empty = [text for text in args.slides if Path(text).is_dir() and not expand_slides([text])]
+    for folder in empty:  # a folder given among slides that holds none is not silently dropped
+        _error(f"{folder}: no slide files in this folder")
     if args.workers or args.scheduler:
-        return _analyze_cohort(slides, args)
+        status = _analyze_cohort(slides, args)
+        return EXIT_FAILED if empty else status
     model = _load_model(args.model, predictor=True)
     out_dir = Path(args.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for note in recover_exports(out_dir):  # what a killed earlier run left half-replaced
+            print(f"note: {note}", file=sys.stderr)
     except OSError as exc:
         raise UserError(f"cannot create output folder {out_dir}: {exc}") from None
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
     results_dir = Path(args.results_dir) if args.results_dir else default_results_dir()
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        store = ResultStore(results_dir)
+        store = ResultStore(results_dir, on_damaged=_warn)
     except OSError as exc:
         raise UserError(f"cannot use results folder {results_dir}: {exc}") from None
 
-    failed = 0
+    failed = len(empty)
     for path, stem in zip(slides, _output_stems(slides), strict=True):
+        if stem != slide_stem(path):
+            print(f"note: {path}: another slide has the same name; files: {stem}.*",
+                  file=sys.stderr)
         try:
             _analyze_one(path, stem, model, store, out_dir, args)
         except UserError as exc:
             _error(str(exc))
             failed += 1
-    n = len(slides)
+    n = len(slides) + len(empty)
     summary = f"{n - failed} of {n} slide{'s' if n != 1 else ''} analysed"
     print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
@@ -459,15 +520,16 @@ def _analyze_one(
                 for update in updates:
                     last = update
                     bar.update(update.progress, final=update.done)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             cancel.cancel()
             bar.clear()
-            print(f"{path.name}: interrupted; what was done is kept, rerun to resume",
+            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            print(f"{path.name}: {how}; what was done is kept, rerun to resume",
                   file=sys.stderr)
             raise
         except MissingMppError:
             bar.clear()
-            raise UserError(_missing_mpp_message(str(path))) from None
+            raise UserError(_missing_mpp_message(str(path), slide)) from None
         except SlideError as exc:
             bar.clear()
             raise UserError(str(exc)) from None
@@ -499,7 +561,7 @@ def _analyze_one(
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
     from idc_viewer.core.patches import make_grid, read_patch
-    from idc_viewer.core.slide import MissingMppError
+    from idc_viewer.core.slide import MissingMppError, SlideError
     from idc_viewer.engine.figures import gradcam_figure, write_png
 
     model = _load_model(args.model)
@@ -508,7 +570,9 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         try:
             grid = make_grid(slide.info, patch_px=spec.patch_size_px, model_mpp=spec.patch_mpp)
         except MissingMppError:
-            raise UserError(_missing_mpp_message(args.slide)) from None
+            raise UserError(_missing_mpp_message(args.slide, slide)) from None
+        except SlideError as exc:
+            raise UserError(str(exc)) from None
         cell = grid.cell_at(args.x, args.y)
         if cell is None:
             raise UserError(
@@ -517,9 +581,20 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
             )
         col, row = cell
         patch = read_patch(slide, grid, col, row)
+    from idc_viewer.core.tissue import patch_tissue_fraction
     from idc_viewer.ml.gradcam import GradCam, overlay
+    from idc_viewer.ml.spec import ModelContractError
 
-    result = GradCam(model.keras_model, spec.gradcam_layer, spec).compute(patch)
+    tissue_share = patch_tissue_fraction(patch)
+    if tissue_share < GRADCAM_MIN_TISSUE:
+        _warn(f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
+              f"({tissue_share:.0%} stained pixels): its score and map mean nothing")
+    try:
+        with _native_stderr_silenced():  # TensorFlow's absl start-up line
+            keras_model = model.keras_model
+    except ModelContractError as exc:
+        raise UserError(f"cannot load model {model.keras_path}: {exc}") from None
+    result = GradCam(keras_model, spec.gradcam_layer, spec).compute(patch)
     l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
     title = (f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
              f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px)")
@@ -536,7 +611,7 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from idc_viewer.core.slide import MissingMppError
+    from idc_viewer.core.slide import MissingMppError, SlideError
     from idc_viewer.engine.plan import estimated_patches_per_s, plan_analysis
 
     patch_px, model_mpp, input_size, model_note = _model_geometry(args.model)
@@ -555,7 +630,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"objective:   {info.objective_power:g}x", file=out)
         if info.mpp is None:
             print("µm/px:       unknown", file=out)
-            raise UserError(_missing_mpp_message(args.slide))
+            raise UserError(_missing_mpp_message(args.slide, slide))
         print(f"µm/px:       {info.mpp:.4g} (from {info.mpp_source or 'unknown'})", file=out)
         try:
             plan = plan_analysis(
@@ -565,7 +640,9 @@ def cmd_info(args: argparse.Namespace) -> int:
                 patches_per_s=estimated_patches_per_s(input_size),
             )
         except MissingMppError:
-            raise UserError(_missing_mpp_message(args.slide)) from None
+            raise UserError(_missing_mpp_message(args.slide, slide)) from None
+        except SlideError as exc:  # an impossible grid, an unreadable tile
+            raise UserError(str(exc)) from None
     grid = plan.grid
     print(f"analysis ({model_note}):", file=out)
     print(f"  patch:       {grid.patch_px} x {grid.patch_px} px at {grid.model_mpp:g} µm/px "

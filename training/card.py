@@ -61,6 +61,11 @@ def render_card(report: Mapping[str, Any]) -> str:
         f"preset **{info.get('preset', 'n/a')}**, input {info.get('input_size', 'n/a')} px "
         "(50x50 px patches at about 4.0 µm/px, 200x200 µm of tissue). "
         "Output: probability that the patch shows IDC.\n\n",
+        f"`{name}.spec.json` holds the SHA-256 of `{name}.keras` (`weights_sha256`) and of the "
+        "`.tflite` (`tflite_sha256`): the app refuses the model when a file's hash differs, when "
+        "the `.keras` archive holds anything but Keras's `config.json`, `metadata.json` and an "
+        "HDF5 `model.weights.h5`, or when its configuration carries code (Lambda or custom "
+        "layers); Keras itself loads it only in safe mode.\n\n",
         "## Data\n\n",
         f"{dataset}. Split **by patient** (never by patch): neighbouring patches of one patient "
         "are near-duplicates.\n\n",

@@ -2,7 +2,9 @@
 
 Every writer is atomic: it writes a hidden temporary file beside the target and moves it
 into place with :func:`os.replace`, so a reader never sees half a file and a full disk leaves
-no partial output (only an :class:`ExportError` with a one-line reason).
+no partial output (only an :class:`ExportError` with a one-line reason). :func:`export_all`
+replaces a slide's four files as one set (:mod:`idc_viewer.core.fileset`): all old or all new,
+the provenance naming each other file's SHA-256.
 
 Coordinates are level-0 pixels of the slide (``l0_``), the frame QuPath and OpenSlide use.
 """
@@ -26,6 +28,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from idc_viewer.core import fileset
 from idc_viewer.core.heatmap import Heatmap
 
 if TYPE_CHECKING:
@@ -494,6 +497,25 @@ def write_provenance(path: Path | str, info: Mapping[str, Any]) -> Path:
     return _atomic_write(path, lambda fh: _write_text(fh, text + "\n"))
 
 
+#: The files of one exported analysis; the provenance (first) seals the set.
+SET_SUFFIXES = (".provenance.json", ".patches.csv", ".regions.csv", ".regions.geojson")
+
+
+def _commit_set(
+    out_dir: Path | str,
+    stem: str,
+    writers: Mapping[str, Callable[[Path], object]],
+    info: Mapping[str, Any],
+) -> list[Path]:
+    try:
+        return fileset.commit(
+            out_dir, stem, SET_SUFFIXES, writers,
+            lambda path, files: write_provenance(path, {**info, **files}),
+        )
+    except fileset.FileSetError as exc:
+        raise ExportError(str(exc)) from exc
+
+
 def export_all(
     out_dir: Path | str,
     stem: str,
@@ -502,7 +524,7 @@ def export_all(
     provenance: Mapping[str, Any],
     patch_heatmap: Heatmap | None = None,
 ) -> list[Path]:
-    """Write the four export files for one analysis.
+    """Write the four export files for one analysis, replacing the previous ones all at once.
 
     Parameters
     ----------
@@ -516,21 +538,25 @@ def export_all(
     threshold : float
         Decision threshold for the regions.
     provenance : mapping
-        Written to the provenance file together with the threshold and counts.
+        Written to the provenance file together with the threshold, counts and ``files``
+        (name -> ``sha256``, ``bytes`` of each other file: the set's seal).
     patch_heatmap : Heatmap, optional
         The CNN's own probabilities, when ``heatmap`` comes from a context stage.
 
     Returns
     -------
     list of pathlib.Path
-        The written files. If one fails, those already written by this call are removed
-        and :class:`ExportError` is raised.
+        The written files, the provenance last. On failure (or Ctrl-C) :class:`ExportError`
+        is raised and the previous files of ``stem`` are as they were (see
+        :mod:`idc_viewer.core.fileset`).
     """
-    directory = Path(out_dir)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+    probs = heatmap.probabilities
+    known = probs[~np.isnan(probs)]
+    if known.size and not (float(known.min()) >= 0.0 and float(known.max()) <= 1.0):
+        raise ExportError(
+            f"cannot export {stem}: the heatmap holds values outside [0, 1] "
+            f"({float(known.min()):g} to {float(known.max()):g}), which are not probabilities"
+        )
     regions = find_regions(heatmap, threshold)
     info = {
         **provenance,
@@ -542,21 +568,36 @@ def export_all(
             "flagged_area_mm2": round(sum(r.area_mm2 for r in regions), 6),
         },
     }
-    jobs: list[tuple[Path, Callable[[Path], Path]]] = [
-        (
-            directory / f"{stem}.patches.csv",
-            lambda p: write_patches_csv(p, heatmap, patch_heatmap=patch_heatmap),
-        ),
-        (directory / f"{stem}.regions.csv", lambda p: write_regions_csv(p, regions)),
-        (directory / f"{stem}.regions.geojson", lambda p: write_geojson(p, regions, heatmap)),
-        (directory / f"{stem}.provenance.json", lambda p: write_provenance(p, info)),
-    ]
-    written: list[Path] = []
+    writers: dict[str, Callable[[Path], object]] = {
+        ".patches.csv": lambda p: write_patches_csv(p, heatmap, patch_heatmap=patch_heatmap),
+        ".regions.csv": lambda p: write_regions_csv(p, regions),
+        ".regions.geojson": lambda p: write_geojson(p, regions, heatmap),
+    }
+    return _commit_set(out_dir, stem, writers, info)
+
+
+def export_provenance_only(
+    out_dir: Path | str, stem: str, provenance: Mapping[str, Any]
+) -> Path:
+    """Replace the set of ``stem`` by its provenance alone (a slide with nothing to analyse).
+
+    Older CSV and GeoJSON files of ``stem`` go with the old set: the folder never shows a
+    warning beside another run's heatmap.
+    """
+    return _commit_set(out_dir, stem, {}, provenance)[-1]
+
+
+def recover_exports(out_dir: Path | str) -> list[str]:
+    """Repair export sets that a killed process left half-replaced in ``out_dir``.
+
+    Returns one line per repaired set; raises :class:`ExportError` when one cannot be.
+    """
     try:
-        for target, job in jobs:
-            written.append(job(target))
-    except ExportError:
-        for done in written:
-            done.unlink(missing_ok=True)
-        raise
-    return written
+        return fileset.recover(out_dir, SET_SUFFIXES)
+    except fileset.FileSetError as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def verify_export(out_dir: Path | str, stem: str) -> list[str]:
+    """What is wrong with the set ``stem`` in ``out_dir`` against its seal (empty: all good)."""
+    return fileset.verify(out_dir, stem, SET_SUFFIXES[0])

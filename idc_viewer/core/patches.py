@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from idc_viewer.core.slide import MissingMppError, Slide, SlideInfo
+from idc_viewer.core.slide import MissingMppError, Slide, SlideError, SlideInfo
 
 __all__ = [
+    "MAX_GRID_CELLS",
+    "GridTooLargeError",
     "PatchGrid",
     "iter_patch_batches",
     "make_grid",
@@ -31,6 +33,14 @@ __all__ = [
 ]
 
 Cell = tuple[int, int]  # (col, row)
+
+#: Largest grid accepted: 4,000 x 4,000 patches is a 200,000 px slide at the model's own 4 µm/px
+#: (80 cm of tissue); beyond it the µm/px is wrong, and masks and heatmaps would take gigabytes.
+MAX_GRID_CELLS = 1 << 24
+
+
+class GridTooLargeError(SlideError):
+    """The slide's µm/px makes more patches than any real slide has."""
 
 # Target side, in read-level pixels, of one grouped region read (STACK-NOTES: ~1024 px reads
 # sliced into patches are ~8x faster than one read per patch).
@@ -139,6 +149,8 @@ def make_grid(info: SlideInfo, patch_px: int = 50, model_mpp: float = 4.0) -> Pa
     ------
     MissingMppError
         The slide has no µm/px.
+    GridTooLargeError
+        The grid would exceed :data:`MAX_GRID_CELLS` (an implausible µm/px).
     """
     if info.mpp is None:
         raise MissingMppError(
@@ -147,6 +159,14 @@ def make_grid(info: SlideInfo, patch_px: int = 50, model_mpp: float = 4.0) -> Pa
     if patch_px <= 0 or not model_mpp > 0:
         raise ValueError(f"invalid patch_px={patch_px} or model_mpp={model_mpp}")
     l0_patch = patch_px * model_mpp / info.mpp
+    cols = max(1, math.ceil(info.l0_width / l0_patch - 1e-9))
+    rows = max(1, math.ceil(info.l0_height / l0_patch - 1e-9))
+    if cols * rows > MAX_GRID_CELLS:
+        raise GridTooLargeError(
+            f"{info.path}: at {info.mpp:g} µm/px a {patch_px * model_mpp:g} µm patch is only "
+            f"{l0_patch:.3g} px, a grid of {cols:,} x {rows:,} patches (more than "
+            f"{MAX_GRID_CELLS:,}): check the µm per pixel"
+        )
     wanted_ds = model_mpp / info.mpp * _LEVEL_TOLERANCE
     level = 0
     for i, ds in enumerate(info.level_downsamples):
@@ -154,8 +174,8 @@ def make_grid(info: SlideInfo, patch_px: int = 50, model_mpp: float = 4.0) -> Pa
             level = i
     return PatchGrid(
         l0_patch_size=l0_patch,
-        cols=max(1, math.ceil(info.l0_width / l0_patch - 1e-9)),
-        rows=max(1, math.ceil(info.l0_height / l0_patch - 1e-9)),
+        cols=cols,
+        rows=rows,
         patch_px=patch_px,
         model_mpp=model_mpp,
         slide_mpp=info.mpp,

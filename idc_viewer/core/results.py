@@ -10,10 +10,12 @@ resumes from :meth:`StoredAnalysis.done_cells`. Reopening a slide finds its anal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -38,10 +40,39 @@ if TYPE_CHECKING:
 DATA_DIR_ENV = "IDC_VIEWER_DATA_DIR"
 SCHEMA_VERSION = 1
 _SUFFIX = ".sqlite3"
+#: A stored grid larger than this is taken as damage (the engine refuses such grids anyway).
+MAX_STORED_CELLS = 1 << 26
 
 
 class ResultStoreError(Exception):
     """The results store cannot be read or written; ``str(exc)`` is a one-line reason."""
+
+
+class DamagedAnalysisError(ResultStoreError):
+    """A stored analysis is damaged (corrupt file, missing or invalid rows, bad values).
+
+    :meth:`ResultStore.open` moves such a file aside and starts afresh; elsewhere the message
+    says which file to remove.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"results store {self.path} is damaged ({reason}); delete it (or move it away) "
+            "and rerun to recompute"
+        )
+
+
+# SQLite's codes for a file that is not (or no longer) a valid database.
+_CORRUPT_CODES = frozenset({getattr(sqlite3, "SQLITE_CORRUPT", 11),
+                            getattr(sqlite3, "SQLITE_NOTADB", 26)})
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in _CORRUPT_CODES or (
+        type(exc) is sqlite3.DatabaseError
+    )
 
 
 def default_results_dir() -> Path:
@@ -150,8 +181,17 @@ def _grid_from_json(text: str) -> PatchGrid:
     from idc_viewer.core.patches import PatchGrid
 
     data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("the grid is not a JSON object")
     names = {f.name for f in dataclasses.fields(PatchGrid)}
-    return PatchGrid(**{k: v for k, v in data.items() if k in names})
+    grid = PatchGrid(**{k: v for k, v in data.items() if k in names})
+    for name in ("cols", "rows", "patch_px", "read_level", "l0_width", "l0_height"):
+        value = getattr(grid, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"grid {name} is {value!r}")
+    if grid.cols * grid.rows > MAX_STORED_CELLS:
+        raise ValueError(f"the grid has {grid.cols} x {grid.rows} cells")
+    return grid
 
 
 def _now() -> str:
@@ -171,20 +211,44 @@ class StoredAnalysis:
         self._grid = grid
         self._lock = threading.Lock()
         info = self._read_info()
-        self._key = AnalysisKey(**json.loads(info["key"]))
-        self._meta: dict[str, Any] = json.loads(info["meta"])
-        self._tissue_mask = _unpack_mask(info.get("tissue_mask"))
+        try:
+            key = json.loads(info["key"])
+            if not isinstance(key, dict):
+                raise TypeError("the key is not a JSON object")
+            self._key = AnalysisKey(**key)
+            meta = json.loads(info["meta"])
+            if not isinstance(meta, dict):
+                raise TypeError("the metadata is not a JSON object")
+            self._meta: dict[str, Any] = meta
+            self._tissue_mask = _unpack_mask(info.get("tissue_mask"))
+        except KeyError as exc:
+            raise DamagedAnalysisError(path, f"its {exc.args[0]} row is missing") from exc
+        except (ValueError, TypeError) as exc:
+            raise DamagedAnalysisError(path, _one_line(exc)) from exc
+        if self._tissue_mask is not None and self._tissue_mask.shape != grid.shape:
+            raise DamagedAnalysisError(path, "its tissue mask does not fit its grid")
 
     # -- plumbing -----------------------------------------------------------------
 
     def _read_info(self) -> dict[str, Any]:
+        return dict(self._query("SELECT name, value FROM info"))
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Run a query and fetch every row, with SQLite errors as one-line store errors."""
         with self._lock:
-            return dict(self._execute("SELECT name, value FROM info").fetchall())
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                if _is_corruption(exc):
+                    raise DamagedAnalysisError(self._path, _one_line(exc)) from exc
+                raise ResultStoreError(f"results store {self._path}: {_one_line(exc)}") from exc
 
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, args)
         except sqlite3.Error as exc:
+            if _is_corruption(exc):
+                raise DamagedAnalysisError(self._path, _one_line(exc)) from exc
             raise ResultStoreError(f"results store {self._path}: {_one_line(exc)}") from exc
 
     def _set_info(self, name: str, value: Any) -> None:
@@ -230,9 +294,36 @@ class StoredAnalysis:
 
     def done_cells(self) -> set[tuple[int, int]]:
         """Cells that already have a probability, as ``(col, row)`` pairs."""
-        with self._lock:
-            rows = self._execute("SELECT col, row FROM cells").fetchall()
-        return {(int(c), int(r)) for c, r in rows}
+        cols, rows, _ = self._cells()
+        return set(zip(cols.tolist(), rows.tolist(), strict=True))
+
+    def _cells(self) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+        """Every stored cell, checked: inside the grid, a probability in [0, 1].
+
+        Raises
+        ------
+        DamagedAnalysisError
+            A row holds anything else (text, NaN, 7.0, a cell outside the grid).
+        """
+        rows = self._query("SELECT col, row, probability FROM cells")
+        if not rows:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty.copy(), np.zeros(0, dtype=np.float64)
+        try:
+            arr = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DamagedAnalysisError(self._path, "a cell holds a value that is not a number"
+                                       ) from exc
+        cols, rows_, probs = arr[:, 0], arr[:, 1], arr[:, 2]
+        if not (np.all(cols == np.floor(cols)) and np.all(rows_ == np.floor(rows_))):
+            raise DamagedAnalysisError(self._path, "a cell index is not an integer")
+        if (cols.min() < 0 or rows_.min() < 0 or cols.max() >= self._grid.cols
+                or rows_.max() >= self._grid.rows):
+            raise DamagedAnalysisError(self._path, "a cell lies outside the grid")
+        if not np.all((probs >= 0.0) & (probs <= 1.0)):  # False for NaN too
+            bad = probs[~((probs >= 0.0) & (probs <= 1.0))][0]
+            raise DamagedAnalysisError(self._path, f"a probability is {bad:g}, not in [0, 1]")
+        return cols.astype(np.intp), rows_.astype(np.intp), probs
 
     def done_mask(self) -> NDArray[np.bool_]:
         """``bool[rows, cols]``: True where a probability is stored."""
@@ -276,6 +367,8 @@ class StoredAnalysis:
             or rows.max() >= self._grid.rows
         ):
             raise ValueError("batch has cells outside the grid")
+        if not np.all((probs >= 0.0) & (probs <= 1.0)):  # NaN fails too
+            raise ValueError("batch has probabilities outside [0, 1] or not a number")
         data = list(zip(cols.tolist(), rows.tolist(), probs.tolist(), strict=True))
         with self._lock:
             try:
@@ -286,19 +379,33 @@ class StoredAnalysis:
                     )
                     self._set_info("updated", _now())
             except sqlite3.Error as exc:
+                if _is_corruption(exc):
+                    raise DamagedAnalysisError(self._path, _one_line(exc)) from exc
                 raise ResultStoreError(
                     f"cannot save results to {self._path}: {_one_line(exc)}"
                 ) from exc
 
     def heatmap(self) -> Heatmap:
-        """Return a :class:`Heatmap` of everything stored so far (``NaN`` elsewhere)."""
-        with self._lock:
-            rows = self._execute("SELECT col, row, probability FROM cells").fetchall()
+        """Return a :class:`Heatmap` of everything stored so far (``NaN`` elsewhere).
+
+        Raises :class:`DamagedAnalysisError` when a stored value is not a probability.
+        """
+        cols, rows, probs = self._cells()
         hm = Heatmap.empty(self._grid)
-        if rows:
-            arr = np.asarray(rows, dtype=np.float64)
-            hm.probabilities[arr[:, 1].astype(np.intp), arr[:, 0].astype(np.intp)] = arr[:, 2]
+        hm.probabilities[rows, cols] = probs
         return hm
+
+    def check(self) -> None:
+        """Raise :class:`DamagedAnalysisError` unless the whole file reads back as valid.
+
+        SQLite's own page check, then every row: what :meth:`ResultStore.open` and
+        :meth:`ResultStore.find` do before handing an analysis out.
+        """
+        result = self._query("PRAGMA quick_check")
+        if not result or result[0][0] != "ok":
+            detail = str(result[0][0]) if result else "no answer"
+            raise DamagedAnalysisError(self._path, f"SQLite check: {_one_line(Exception(detail))}")
+        self._cells()
 
     def mark_complete(self) -> None:
         """Record that every tissue cell was analysed."""
@@ -308,6 +415,8 @@ class StoredAnalysis:
                     self._set_info("complete", 1)
                     self._set_info("updated", _now())
             except sqlite3.Error as exc:
+                if _is_corruption(exc):
+                    raise DamagedAnalysisError(self._path, _one_line(exc)) from exc
                 raise ResultStoreError(f"cannot save {self._path}: {_one_line(exc)}") from exc
 
     def close(self) -> None:
@@ -341,7 +450,12 @@ def _pack_mask(mask: ArrayLike | None) -> bytes | None:
 def _unpack_mask(blob: bytes | None) -> NDArray[np.bool_] | None:
     if blob is None:
         return None
+    if not isinstance(blob, bytes) or len(blob) < 16:
+        raise ValueError("the tissue mask is not a packed mask")
     rows, cols = np.frombuffer(blob[:16], dtype="<i8").tolist()
+    if not (rows >= 0 and cols >= 0 and rows * cols <= MAX_STORED_CELLS
+            and len(blob) - 16 == (rows * cols + 7) // 8):
+        raise ValueError("the tissue mask has an impossible size")
     bits = np.unpackbits(np.frombuffer(blob[16:], dtype=np.uint8), count=rows * cols)
     return bits.astype(bool).reshape(rows, cols)
 
@@ -387,10 +501,25 @@ class ResultStore:
     ----------
     root_dir : path-like, optional
         Folder of the store; :func:`default_results_dir` when omitted. Created on first write.
+    on_damaged : callable, optional
+        Called with a one-line message when :meth:`open` finds the analysis damaged and moves
+        it aside (``<file>.damaged-<time>``, never deleted) to start afresh; without it the
+        message is logged as a warning.
     """
 
-    def __init__(self, root_dir: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        root_dir: Path | str | None = None,
+        on_damaged: Callable[[str], None] | None = None,
+    ) -> None:
         self.root = Path(root_dir) if root_dir is not None else default_results_dir()
+        # told (one line) when a damaged analysis is moved aside; logged when not given
+        self._on_damaged = on_damaged
+
+    @property
+    def fingerprint_dir(self) -> Path:
+        """Where slide fingerprints are cached (see ``core.slide.slide_fingerprint``)."""
+        return self.root / "fingerprints"
 
     def _slide_dir(self, slide_fingerprint: str) -> Path:
         # Hash the fingerprint: it may hold characters no file system accepts.
@@ -414,7 +543,10 @@ class ResultStore:
             _while_locked(lambda: conn.executescript(_SCHEMA))
             return conn
         except sqlite3.Error as exc:
-            conn.close()
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            if _is_corruption(exc):
+                raise DamagedAnalysisError(path, _one_line(exc)) from exc
             raise ResultStoreError(f"cannot open results store {path}: {_one_line(exc)}") from exc
 
     def open(
@@ -454,13 +586,60 @@ class ResultStore:
                 f"cannot create results folder {path.parent}: {exc.strerror or exc}"
             ) from exc
         grid_json = _grid_to_json(grid)
+        try:
+            return self._open_checked(path, key, grid, grid_json, tissue_mask, meta or {})
+        except DamagedAnalysisError as exc:
+            aside = self._move_aside(path)
+            self._report(
+                f"the stored analysis {path.name} was damaged ({exc.reason}); moved it to "
+                f"{aside} and analysing afresh"
+            )
+        return self._open_checked(path, key, grid, grid_json, tissue_mask, meta or {})
+
+    def _open_checked(
+        self,
+        path: Path,
+        key: AnalysisKey,
+        grid: PatchGrid,
+        grid_json: str,
+        tissue_mask: ArrayLike | None,
+        meta: Mapping[str, Any],
+    ) -> StoredAnalysis:
         conn = self._connect(path)
         try:
-            self._initialise(conn, path, key, grid_json, tissue_mask, meta or {})
+            self._initialise(conn, path, key, grid_json, tissue_mask, meta)
+            analysis = StoredAnalysis(path, conn, grid)
         except BaseException:
             conn.close()
             raise
-        return StoredAnalysis(path, conn, grid)
+        try:
+            analysis.check()
+        except BaseException:
+            analysis.close()
+            raise
+        return analysis
+
+    def _move_aside(self, path: Path) -> Path:
+        """Rename a damaged analysis (and its WAL files) out of the store's way, keeping it."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        try:
+            for suffix in ("-wal", "-shm", ""):  # the main file last: it names the set
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    os.replace(src, Path(f"{aside}{suffix}"))
+        except OSError as exc:
+            raise ResultStoreError(
+                f"results store {path} is damaged and cannot be moved aside "
+                f"({exc.strerror or exc}); delete it and rerun"
+            ) from exc
+        return aside
+
+    def _report(self, message: str) -> None:
+        if self._on_damaged is not None:
+            self._on_damaged(message)
+        else:
+            logging.getLogger(__name__).warning("%s", message)
 
     def _initialise(
         self,
@@ -474,13 +653,21 @@ class ResultStore:
         try:
             with conn:
                 info = dict(conn.execute("SELECT name, value FROM info").fetchall())
+                missing = [n for n in ("key", "grid", "meta") if n not in info]
+                if info and missing:  # rows gone: damage, not an analysis to overwrite
+                    raise DamagedAnalysisError(path, f"its {missing[0]} row is missing")
                 if info and info.get("grid") != grid_json:
                     # Same key, different geometry: the old cells would land in wrong places.
                     conn.execute("DELETE FROM cells")
                     conn.execute("DELETE FROM info")
                     info = {}
                 if info:
-                    stored_meta = json.loads(info["meta"])
+                    try:
+                        stored_meta = json.loads(info["meta"])
+                    except (TypeError, ValueError) as exc:
+                        raise DamagedAnalysisError(path, "its metadata is not JSON") from exc
+                    if not isinstance(stored_meta, dict):
+                        raise DamagedAnalysisError(path, "its metadata is not a JSON object")
                     added = {k: v for k, v in meta.items() if k not in stored_meta}
                     if added:
                         new_meta = json.dumps({**stored_meta, **added}, default=str)
@@ -511,27 +698,40 @@ class ResultStore:
                 ]
                 conn.executemany("INSERT OR REPLACE INTO info(name, value) VALUES (?, ?)", rows)
         except sqlite3.Error as exc:
+            if _is_corruption(exc):
+                raise DamagedAnalysisError(path, _one_line(exc)) from exc
             raise ResultStoreError(f"cannot write results store {path}: {_one_line(exc)}") from exc
 
     def find(self, slide_fingerprint: str) -> list[StoredAnalysis]:
         """Open every stored analysis of a slide, most recently updated first.
 
-        Files that cannot be read (damaged, from a newer version) are skipped. The caller
-        closes the returned analyses.
+        Files that cannot be read or do not check out (damaged, from a newer version) are
+        skipped; reanalysing such a slide moves the damaged file aside. The caller closes the
+        returned analyses.
         """
         folder = self._slide_dir(slide_fingerprint)
         if not folder.is_dir():
             return []
         found = []
         for path in sorted(folder.glob(f"*{_SUFFIX}")):
+            conn = None
             try:
                 conn = self._connect(path)
                 grid_json = conn.execute("SELECT value FROM info WHERE name = 'grid'").fetchone()
                 if grid_json is None:
                     conn.close()
                     continue
-                found.append(StoredAnalysis(path, conn, _grid_from_json(grid_json[0])))
+                analysis = StoredAnalysis(path, conn, _grid_from_json(grid_json[0]))
+                conn = None
+                try:
+                    analysis.check()
+                except ResultStoreError:
+                    analysis.close()
+                    raise
+                found.append(analysis)
             except (ResultStoreError, sqlite3.Error, ValueError, TypeError, KeyError):
+                if conn is not None:
+                    conn.close()
                 continue
         found.sort(key=lambda a: a.updated, reverse=True)
         return found

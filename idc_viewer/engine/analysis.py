@@ -207,6 +207,7 @@ def analyze(
             "model_name": spec.name,
             "model_threshold": float(spec.threshold),
         }
+        slide_fingerprint(slide, store.fingerprint_dir)  # hashed once, cached by size/mtime
         stored = store.open(analysis_key(slide, model, grid), grid, tissue.mask, meta)
     try:
         if stored is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -62,9 +63,19 @@ def gradcam_figure(
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write a uint8 RGB image as PNG (raises OSError when it cannot)."""
+    """Write a uint8 RGB image as PNG, atomically: a full disk leaves the old file (or none),
+    never a truncated PNG. Raises OSError when it cannot."""
     path = Path(path)
     ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise OSError(f"cannot encode {path.name} as PNG")
-    path.write_bytes(data.tobytes())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -3,18 +3,59 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idc_viewer import __version__
-from idc_viewer.core.export import ExportError, export_all, find_regions, write_provenance
+from idc_viewer.core.export import ExportError, export_all, export_provenance_only, find_regions
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.slide import Slide, slide_fingerprint
 from idc_viewer.engine.decision import decision_heatmap
 
 if TYPE_CHECKING:
     from idc_viewer.ml.loading import LoadedModel
+
+
+#: Joins a colliding stem and its number. A slide named ``a~2.svs`` would take ``a~2`` itself,
+#: so numbered stems skip every stem another input of the same run takes.
+_COLLISION_MARK = "~"
+
+
+def slide_stem(path: Path | str) -> str:
+    """Output name of one slide: its file name minus the last suffix (``a.v1.5.svs`` -> ``a.v1.5``).
+
+    Folders of one slide (a DICOM series) and names without a suffix keep their whole name.
+    """
+    name = Path(path).name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return stem or name or "slide"
+
+
+def output_stems(slides: Sequence[Path | str]) -> list[str]:
+    """One output name per slide, unique and predictable from the list of inputs alone.
+
+    Every slide gets :func:`slide_stem`; when several slides share it, the first (in input
+    order) keeps it and the next get ``<stem>~2``, ``<stem>~3``, ... skipping any name that
+    another input's own stem takes, so no two inputs ever write the same files.
+    """
+    bases = [slide_stem(p) for p in slides]
+    taken = set(bases)  # reserved first: an input named a~2.svs keeps "a~2"
+    seen: set[str] = set()
+    stems = []
+    for base in bases:
+        if base not in seen:
+            seen.add(base)
+            stems.append(base)
+            continue
+        n = 2
+        while f"{base}{_COLLISION_MARK}{n}" in taken:
+            n += 1
+        stem = f"{base}{_COLLISION_MARK}{n}"
+        taken.add(stem)
+        stems.append(stem)
+    return stems
 
 
 @dataclass(frozen=True)
@@ -112,11 +153,11 @@ def write_outputs(
 def write_warning_provenance(
     out_dir: Path, stem: str, slide: Slide, model: LoadedModel, threshold: float, warning: str
 ) -> Path:
-    """Write only ``<stem>.provenance.json`` recording why no heatmap was produced."""
+    """Write only ``<stem>.provenance.json`` recording why no heatmap was produced (older
+    files of ``stem`` are replaced with it, as a set)."""
     try:
-        return write_provenance(
-            Path(out_dir) / f"{stem}.provenance.json",
-            provenance(slide, model, threshold, warning=warning),
+        return export_provenance_only(
+            out_dir, stem, provenance(slide, model, threshold, warning=warning)
         )
     except ExportError as exc:
         raise OSError(str(exc)) from None

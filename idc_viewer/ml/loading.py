@@ -1,8 +1,10 @@
 """Load a model through its contract, refusing anything that is not exactly what it claims.
 
-``load_model`` reads the spec, checks the SHA-256 of every file it names, and checks the
-``.keras`` archive's structure (zip, ``config.json``: no Lambda layer or custom class, input
-shape, one sigmoid output, Grad-CAM layer) without importing TensorFlow. Predictions then run
+``load_model`` reads the spec, checks the SHA-256 of every file it names (the ``.keras`` one
+included: ``weights_sha256``), and checks the ``.keras`` archive's structure without importing
+TensorFlow: exactly the members Keras writes (weights an HDF5 file, nothing else, no paths),
+and ``config.json``: no Lambda layer or custom class, input shape, one sigmoid output,
+Grad-CAM layer. Predictions then run
 with LiteRT on the verified ``.tflite``; the Keras model itself (TensorFlow, 3-4 s) is loaded
 lazily, with ``safe_mode=True`` and never by unpickling, when Grad-CAM or the fallback needs it.
 """
@@ -39,6 +41,11 @@ ModelLoadError = ModelContractError
 MODEL_ENV_VAR = "IDC_VIEWER_MODEL"
 #: Preferred bundled model when several exist (the fast native-resolution preset).
 PREFERRED_DEFAULT = "idc-native-50"
+#: The members of a ``.keras`` archive Keras 3 writes for this app's models, with the largest
+#: unpacked size accepted for each (the bundled models: 25 kB config, 0.8-3 MB weights).
+KERAS_MEMBERS = {"metadata.json": 1 << 16, "config.json": 8 << 20, "model.weights.h5": 512 << 20}
+KERAS_REQUIRED = ("config.json", "model.weights.h5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Keras class names that carry Python code and are never accepted.
 FORBIDDEN_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
 
@@ -168,28 +175,73 @@ def check_keras_config(config: Any, spec: ModelSpec, file_name: str) -> None:
         )
 
 
+def _check_members(archive: zipfile.ZipFile, name: str) -> None:
+    """Exactly the files Keras writes, each of a sane size, the weights an HDF5 file."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if len(names) != len(set(names)):
+        raise ModelContractError(f"{name} holds the same member twice; refused.")
+    extra = sorted(set(names) - set(KERAS_MEMBERS))
+    if extra:
+        raise ModelContractError(
+            f"{name} holds {extra[0]!r}, which Keras never writes; archives with extra "
+            "members are refused."
+        )
+    missing = sorted(set(KERAS_REQUIRED) - set(names))
+    if missing:
+        raise ModelContractError(
+            f"{name} is not a Keras model archive ({missing[0]} missing)."
+        )
+    for info in infos:
+        if info.file_size > KERAS_MEMBERS[info.filename]:
+            raise ModelContractError(
+                f"{name}: {info.filename} is {info.file_size:,} bytes unpacked, more than a "
+                f"model of this app holds ({KERAS_MEMBERS[info.filename]:,}); refused."
+            )
+    with archive.open("model.weights.h5") as weights:
+        if weights.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+            raise ModelContractError(
+                f"{name}: model.weights.h5 is not an HDF5 file; refused."
+            )
+
+
 def check_keras_archive(path: Path, spec: ModelSpec) -> None:
-    """Open a ``.keras`` zip without TensorFlow and check its structure against the spec."""
+    """Open a ``.keras`` zip without TensorFlow and check its structure against the spec.
+
+    Members: exactly ``config.json``, ``model.weights.h5`` (starting with the HDF5 signature)
+    and optionally ``metadata.json``, each within a size limit; no other file (no code, no
+    ``../`` path). Then the configuration, as :func:`check_keras_config`.
+    """
     name = Path(path).name
     try:
         with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist())
-            if not {"config.json", "model.weights.h5"} <= members:
-                raise ModelContractError(
-                    f"{name} is not a Keras model archive (config.json or weights missing)."
-                )
+            _check_members(archive, name)
             broken = archive.testzip()
             if broken is not None:
                 raise ModelContractError(f"{name} is corrupted ({broken} fails its checksum).")
             config = json.loads(archive.read("config.json").decode("utf-8"))
+            if "metadata.json" in archive.namelist():
+                metadata = json.loads(archive.read("metadata.json").decode("utf-8"))
+                if not isinstance(metadata, dict):
+                    raise ModelContractError(f"{name}: metadata.json is not a JSON object.")
     except ModelContractError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+    except RecursionError:
+        raise ModelContractError(f"{name}: its configuration is nested too deeply.") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            NotImplementedError) as exc:
         reason = "not a zip archive" if isinstance(exc, zipfile.BadZipFile) else _one_line(exc)
         raise ModelContractError(
             f"{name} is not a valid Keras model file ({reason})."
         ) from exc
-    check_keras_config(config, spec, name)
+    try:
+        check_keras_config(config, spec, name)
+    except RecursionError:
+        raise ModelContractError(f"{name}: its configuration is nested too deeply.") from None
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise ModelContractError(
+            f"{name} has a malformed Keras configuration ({type(exc).__name__})."
+        ) from exc
 
 
 def load_keras_model(path: Path, spec: ModelSpec) -> keras.Model:

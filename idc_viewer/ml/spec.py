@@ -19,6 +19,10 @@ from typing import Any
 SPEC_FORMAT = "idc-viewer-model/1"
 SPEC_SUFFIX = ".spec.json"
 RESIZE_INTERPOLATIONS = ("none", "bilinear", "area", "nearest")
+#: A spec is a few kB; anything far larger is refused before it is parsed.
+MAX_SPEC_BYTES = 1 << 20
+#: Largest input or patch side accepted (the presets use 50 and 128).
+MAX_INPUT_PX = 1024
 
 
 class ModelContractError(Exception):
@@ -69,7 +73,18 @@ class ContextSpec:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float; JSON ``true`` (a bool) is not a number here."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_sha256(value: object) -> bool:
+    return (isinstance(value, str) and len(value) == 64
+            and all(c in "0123456789abcdef" for c in value.lower()))
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,13 @@ class ModelSpec:
         known = set(cls.__dataclass_fields__)
         try:
             values = {k: v for k, v in data.items() if k in known}
-            values["preprocessing"] = Preprocessing(**data.get("preprocessing", {}))
+            pre = data.get("preprocessing", {})
+            if not isinstance(pre, dict):
+                raise TypeError("preprocessing is not an object")
+            unknown = set(pre) - set(Preprocessing.__dataclass_fields__)
+            if unknown:
+                raise TypeError(f"unknown preprocessing field {sorted(unknown)[0]!r}")
+            values["preprocessing"] = Preprocessing(**pre)
             context = data.get("context")
             if context is not None:
                 if not isinstance(context, dict):
@@ -131,29 +152,52 @@ class ModelSpec:
         return spec
 
     def validate(self) -> None:
-        """Raise :class:`ModelContractError` if a field is out of range."""
+        """Raise :class:`ModelContractError` unless every field has its exact type and range.
+
+        Strict on purpose: JSON ``true`` is not a threshold, ``NaN`` not a scale, and a value
+        the engine would ignore (``color: "BGR"``) is refused rather than silently dropped.
+        """
         problems = []
-        if not isinstance(self.input_size, int) or self.input_size < 16:
-            problems.append(f"input_size {self.input_size!r} must be an integer >= 16")
-        if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
-            problems.append(f"patch_size_px {self.patch_size_px!r} must be an integer >= 8")
-        if not (
-            isinstance(self.patch_mpp, int | float)
-            and math.isfinite(self.patch_mpp)
-            and self.patch_mpp > 0
-        ):
+        pre = self.preprocessing
+        for name in ("name", "preset", "weights_file", "created", "format"):
+            if not isinstance(getattr(self, name), str):
+                problems.append(f"{name} {getattr(self, name)!r} must be text")
+        if not _is_int(self.input_size) or not 16 <= self.input_size <= MAX_INPUT_PX:
+            problems.append(f"input_size {self.input_size!r} must be an integer in "
+                            f"[16, {MAX_INPUT_PX}]")
+        if not _is_int(self.patch_size_px) or not 8 <= self.patch_size_px <= MAX_INPUT_PX:
+            problems.append(f"patch_size_px {self.patch_size_px!r} must be an integer in "
+                            f"[8, {MAX_INPUT_PX}]")
+        if not (_is_number(self.patch_mpp) and self.patch_mpp > 0):
             problems.append(f"patch_mpp {self.patch_mpp!r} must be a positive number")
-        if not (isinstance(self.threshold, int | float) and 0.0 <= self.threshold <= 1.0):
-            problems.append(f"threshold {self.threshold!r} must lie in [0, 1]")
-        if self.preprocessing.resize_interpolation not in RESIZE_INTERPOLATIONS:
-            problems.append(
-                f"resize_interpolation {self.preprocessing.resize_interpolation!r} is not one of "
-                f"{RESIZE_INTERPOLATIONS}"
-            )
+        if not (_is_number(self.threshold) and 0.0 <= self.threshold <= 1.0):
+            problems.append(f"threshold {self.threshold!r} must be a number in [0, 1]")
+        if not isinstance(self.gradcam_layer, str) or not self.gradcam_layer:
+            problems.append(f"gradcam_layer {self.gradcam_layer!r} must be a layer name")
+        if not isinstance(pre, Preprocessing):
+            problems.append("preprocessing must be an object")
+        else:
+            if pre.color != "RGB":
+                problems.append(f"preprocessing color {pre.color!r} is not supported (the "
+                                "engine feeds RGB patches; only 'RGB' is accepted)")
+            if not (_is_number(pre.scale) and pre.scale > 0):
+                problems.append(f"preprocessing scale {pre.scale!r} must be a positive number")
+            if pre.resize_interpolation not in RESIZE_INTERPOLATIONS:
+                problems.append(
+                    f"resize_interpolation {pre.resize_interpolation!r} is not one of "
+                    f"{RESIZE_INTERPOLATIONS}"
+                )
         if self.context is not None:
             problems.extend(self.context.problems())
-        if not self.weights_file or len(self.weights_sha256) != 64:
+        if not self.weights_file or not _is_sha256(self.weights_sha256):
             problems.append("weights_file and its 64-hex-digit weights_sha256 are required")
+        if self.tflite_file is not None and not isinstance(self.tflite_file, str):
+            problems.append(f"tflite_file {self.tflite_file!r} must be text or null")
+        if self.tflite_sha256 is not None and not _is_sha256(self.tflite_sha256):
+            problems.append("tflite_sha256 must be 64 hex digits or null")
+        for name in ("training_data", "metrics"):
+            if not isinstance(getattr(self, name), dict):
+                problems.append(f"{name} must be an object")
         if problems:
             raise ModelContractError("Invalid model spec: " + "; ".join(problems) + ".")
 
@@ -182,9 +226,21 @@ def read_spec(path: Path) -> ModelSpec:
             f"No model spec found at {spec_path.name}: a model needs its .spec.json beside it."
         )
     try:
+        size = spec_path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise ModelContractError(
+                f"{spec_path.name} is {size:,} bytes; a model spec is a few kB "
+                f"(limit {MAX_SPEC_BYTES:,}): refused unread."
+            )
         data = json.loads(spec_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelContractError(f"{spec_path.name} is not a readable JSON spec: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise ModelContractError(f"{spec_path.name} is not a readable JSON spec: {reason}"
+                                 ) from exc
+    except RecursionError:
+        raise ModelContractError(
+            f"{spec_path.name} is nested too deeply to be a model spec."
+        ) from None
     return ModelSpec.from_dict(data)
 
 

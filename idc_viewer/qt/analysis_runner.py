@@ -91,12 +91,12 @@ def find_stored(store: ResultStore, fingerprint: str, model: Any | None,
 def export_results(state: AppState, folder: Path) -> list[Path]:
     """Write the engine's export files of the current heatmap into ``folder``."""
     from idc_viewer.core.export import export_all
-    from idc_viewer.engine.outputs import provenance
+    from idc_viewer.engine.outputs import provenance, slide_stem
 
     slide, heatmap, model = state.slide, state.decision_map(), state.model
     if slide is None or heatmap is None or state.heatmap is None:
         raise ValueError("Nothing to export: analyse a slide first.")
-    stem = Path(slide.info.path).name.split(".")[0] or "slide"
+    stem = slide_stem(slide.info.path)
     if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
         info = provenance(slide, model, state.threshold, state.heatmap)
     else:  # a stored heatmap from another model: say only what is known

@@ -286,7 +286,9 @@ class MainWindow(QMainWindow):
         name = Path(path).name
         try:
             slide = open_slide(path, mpp=mpp or slide_scale.remembered_mpp(self.settings, path))
-            fingerprint = slide_fingerprint(slide)
+            # hashes the whole file once (~1.5 s/GB); cached by size/mtime in the store
+            cache = self.store.fingerprint_dir if self.store is not None else None
+            fingerprint = slide_fingerprint(slide, cache)
         except SlideError as exc:
             log.error("opening %s: %s", path, exc)
             self.show_error("Cannot open slide", explain_open_error(name, str(exc)))

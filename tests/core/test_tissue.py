@@ -116,3 +116,70 @@ def test_stain_warning_flags_what_is_not_brightfield_he() -> None:
     dab[40:160, 50:250] = (150, 95, 50)  # immunohistochemistry brown
     assert "may not be an H&E slide" in (stain_warning(dab) or "")
     assert "no stained tissue" in (stain_warning(np.full((50, 50, 3), 250, np.uint8)) or "")
+
+
+# --- bounded memory whatever the slide size, µm/px or grid -------------------------------------
+
+
+def traced_peak_bytes(fn) -> tuple[object, int]:  # type: ignore[no-untyped-def]
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_cell_far_larger_than_the_slide_reads_only_the_slide() -> None:
+    """--mpp 0.05 on a 600 x 800 px image: one 4,000 px cell; the area outside is not read."""
+    image = np.full((800, 600, 3), 235, np.uint8)
+    image[200:600, 150:450] = (200, 110, 170)
+    slide = ArraySlide([image], mpp=0.05)
+    grid = make_grid(slide.info)
+    assert (grid.cols, grid.rows) == (1, 1) and grid.l0_patch_size == pytest.approx(4000)
+    result, peak = traced_peak_bytes(lambda: detect_tissue(slide, grid))
+    assert peak < 20e6  # a 4,000^2 px read alone would be 48 MB
+    assert result.warning is not None and "much less than one 200 µm patch" in result.warning
+
+
+def test_many_cells_get_fewer_view_pixels_each() -> None:
+    """100,000^2 px at the model's 4 µm/px: 2,000^2 patches, the view stays small."""
+    slide = SyntheticSlide(100_000, 100_000, mpp=4.0, seed=3)
+    grid = make_grid(slide.info)
+    assert grid.cols * grid.rows == 4_000_000
+    result, peak = traced_peak_bytes(lambda: detect_tissue(slide, grid))
+    assert peak < 400e6  # the full 8 px/cell view would be 768 MB before HSV and masks
+    assert result.warning is None and result.mask.any()
+    truth = slide.is_tissue((np.arange(grid.cols)[None, :] + 0.5) * 50.0,
+                            (np.arange(grid.rows)[:, None] + 0.5) * 50.0)
+    assert (result.mask == truth).mean() > 0.95  # one pixel per cell still finds the tissue
+
+
+def test_an_impossible_grid_is_refused_before_anything_is_allocated() -> None:
+    from idc_viewer.core.patches import MAX_GRID_CELLS, GridTooLargeError
+
+    slide = SyntheticSlide(200_000, 200_000, mpp=100.0)  # 2 px patches: 10^10 of them
+    with pytest.raises(GridTooLargeError, match="check the µm per pixel") as info:
+        make_grid(slide.info)
+    assert f"{MAX_GRID_CELLS:,}" in str(info.value)
+
+
+def test_the_issues_200000_px_slide_at_4_um_per_px_is_planned_quickly_in_little_memory() -> None:
+    """161 s and 9.1 GB before: the view was built at full size from a fine level."""
+    read_px = [0]
+
+    class Counting(SyntheticSlide):
+        def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int
+                        ) -> np.ndarray:
+            read_px[0] += lvl_w * lvl_h
+            return super().read_region(l0_x, l0_y, level, lvl_w, lvl_h)
+
+    slide = Counting(200_000, 200_000, mpp=4.0, seed=3)
+    grid = make_grid(slide.info)
+    assert grid.cols * grid.rows == 16_000_000
+    result, peak = traced_peak_bytes(lambda: detect_tissue(slide, grid))
+    assert peak < 500e6
+    assert read_px[0] <= 80e6  # decoded pixels bounded, not the 156 M of the 1/16 level
+    assert result.warning is None and 0.1 < result.tissue_fraction < 0.3

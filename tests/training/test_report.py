@@ -96,6 +96,7 @@ def test_report_files_and_json(tmp_path: Path) -> None:
         "H&E",
         "Single-source",
         "| train | 14 | 9000 |",
+        "holds the SHA-256 of `idc-paper.keras` (`weights_sha256`)",
     ):
         assert needle in card, needle
 
