@@ -324,9 +324,10 @@ def _analyse_and_export(
     cancel: CancelToken, report: _Reporter, outcome: Any,
 ) -> SlideOutcome:
     from idc_viewer.engine.analysis import analyze
+    from idc_viewer.engine.decision import decision_heatmap
     from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
 
-    threshold = task.threshold if task.threshold is not None else model.spec.threshold
+    threshold = task.threshold if task.threshold is not None else model.spec.decision_threshold
     last = None
     resumed = 0
     with contextlib.closing(
@@ -358,4 +359,5 @@ def _analyse_and_export(
     except OSError as exc:
         return outcome(FAILED, f"{task.slide_path}: {exc}", **common)
     return outcome(DONE, analysed_patches=analysed,
-                   **heatmap_figures(last.heatmap, threshold), **common)
+                   **heatmap_figures(decision_heatmap(last.heatmap, model.spec), threshold),
+                   **common)
