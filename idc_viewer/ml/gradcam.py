@@ -24,6 +24,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
@@ -390,23 +391,35 @@ class GradCam:
         return self.compute_batch(patch[np.newaxis])[0]
 
 
-class GradCamPerThread:
-    """One :class:`GradCam` of one model per thread, built on first use in that thread.
+class SharedGradCam:
+    """A :class:`GradCam` of one model, built on first use, used by one thread at a time.
 
-    Held by whoever holds the model (no module-level cache keyed by ``id``): when the model
-    object goes away, so do its explainers.
+    Held by whoever holds the model (no module-level cache keyed by ``id``): a new model gets
+    a new instance, and the old explainer goes with the old model.
     """
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel,
+                 factory: Callable[[Any], Any] | None = None) -> None:
         self.model = model
-        self._local = threading.local()
+        self._factory = factory or GradCam.for_model
+        self._lock = threading.Lock()
+        self._cam: Any = None
 
-    def get(self) -> GradCam:
-        cam = getattr(self._local, "cam", None)
-        if cam is None:
-            cam = GradCam.for_model(self.model)
-            self._local.cam = cam
-        return cam
+    @property
+    def model_label(self) -> str:
+        return str(self.model.spec.name)
+
+    def _get(self) -> Any:
+        if self._cam is None:
+            self._cam = self._factory(self.model)
+        return self._cam
+
+    def compute_batch(self, patches_uint8: np.ndarray) -> list[GradCamResult]:
+        with self._lock:
+            return list(self._get().compute_batch(patches_uint8))
+
+    def compute(self, patch_uint8: np.ndarray) -> GradCamResult:
+        return self.compute_batch(np.asarray(patch_uint8)[np.newaxis])[0]
 
 
 def overlay(patch_uint8: np.ndarray, cam: np.ndarray, alpha: float = 0.4,

@@ -126,6 +126,7 @@ class AnalysisRunner(QObject):
         self._pool = pool
         self.batch_size = batch_size
         self.worker: GeneratorWorker | None = None
+        self._run_model: Any = None  # the model the running analysis scores with
         self._live: Heatmap | None = None
         self._outcome = ""
         self._label = ""
@@ -181,6 +182,7 @@ class AnalysisRunner(QObject):
         self._discard_pending()
         self._state.restore_model_threshold()  # the loaded model's heatmap, its threshold
         self.worker, self._live, self._outcome = worker, None, ""
+        self._run_model = model
         self._label = model_label(model.spec.name, model.spec.model_hash)
         window.analysis_panel.set_running(True)
         window.analysis_panel.show_message("Finding tissue…")
@@ -200,8 +202,9 @@ class AnalysisRunner(QObject):
 
     def _on_items_ready(self) -> None:
         worker = self.sender()
-        if worker is not self.worker or not isinstance(worker, GeneratorWorker):
-            return  # a late notice from a run that was replaced
+        if (worker is not self.worker or not isinstance(worker, GeneratorWorker)
+                or self._state.model is not self._run_model):
+            return  # a late notice from a run that was replaced, or by a model now unloaded
         self._apply(worker.take_items())
 
     def _apply(self, payloads: list[tuple[AnalysisUpdate, Heatmap | None]]) -> None:

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
-from app_fakes import FakeModel, FakePredictor, fake_gradcam, fake_spec, two_region_image
+from app_fakes import (
+    FakeModel,
+    FakePredictor,
+    fake_explainer,
+    fake_gradcam,
+    fake_spec,
+    two_region_image,
+)
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
@@ -45,6 +52,7 @@ def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
     def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         kwargs.setdefault("gradcam_fn", fake_gradcam)
+        kwargs.setdefault("explainer_factory", fake_explainer)
         kwargs.setdefault("batch_size", 8)
         window = MainWindow(AppState(), store=ResultStore(store_dir or tmp_path / "results"),
                             settings=settings, runs_root=tmp_path / "runs", **kwargs)
@@ -212,18 +220,74 @@ def test_reopening_shows_stored_heatmap_at_once(
     np.testing.assert_allclose(other.state.heatmap.probabilities, expected, equal_nan=True)
     assert "fake" in other.state.heatmap_source
     assert "fake" in other.info_panel.values["Heatmap"].text()
-    # A different model's analysis is labelled with that model's hash and flagged at that
-    # model's threshold (0.5), not the loaded one's (0.3), until the loaded model analyses.
+    # Another model never shows this analysis: no heatmap, its own threshold, an offer.
     other_model = FakeModel(spec=fake_spec("other", "b", threshold=0.3))
     third = make_window(model=other_model, store_dir=tmp_path / "store")
     third.open_path(str(slide_file))
-    assert third.state.heatmap is not None and "aaaaaaaa" in third.state.heatmap_source
-    assert third.state.threshold == pytest.approx(0.5)
-    assert "another model" in third.statusBar().currentMessage()
-    assert "0.50" in third.statusBar().currentMessage()
+    assert third.state.heatmap is None and third.state.threshold == pytest.approx(0.3)
+    assert third.model_badge.analyse_button.text() == "Analyse with other"
     run_analysis(qtbot, third)
     assert third.state.threshold == pytest.approx(0.3)
     assert "bbbbbbbb" in third.state.heatmap_source
+
+
+def assert_one_model_on_screen(window: MainWindow) -> None:
+    """Heatmap, threshold, layers and labels all belong to the loaded model."""
+    state, model = window.state, window.state.model
+    assert state.threshold == pytest.approx(model.spec.threshold)
+    assert window.view._overlay.heatmap is state.heatmap
+    assert window.gradcam_layer.layer.heatmap is state.heatmap
+    if state.heatmap is not None:
+        assert state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})")
+    assert model.spec.name in window.model_badge.label.text()
+    assert model.spec.name in window.gradcam_panel.model_label.text()
+
+
+def test_switching_model_never_mixes_two_models(qtbot, make_window, slide_file: Path) -> None:
+    alpha = FakeModel(spec=fake_spec("alpha", "a", threshold=0.5))
+    beta = FakeModel(spec=fake_spec("beta", "b", threshold=0.3))
+    models = {"alpha.keras": alpha, "beta.keras": beta}
+    window = make_window(model=None, model_loader=lambda path: models[path])
+
+    def switch(path: str) -> None:
+        with qtbot.waitSignal(window.state.model_changed, timeout=10_000):
+            window.load_model(path)
+        assert window.state.model is models[path]
+        assert_one_model_on_screen(window)
+
+    switch("alpha.keras")
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    assert_one_model_on_screen(window)
+    by_alpha = window.state.heatmap.probabilities.copy()
+
+    switch("beta.keras")  # no stored analysis by beta: nothing, and the offer to analyse
+    assert window.state.heatmap is None and window.view._overlay.heatmap is None
+    badge = window.model_badge
+    assert badge.analyse_button.isVisibleTo(badge)
+    assert badge.analyse_button.text() == "Analyse with beta"
+    assert "Analyse with beta" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000):
+        badge.analyse_button.click()
+    assert_one_model_on_screen(window)
+    assert not badge.analyse_button.isVisibleTo(badge)
+
+    switch("alpha.keras")  # alpha's stored analysis comes back, at alpha's threshold
+    np.testing.assert_array_equal(window.state.heatmap.probabilities, by_alpha)
+
+    # mid-analysis: beta is slowed down, and alpha is loaded while it runs
+    beta.predictor.delay_s = 0.1
+    store, window.store = window.store, None  # beta must not find its finished analysis
+    switch("beta.keras")
+    worker = window.analysis.start()
+    assert worker is not None
+    qtbot.waitUntil(lambda: window.state.heatmap is not None, timeout=10_000)
+    window.store = store
+    switch("alpha.keras")
+    assert not worker.running
+    qtbot.wait(300)  # late batches of beta's run are not painted
+    assert_one_model_on_screen(window)
+    np.testing.assert_array_equal(window.state.heatmap.probabilities, by_alpha)
 
 
 def test_clicking_a_patch_opens_gradcam_dock(qtbot, make_window, slide_file: Path) -> None:
