@@ -415,6 +415,7 @@ class SharedGradCam:
         return self._cam
 
     def compute_batch(self, patches_uint8: np.ndarray) -> list[GradCamResult]:
+        """Explain patches (an empty batch only builds the explainer: a warm-up)."""
         with self._lock:
             return list(self._get().compute_batch(patches_uint8))
 

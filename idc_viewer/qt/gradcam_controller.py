@@ -25,10 +25,14 @@ if TYPE_CHECKING:
 
 
 def default_explainer(model: Any) -> Explainer:
-    """The app's Grad-CAM of a loaded model (LiteRT + numpy, no TensorFlow)."""
+    """The app's Grad-CAM of a loaded model (LiteRT + numpy, no TensorFlow).
+
+    One LiteRT thread: on the 2-core target the other core stays free for the GUI thread
+    and the tile readers while the layer fills.
+    """
     from idc_viewer.ml.gradcam import GradCam
 
-    return GradCam.for_model(model)
+    return GradCam.for_model(model, num_threads=1)
 
 
 class GradCamLayerController(QObject):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QRectF, QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -483,6 +484,7 @@ class MainWindow(QMainWindow):
         self._gradcam_request += 1  # a Grad-CAM in flight is the old model's
         self.state.set_model(model, path)
         label = model_label(model.spec.name, model.spec.model_hash)
+        self._warm_inspector(model)
         self.gradcam_panel.clear()
         self.gradcam_dock.hide()
         if self.state.slide is None:
@@ -496,6 +498,15 @@ class MainWindow(QMainWindow):
                 f"Model {label} loaded: it has not analysed this slide yet; "
                 f"Analyse with {model.spec.name} (F5).", 0)
         self._refresh_model_badge()
+
+    def _warm_inspector(self, model: Any) -> None:
+        """Build the inspector's Grad-CAM now, off the GUI thread: the first click is instant."""
+        cam = SharedGradCam(model, self._explainer_factory)
+        self._inspector_cam = cam
+        worker = CallWorker("gradcam-warm", lambda: cam.compute_batch(np.zeros(
+            (0, model.spec.patch_size_px, model.spec.patch_size_px, 3), np.uint8)))
+        worker.failed.connect(lambda message: log.warning("Grad-CAM warm-up: %s", message))
+        self.pool.start(worker)
 
     def _on_model_failed(self, path: str, message: str) -> None:
         self.show_error("Cannot load model", f"{Path(path).name}: {message}")

@@ -116,11 +116,13 @@ class GradCamLoader(QObject):
             return self._pending is None and not self._busy
 
     def set_context(self, context: int, model: Any) -> None:
-        """A new slide/model/grid: forget what is queued; the worker rebuilds its explainer."""
+        """A new slide/model/grid: forget what is queued; the worker builds the model's
+        explainer now (h5 weights, LiteRT interpreter), before the first zoom needs it."""
         with self._cond:
             self._context, self._model = context, model
             self._pending = None
             self._generation += 1
+            self._cond.notify_all()
 
     def request(self, slide: Slide, grid: PatchGrid, cells: Sequence[Cell]) -> int:
         """Replace the queue with ``cells`` (most wanted first); returns the generation."""
@@ -148,28 +150,30 @@ class GradCamLoader(QObject):
             self._cond.notify_all()
         self._thread.join(timeout_s)
 
-    def _next(self) -> tuple[CamRequest, Any] | None:
+    def _next(self, built_for: int) -> tuple[CamRequest | None, int, Any] | None:
+        """The next request, or ``(None, context, model)`` to build an explainer first."""
         with self._cond:
-            while self._pending is None and not self._stopping:
+            while (self._pending is None and not self._stopping
+                   and (self._model is None or built_for == self._context)):
                 self._cond.wait()
             if self._stopping:
                 return None
             request, self._pending = self._pending, None
-            assert request is not None
             self._busy = True
-            return request, self._model
+            context = request.context if request is not None else self._context
+            return request, context, self._model
 
     def _work(self) -> None:
         explainer: Explainer | None = None
         built_for = -1
-        while (job := self._next()) is not None:
-            request, model = job
+        while (job := self._next(built_for)) is not None:
+            request, context, model = job
             try:
-                if built_for != request.context:
-                    explainer, built_for = None, -1
+                if built_for != context:
+                    explainer, built_for = None, context  # a failed build is not retried
                     explainer = self._make_explainer(model)
-                    built_for = request.context
-                assert explainer is not None
+                if request is None or explainer is None:
+                    continue
                 side = map_side_px(request.grid)
                 for batch in explain_cells(request.slide, request.grid, request.cells,
                                            explainer, LOADER_BATCH):
@@ -188,7 +192,7 @@ class GradCamLoader(QObject):
                 message = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
                 log.warning("Grad-CAM layer: %s", message)
                 try:
-                    self.failed.emit(request.context, message)
+                    self.failed.emit(context, message)
                 except RuntimeError:
                     return
             finally:
