@@ -30,7 +30,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-SLIDE_20X = Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi" / "CMU-1-Small-Region.svs"
+SLIDE_20X = (Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi"
+             / "CMU-1-Small-Region.svs")
 
 
 def main() -> int:

@@ -31,7 +31,8 @@ class KerasGradCam:
         The loaded model; it is never modified.
     layer_or_spec
         Either the spec (the layer is ``spec.gradcam_layer``) or the layer name, in which case
-        ``spec`` must follow: ``KerasGradCam(model, spec)`` or ``KerasGradCam(model, "layer", spec)``.
+        ``spec`` must follow: ``KerasGradCam(model, spec)`` or
+        ``KerasGradCam(model, "layer", spec)``.
     spec
         The model's contract (preprocessing) when a layer name is given.
 
@@ -68,7 +69,7 @@ class KerasGradCam:
         if not isinstance(final, k.layers.Dense) or final.units != 1:
             raise ModelContractError("Grad-CAM needs a model ending in Dense(1, sigmoid).")
         # A second view of the same layers and weights: no copy, no change to the model.
-        grad_model = k.Model(keras_model.inputs, [conv_layer.output, final.input])
+        grad_model = k.Model(keras_model.inputs[0], [conv_layer.output, final.input])
         kernel, bias = final.kernel, final.bias
         size = spec.input_size
         signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]

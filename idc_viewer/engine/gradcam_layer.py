@@ -96,8 +96,8 @@ def cells_in_l0_rect(grid: PatchGrid, l0_rect: tuple[float, float, float, float]
     row1 = min(grid.rows - 1, math.floor((l0_y + l0_h) / size))
     if col1 < col0 or row1 < row0:
         return []
-    cols, rows = np.meshgrid(np.arange(col0, col1 + 1), np.arange(row0, row1 + 1))
-    cols, rows = cols.ravel(), rows.ravel()
+    col_grid, row_grid = np.meshgrid(np.arange(col0, col1 + 1), np.arange(row0, row1 + 1))
+    cols, rows = col_grid.ravel(), row_grid.ravel()
     if wanted is not None:
         keep = wanted[rows, cols]
         cols, rows = cols[keep], rows[keep]

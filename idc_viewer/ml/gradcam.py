@@ -22,9 +22,9 @@ import io
 import threading
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
@@ -305,7 +305,7 @@ class KerasFeatures:
         import keras
 
         layer = keras_model.get_layer(spec.gradcam_layer)
-        self._model = keras.Model(keras_model.inputs, [layer.output, keras_model.outputs[0]])
+        self._model = keras.Model(keras_model.inputs[0], [layer.output, keras_model.outputs[0]])
 
     def features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         conv, prob = self._model(x, training=False)
@@ -407,7 +407,9 @@ class SharedGradCam:
 
     @property
     def model_label(self) -> str:
-        return str(self.model.spec.name)
+        """``name (hash[:8])``, as the window names the model."""
+        spec = self.model.spec
+        return f"{spec.name} ({spec.model_hash[:8]})" if spec.model_hash else str(spec.name)
 
     def _get(self) -> Any:
         if self._cam is None:

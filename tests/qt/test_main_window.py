@@ -324,6 +324,39 @@ def test_next_flagged_steps_from_most_probable(qtbot, make_window, slide_file: P
     assert window.state.selected_cell == first
 
 
+def test_inspected_patch_is_outlined_and_n_zooms_in_to_see_it(
+    qtbot, make_window, slide_file: Path, grab
+) -> None:
+    from idc_viewer.qt.main_window import INSPECT_PATCH_VIEW_PX
+    from idc_viewer.qt.viewer.marks_layer import PATCH_COLOUR
+
+    window = make_window()
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    window.view.fit()  # a patch is a few screen pixels here
+    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000) as blocker:
+        window.actions_.next_flagged.trigger()
+    view = blocker.args[0]
+    rect = window.state.heatmap.grid.l0_rect(*view.cell)
+    assert window.marks.patch_l0 == rect
+    assert window.view.view_px_per_l0() * rect[2] >= INSPECT_PATCH_VIEW_PX - 1e-6
+    pixels = grab(window.view).astype(int)
+    t = window.view.view_transform()
+    x0, y0 = t.view_from_l0(rect[0], rect[1])
+    _x1, y1 = t.view_from_l0(rect[0] + rect[2], rect[1] + rect[3])
+    edge = pixels[int((y0 + y1) / 2), round(x0) - 1: round(x0) + 2]  # the left edge
+    yellow = np.array([PATCH_COLOUR.red(), PATCH_COLOUR.green(), PATCH_COLOUR.blue()])
+    assert np.abs(edge - yellow).sum(axis=1).min() < 60
+    # the full-resolution patch, enlarged, carries its map at full resolution
+    dialog = window.gradcam_panel.enlarge()
+    assert dialog is not None and dialog.isVisible()
+    shown = dialog.shown_array()
+    assert shown.shape == view.full.shape and not np.array_equal(shown, view.full)
+    dialog.cam_box.setChecked(False)
+    np.testing.assert_array_equal(dialog.shown_array(), view.full)
+    assert "model fake" in dialog.caption.text()
+
+
 def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path) -> None:
     window = make_window()
     window.open_path(str(slide_file))
@@ -342,6 +375,8 @@ def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path
     assert window.view.view_px_per_l0() > zoom_before
     assert visible.contains(region.l0_centroid_x, region.l0_centroid_y)
     assert visible.width() < 2 * max(region.l0_width, region.l0_height) + 1
+    assert window.marks.region_l0 == (region.l0_x, region.l0_y, region.l0_width,
+                                      region.l0_height)
 
 
 def test_export_writes_engine_files_and_png(

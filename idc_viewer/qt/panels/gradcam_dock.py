@@ -122,13 +122,13 @@ def position_text(view: GradCamView) -> str:
     return text
 
 
-def probability_text(view: GradCamView, model_label: str = "") -> str:
-    """``P(IDC) = 0.793`` (and the context score when there is one), and the model."""
-    text = f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
-    if view.context_probability is not None:
-        text += f"\ncontext P = {view.context_probability:.3f}"
-    label = model_label or view.model_label
-    return text + (f"\nmodel {label}" if label else "")
+def probability_text(view: GradCamView, context_probability: float | None = None) -> str:
+    """The patch's own CNN score (what Grad-CAM explains) first, its context value beside it."""
+    context = (context_probability if context_probability is not None
+               else view.context_probability)
+    if context is None:
+        return f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
+    return f"P(IDC) patch {view.probability:.3f} · context {context:.3f}  patch {view.cell}"
 
 
 class ClickableImage(QLabel):
@@ -282,16 +282,11 @@ class GradCamPanel(QWidget):
                 IMAGE_SIDE, IMAGE_SIDE, Qt.AspectRatioMode.KeepAspectRatio, mode
             )
             label.setPixmap(pixmap)
-        context = (context_probability if context_probability is not None
-                   else view.context_probability)
-        self._context = context
-        text = f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
-        if context is not None:
-            text = (f"P(IDC) patch {view.probability:.3f} · context {context:.3f}"
-                    f"  patch {view.cell}")
-        self.probability_label.setText(text)
-        label = view.model_label or self._model_text
-        self.model_label.setText(f"Grad-CAM of model {label}" if label else "")
+        self._context = (context_probability if context_probability is not None
+                         else view.context_probability)
+        self.probability_label.setText(probability_text(view, self._context))
+        name = view.model_label or self._model_text
+        self.model_label.setText(f"Grad-CAM of model {name}" if name else "")
         self.position_label.setText(position_text(view))
         self.enlarge_button.setEnabled(True)
         if self.dialog is not None and self.dialog.isVisible():
@@ -304,8 +299,8 @@ class GradCamPanel(QWidget):
         if self.dialog is None:
             self.dialog = EnlargedPatchDialog(self)
         h, w = self.view.full.shape[:2]
-        caption = (f"{probability_text(self.view, self._model_text).replace(chr(10), ' — ')}"
-                   f" — {w}×{h} px read from the slide")
+        name = self.view.model_label or self._model_text
+        caption = f"{probability_text(self.view, self._context)} — model {name} — {w}×{h} px read from the slide"
         self.dialog.show_view(self.view, caption)
         self.dialog.show()
         self.dialog.raise_()
