@@ -83,10 +83,13 @@ def colour_scale_rgba(width_px: int, height_px: int,
 
 
 def cells_in_l0_rect(grid: PatchGrid, l0_rect: tuple[float, float, float, float],
-                     wanted: np.ndarray | None = None) -> list[Cell]:
+                     wanted: np.ndarray | None = None,
+                     probabilities: np.ndarray | None = None) -> list[Cell]:
     """Cells whose footprint meets ``l0_rect``, nearest the rectangle's centre first.
 
-    ``wanted`` is an optional ``bool[rows, cols]`` (e.g. the analysed tissue cells).
+    ``wanted`` is an optional ``bool[rows, cols]`` (e.g. the tissue cells); with
+    ``probabilities`` (``float[rows, cols]``) only cells with a value (analysed) are kept,
+    looked up for the rectangle's cells only (cheap on a large grid).
     """
     l0_x, l0_y, l0_w, l0_h = l0_rect
     size = float(grid.l0_patch_size)
@@ -100,6 +103,9 @@ def cells_in_l0_rect(grid: PatchGrid, l0_rect: tuple[float, float, float, float]
     cols, rows = col_grid.ravel(), row_grid.ravel()
     if wanted is not None:
         keep = wanted[rows, cols]
+        cols, rows = cols[keep], rows[keep]
+    if probabilities is not None:
+        keep = ~np.isnan(probabilities[rows, cols])
         cols, rows = cols[keep], rows[keep]
     centre_col = (l0_x + l0_w / 2.0) / size - 0.5
     centre_row = (l0_y + l0_h / 2.0) / size - 0.5

@@ -224,7 +224,8 @@ class GradCamLayer:
         same_grid = (heatmap is not None and self.heatmap is not None
                      and heatmap.grid == self.heatmap.grid)
         self.heatmap = heatmap
-        self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
+        if not same_grid:  # per batch of a running analysis the grid stays: keep its edges
+            self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
         if not (keep_maps and same_grid):
             self.clear()
 
@@ -267,7 +268,8 @@ class GradCamLayer:
         if not self.active_at(transform) or self.heatmap is None:
             return []
         rect = transform.l0_rect_from_view_size(view_w, view_h)
-        return cells_in_l0_rect(self.heatmap.grid, rect, self.heatmap.analysed_mask)
+        return cells_in_l0_rect(self.heatmap.grid, rect,
+                                probabilities=self.heatmap.probabilities)
 
     def missing_cells(self, transform: ViewTransform, view_w: float,
                       view_h: float) -> list[Cell]:
