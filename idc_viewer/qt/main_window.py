@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QRectF, QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -154,6 +155,9 @@ class MainWindow(QMainWindow):
         self._add_habits()
         self._wire()
         self._refresh_recent_menu()
+        app = QApplication.instance()
+        if app is not None:  # app.quit() without closing the window still joins the threads
+            app.aboutToQuit.connect(self._stop_workers)
 
     # -- construction -----------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -686,11 +690,15 @@ class MainWindow(QMainWindow):
         window_memory.save_window(self, self.settings)
         if self.retrain_dialog is not None:
             self.retrain_dialog.cancel()
+        self._stop_workers()
+        if self.state.slide is not None:
+            self.state.slide.close()
+        event.accept()
+
+    def _stop_workers(self) -> None:
+        """Cancel the analysis and every worker and wait for their threads (idempotent)."""
         self.analysis.cancel()
         if not self.pool.shutdown(30_000):
             log.warning("some workers did not stop within 30 s")
         self.gradcam_layer.shutdown()
         self.view.shutdown()
-        if self.state.slide is not None:
-            self.state.slide.close()
-        event.accept()
