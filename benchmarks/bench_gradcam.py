@@ -141,9 +141,23 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
     window.gradcam_layer.set_mode("heatmap")
     cold, cold_s = measure(lambda: layer.set_mode("both"), layer.filled, 300)
     cells = len(layer.layer)
-    layer.layer.clear()  # the same view again, the explainer warm
-    layer.set_mode("heatmap")
-    warm, warm_s = measure(lambda: layer.set_mode("both"), layer.filled, 300)
+    warm: list[float] = []
+    warm_s = 0.0
+    for _ in range(3):  # the same view again from an empty cache, the explainer warm
+        layer.layer.clear()
+        layer.set_mode("heatmap")
+        again, again_s = measure(lambda: layer.set_mode("both"), layer.filled, 300)
+        warm.extend(again)
+        warm_s = max(warm_s, again_s)
+    repaint_ms = {}
+    for mode in ("heatmap", "both"):  # the GUI thread's own cost of one frame
+        layer.set_mode(mode)
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            view.repaint()
+            times.append((time.perf_counter() - t0) * 1000)
+        repaint_ms[mode] = sorted(times)[5]
     before = len(layer.layer)
     pan, pan_s = measure(lambda: view.pan_by_view_px(-view.width() * 0.6, 0), layer.filled, 300)
     pan_cells = len(layer.layer) - before
@@ -153,6 +167,7 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
         "cold_s": cold_s, "cold_max": max(cold), "cells": cells, "warm_s": warm_s,
         "warm_max": max(warm), "warm_p99": _p99(warm), "pan_s": pan_s, "pan_cells": pan_cells,
         "pan_max": max(pan) if pan else 0.0, "patch_view_px": patch_px,
+        "repaint_heatmap_ms": repaint_ms["heatmap"], "repaint_both_ms": repaint_ms["both"],
     }
 
 
@@ -212,12 +227,15 @@ def main() -> int:
         except DemoMissingError:
             raise SystemExit("no slide: pass one") from None
     print(f"model {Path(model).name}; slide {Path(slide).name}")
-    app_run = first_gradcam(model, slide, "app")
+    app_runs = [first_gradcam(model, slide, "app") for _ in range(3)]
     tf_run = first_gradcam(model, slide, "tf")
-    print(f"first Grad-CAM after start-up (fresh process): app path {app_run['first_s']:.3f} s "
-          f"(TensorFlow imported: {app_run['tf']}); TensorFlow GradientTape path "
-          f"{tf_run['first_s']:.2f} s; {tf_run['first_s'] / app_run['first_s']:.0f}x faster "
-          f"({'PASS' if app_run['first_s'] < 0.3 else 'FAIL'}: goal < 0.3 s)")
+    app_s = sorted(run["first_s"] for run in app_runs)
+    app_first = app_s[1]  # the median of three fresh processes
+    print(f"first Grad-CAM after start-up (fresh process, median of 3): app path "
+          f"{app_first:.3f} s (runs {', '.join(f'{v:.3f}' for v in app_s)}; TensorFlow "
+          f"imported: {any(run['tf'] for run in app_runs)}); TensorFlow GradientTape path "
+          f"{tf_run['first_s']:.2f} s; {tf_run['first_s'] / app_first:.0f}x faster "
+          f"({'PASS' if app_first < 0.3 else 'FAIL'}: goal < 0.3 s)")
     gui = gui_benchmark(model, slide, args.tick_ms)
     print(f"GUI: first click on a patch to its Grad-CAM shown: {gui['first_click_s']:.3f} s")
     print(f"GUI event-loop lateness, idle loop (baseline): max {gui['idle_max']:.1f} ms")
@@ -225,14 +243,16 @@ def main() -> int:
           f"max {gui['nav_max']:.1f} ms")
     print(f"the Grad-CAM layer filling that view, first time ({gui['cells']} patches of "
           f"~{gui['patch_view_px']:.0f} px, {gui['cold_s']:.2f} s): max {gui['cold_max']:.1f} ms")
-    print(f"  again from an empty cache, explainer warm ({gui['warm_s']:.2f} s): max "
+    print(f"  3 more times from an empty cache, explainer warm (<= {gui['warm_s']:.2f} s): max "
           f"{gui['warm_max']:.1f} ms, p99 {gui['warm_p99']:.1f} ms "
           f"({gui['warm_max'] / max(gui['idle_max'], 1.0):.1f}x the idle max)")
+    print(f"  one repaint of that view (median of 10): {gui['repaint_both_ms']:.1f} ms with the "
+          f"Grad-CAM layer, {gui['repaint_heatmap_ms']:.1f} ms heatmap only")
     print(f"  after a pan ({gui['pan_cells']} new patches, {gui['pan_s']:.2f} s): "
           f"max {gui['pan_max']:.1f} ms")
     worst = max(gui["cold_max"], gui["warm_max"], gui["pan_max"])
     print("PASS (< 50 ms)" if worst < 50 else "FAIL: the GUI thread was busy > 50 ms")
-    return 0 if worst < 50 and app_run["first_s"] < 0.3 else 1
+    return 0 if worst < 50 and app_first < 0.3 else 1
 
 
 if __name__ == "__main__":
