@@ -491,6 +491,8 @@ class MainWindow(QMainWindow):
         self._warm_inspector(model)
         self.gradcam_panel.clear()
         self.gradcam_dock.hide()
+        self.marks.region_l0 = None  # the old model's region and patch are no longer on screen
+        self.state.select_cell(None)
         if self.state.slide is None:
             self.statusBar().showMessage(f"Model {label} loaded.", 5000)
             return

@@ -261,8 +261,15 @@ def test_switching_model_never_mixes_two_models(qtbot, make_window, slide_file: 
     assert_one_model_on_screen(window)
     by_alpha = window.state.heatmap.probabilities.copy()
 
+    window.regions_panel.refresh()
+    assert window.regions_panel.table.rowCount() > 0
+    window.regions_panel.table.selectRow(0)
+    assert window.marks.region_l0 is not None
     switch("beta.keras")  # no stored analysis by beta: nothing, and the offer to analyse
     assert window.state.heatmap is None and window.view._overlay.heatmap is None
+    window.regions_panel.refresh()
+    assert window.regions_panel.table.rowCount() == 0
+    assert window.marks.region_l0 is None and window.marks.patch_l0 is None
     badge = window.model_badge
     assert badge.analyse_button.isVisibleTo(badge)
     assert badge.analyse_button.text() == "Analyse with beta"
