@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ MAP_MAX_SIDE_PX = 256
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
 #: Cells per explainer call in the worker: a repaint after each.
 LOADER_BATCH = 8
+#: Niceness added to the worker thread: on two busy cores the GUI thread goes first.
+WORKER_NICE = 5
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,16 @@ class GradCamLoader(QObject):
             context = request.context if request is not None else self._context
             return request, context, self._model
 
+    @staticmethod
+    def _lower_priority() -> None:
+        """Make this thread yield to the GUI thread on a busy CPU (Linux: a thread's nice)."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+        except (AttributeError, OSError):  # not Linux, or not permitted: run as is
+            pass
+
     def _work(self) -> None:
+        self._lower_priority()
         explainer: Explainer | None = None
         built_for = -1
         while (job := self._next(built_for)) is not None:
