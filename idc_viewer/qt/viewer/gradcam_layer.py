@@ -12,6 +12,7 @@ on the cells' exact footprints (the heatmap's level-0 edges).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -169,10 +170,10 @@ class GradCamLoader(QObject):
     @staticmethod
     def _lower_priority() -> None:
         """Make this thread yield to the GUI thread on a busy CPU (Linux: a thread's nice)."""
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
-        except (AttributeError, OSError):  # not Linux, or not permitted: run as is
-            pass
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
+                           + WORKER_NICE)
 
     def _work(self) -> None:
         self._lower_priority()
