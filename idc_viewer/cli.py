@@ -577,7 +577,9 @@ def _gradcam_region(slide: Any, grid: Any, explainer: Any, args: argparse.Namesp
     info = slide.info
     x0, y0 = max(0, int(x)), max(0, int(y))
     x1, y1 = min(info.l0_width, int(x + w)), min(info.l0_height, int(y + h))
-    if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+    if w <= 0 or h <= 0:
+        raise UserError(f"region width and height must be positive, got {w:g} x {h:g}")
+    if x1 <= x0 or y1 <= y0:
         raise UserError(
             f"region ({x:g}, {y:g}, {w:g} x {h:g}) does not overlap the slide "
             f"({info.l0_width} x {info.l0_height} level-0 px)"

@@ -249,6 +249,9 @@ def test_gradcam_region_outside_or_missing(wsi, model_path, tmp_path, capsys):
     rc, _, err = run_cli(["gradcam", slide, "--region", "90000", "0", "10", "10",
                           "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys)
     assert rc == 1 and "does not overlap" in err and not (tmp_path / "x.png").exists()
+    rc, _, err = run_cli(["gradcam", slide, "--region", "0", "0", "10", "-5",
+                          "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys)
+    assert rc == 1 and "must be positive" in err and not (tmp_path / "x.png").exists()
     rc, _, err = run_cli(["gradcam", slide, "-o", str(tmp_path / "x.png"),
                           "--model", str(model_path)], capsys)
     assert rc == 1 and "--region" in err and err.count("\n") == 1
