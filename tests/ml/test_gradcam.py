@@ -129,10 +129,14 @@ def test_the_app_path_never_imports_tensorflow(saved_model: SavedModel) -> None:
     code = textwrap.dedent(f"""
         import sys
         import numpy as np
-        from idc_viewer.ml.gradcam import GradCam
+        import idc_viewer.qt.main_window  # the GUI's modules, as the app imports them
+        from idc_viewer.qt.gradcam_controller import default_explainer
+        from idc_viewer.ml.gradcam import SharedGradCam
         from idc_viewer.ml.loading import load_model
         model = load_model({str(saved_model.spec_path)!r})
-        result = GradCam.for_model(model).compute(np.full((50, 50, 3), 200, np.uint8))
+        patch = np.full((50, 50, 3), 200, np.uint8)
+        result = SharedGradCam(model).compute(patch)  # the inspector's
+        default_explainer(model).compute_batch(patch[None])  # the slide layer's
         assert result.cam.shape == (50, 50)
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
         print("imported:", heavy)
