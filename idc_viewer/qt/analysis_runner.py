@@ -202,10 +202,14 @@ class AnalysisRunner(QObject):
 
     def _on_items_ready(self) -> None:
         worker = self.sender()
-        if (worker is not self.worker or not isinstance(worker, GeneratorWorker)
-                or self._state.model is not self._run_model):
-            return  # a late notice from a run that was replaced, or by a model now unloaded
+        if worker is not self.worker or not isinstance(worker, GeneratorWorker):
+            return  # a late notice from a run that was replaced
         self._apply(worker.take_items())
+
+    @property
+    def _run_is_on_screen(self) -> bool:
+        """False once another model was loaded: this run's results are then never shown."""
+        return self._state.model is self._run_model
 
     def _apply(self, payloads: list[tuple[AnalysisUpdate, Heatmap | None]]) -> None:
         """Apply every update the worker produced since the last call (in order).
@@ -214,6 +218,9 @@ class AnalysisRunner(QObject):
         and the progress bar follow together at the next flush, so the panels agree with each
         other and lag what is stored by at most UPDATE_INTERVAL_MS.
         """
+        if not self._run_is_on_screen:
+            self._discard_pending()
+            return
         window = self._window
         for update, snapshot in payloads:
             if update.tissue_warning:
@@ -242,6 +249,8 @@ class AnalysisRunner(QObject):
         cells, progress = self._pending_cells, self._pending_progress
         self._pending_cells, self._pending_progress = [], None
         live = self._live
+        if not self._run_is_on_screen:
+            return
         if cells and live is not None and self._state.heatmap is live:
             self._state.set_heatmap(live)
             if self._state.context_active():  # new cells change their neighbours' context
@@ -277,6 +286,10 @@ class AnalysisRunner(QObject):
         outcome = self._outcome or "done"
         panel = self._window.analysis_panel
         panel.set_running(False)
+        if not self._run_is_on_screen:  # the model was switched while it ran
+            panel.show_message(f"Stopped: {self._label} was replaced by another model.")
+            self.stopped.emit("cancelled")
+            return
         coverage = self._state.coverage() or (0, 0)
         texts = {
             "done": f"Done: {patches(coverage[1])} analysed.",

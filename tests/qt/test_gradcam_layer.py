@@ -64,10 +64,11 @@ def test_layer_paints_each_visible_patch_on_its_footprint(qtbot, scene, grab) ->
     view.set_view_transform(ViewTransform(l0_origin_x=60.0, l0_origin_y=110.0,
                                           view_px_per_l0=2.0))
     controller.set_mode("none")
+    qtbot.waitUntil(lambda: view.pending_tiles() == 0, timeout=10_000)  # the sharp tiles
     base = grab(view).astype(int)
     with qtbot.waitSignal(controller.filled, timeout=10_000):
         controller.set_mode("gradcam")
-    assert not controller.pending_cells()
+    assert not controller.pending_cells() and view.pending_tiles() == 0
     painted = grab(view).astype(int)
     hot = np.array(colormap_lut(GRADCAM_COLORMAP)[255], int)
     opacity = controller.layer.opacity

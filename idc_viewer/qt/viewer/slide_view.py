@@ -413,8 +413,8 @@ class SlideView(QWidget):
         if self._slide is not None:
             view_rect = QRectF(self.rect())
             self._overlay.paint(painter, self._transform, view_rect)
-            for layer in self._layers:
-                layer.paint(painter, self._transform, view_rect)
+            for extra in self._layers:
+                extra.paint(painter, self._transform, view_rect)
             self._scale_bar.paint(
                 painter, view_rect, self._slide.info.mpp, self._transform.view_px_per_l0
             )
