@@ -158,3 +158,15 @@ def test_cache_is_bounded_in_bytes() -> None:
     layer.add([CamTile(CellCam((i, 0), low, 0.5), image) for i in range(10)])
     assert len(layer) == 3 and layer.bytes_used <= layer.max_bytes
     assert layer.tile((9, 0)) is not None and layer.tile((0, 0)) is None  # oldest evicted
+
+
+def test_colour_scale_shows_the_layer_colours_on_white(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from idc_viewer.qt.viewer.gradcam_legend import GradCamLegend
+
+    legend = GradCamLegend()
+    qtbot.addWidget(legend)
+    low, high = legend.color_at(0.0), legend.color_at(1.0)
+    assert (low.red(), low.green(), low.blue()) == (255, 255, 255)  # 0 is clear
+    hot = colormap_lut(GRADCAM_COLORMAP)[255]
+    assert (high.red(), high.green(), high.blue()) == tuple(int(v) for v in hot)
+    assert "clear below" not in legend.note()  # not the heatmap's floor

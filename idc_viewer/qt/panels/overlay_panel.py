@@ -6,10 +6,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSlider, QWidget
 
-from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, LAYER_CHOICES
+from idc_viewer.engine.gradcam_layer import LAYER_CHOICES
 from idc_viewer.qt.panels.threshold_box import ThresholdBox
 from idc_viewer.qt.state import AppState
 from idc_viewer.qt.viewer.color_legend import ColorLegend
+from idc_viewer.qt.viewer.gradcam_legend import GradCamLegend
 
 CONTEXT_TIP = (
     "On: each patch's probability is the weighted mean of its analysed tissue neighbours' "
@@ -58,9 +59,7 @@ class OverlayPanel(QWidget):
         self.threshold_label = QLabel()
         self.threshold_box = ThresholdBox(state)
         self.legend = ColorLegend(threshold=state.threshold)
-        self.gradcam_legend = ColorLegend(
-            colormap=GRADCAM_COLORMAP,
-            title="Grad-CAM: evidence for IDC in the patch (each to its max)")
+        self.gradcam_legend = GradCamLegend()
         self.gradcam_note = QLabel("Zoom in until patches are ≥ 64 px to see Grad-CAM.")
         self.gradcam_note.setWordWrap(True)
         layout = QFormLayout(self)
