@@ -300,7 +300,8 @@ class GradCamPanel(QWidget):
             self.dialog = EnlargedPatchDialog(self)
         h, w = self.view.full.shape[:2]
         name = self.view.model_label or self._model_text
-        caption = f"{probability_text(self.view, self._context)} — model {name} — {w}×{h} px read from the slide"
+        caption = (f"{probability_text(self.view, self._context)} — model {name} — "
+                   f"{w}×{h} px read from the slide")
         self.dialog.show_view(self.view, caption)
         self.dialog.show()
         self.dialog.raise_()
