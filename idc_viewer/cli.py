@@ -15,6 +15,8 @@ Subcommands
     ``DIR/cohort.csv`` sums them up (:mod:`idc_viewer.engine.cohort`).
 ``gradcam SLIDE --x X --y Y -o OUT.png``
     Grad-CAM figure of the patch containing the level-0 point (X, Y).
+``gradcam SLIDE --region X Y W H -o OUT.png``
+    The viewer's Grad-CAM layer over a level-0 rectangle (every tissue patch's map).
 ``info SLIDE``
     Format, dimensions, pyramid levels, µm/px, and what the engine would do.
 
@@ -185,13 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p_gc = sub.add_parser(
-        "gradcam", help="Grad-CAM figure of one patch",
-        description="Write one figure (patch, Grad-CAM map, overlay, probability) for the "
-        "patch containing the level-0 point (X, Y).",
+        "gradcam", help="Grad-CAM figure of one patch, or the Grad-CAM layer over a region",
+        description="With --x/--y: one figure (patch, Grad-CAM map, overlay, probability) for "
+        "the patch containing the level-0 point (X, Y). With --region X Y W H: the slide's "
+        "level-0 rectangle with every tissue patch's Grad-CAM painted on its footprint, as the "
+        "viewer's Grad-CAM layer shows it, above its colour scale.",
     )
     p_gc.add_argument("slide", metavar="SLIDE")
-    p_gc.add_argument("--x", type=_finite_float, required=True, help="level-0 x in pixels")
-    p_gc.add_argument("--y", type=_finite_float, required=True, help="level-0 y in pixels")
+    p_gc.add_argument("--x", type=_finite_float, help="level-0 x in pixels")
+    p_gc.add_argument("--y", type=_finite_float, help="level-0 y in pixels")
+    p_gc.add_argument("--region", type=_finite_float, nargs=4, metavar=("X", "Y", "W", "H"),
+                      help="level-0 rectangle (pixels) to paint the Grad-CAM layer over")
+    p_gc.add_argument("--layers", choices=("gradcam", "heatmap", "both"), default="gradcam",
+                      help="with --region: which layers to paint (default gradcam)")
+    p_gc.add_argument("--max-side", type=_positive_int, default=2048, metavar="PX",
+                      help="with --region: longest side of the picture (default 2048)")
     p_gc.add_argument("-o", "--out", required=True, metavar="OUT.png", help="figure to write")
     _add_model_args(p_gc)
     _add_mpp_arg(p_gc)
@@ -560,11 +570,19 @@ def _analyze_one(
 
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
-    from idc_viewer.core.patches import make_grid, read_patch
+    from idc_viewer.core.patches import make_grid
     from idc_viewer.core.slide import MissingMppError, SlideError
-    from idc_viewer.engine.figures import gradcam_figure, write_png
+    from idc_viewer.ml.gradcam import GradCam
+    from idc_viewer.ml.spec import ModelContractError
 
+    if args.region is None and (args.x is None or args.y is None):
+        raise UserError("give a point (--x X --y Y) or a region (--region X Y W H)")
     model = _load_model(args.model)
+    try:
+        with _native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
+            explainer = GradCam.for_model(model)
+    except ModelContractError as exc:
+        raise UserError(f"cannot explain model {model.spec.name}: {exc}") from None
     with _open_slide(args.slide, args.mpp) as slide:
         spec = model.spec
         try:
@@ -573,38 +591,81 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
             raise UserError(_missing_mpp_message(args.slide, slide)) from None
         except SlideError as exc:
             raise UserError(str(exc)) from None
-        cell = grid.cell_at(args.x, args.y)
-        if cell is None:
-            raise UserError(
-                f"point ({args.x:g}, {args.y:g}) lies outside the slide "
-                f"({slide.info.l0_width} x {slide.info.l0_height} level-0 px)"
-            )
-        col, row = cell
-        patch = read_patch(slide, grid, col, row)
-    from idc_viewer.core.tissue import patch_tissue_fraction
-    from idc_viewer.ml.gradcam import GradCam, overlay
-    from idc_viewer.ml.spec import ModelContractError
+        if args.region is not None:
+            figure, title = _gradcam_region(slide, grid, explainer, args)
+        else:
+            figure, title = _gradcam_point(slide, grid, explainer, args)
+    from idc_viewer.engine.figures import write_png
 
-    tissue_share = patch_tissue_fraction(patch)
-    if tissue_share < GRADCAM_MIN_TISSUE:
-        _warn(f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
-              f"({tissue_share:.0%} stained pixels): its score and map mean nothing")
-    try:
-        with _native_stderr_silenced():  # TensorFlow's absl start-up line
-            keras_model = model.keras_model
-    except ModelContractError as exc:
-        raise UserError(f"cannot load model {model.keras_path}: {exc}") from None
-    result = GradCam(keras_model, spec.gradcam_layer, spec).compute(patch)
-    l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
-    title = (f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
-             f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px)")
-    figure = gradcam_figure(patch, result.cam, overlay(patch, result.cam), title)
     try:
         write_png(Path(args.out), figure)
     except OSError as exc:
         raise UserError(f"cannot write {args.out}: {exc}") from None
     print(f"{args.out}: {title}", file=sys.stderr)
     return EXIT_OK
+
+
+def _gradcam_point(slide: Any, grid: Any, explainer: Any, args: argparse.Namespace) -> Any:
+    from idc_viewer.core.patches import read_patch
+    from idc_viewer.core.tissue import patch_tissue_fraction
+    from idc_viewer.engine.figures import gradcam_figure
+    from idc_viewer.ml.gradcam import overlay
+
+    cell = grid.cell_at(args.x, args.y)
+    if cell is None:
+        raise UserError(
+            f"point ({args.x:g}, {args.y:g}) lies outside the slide "
+            f"({slide.info.l0_width} x {slide.info.l0_height} level-0 px)"
+        )
+    col, row = cell
+    patch = read_patch(slide, grid, col, row)
+    tissue_share = patch_tissue_fraction(patch)
+    if tissue_share < GRADCAM_MIN_TISSUE:
+        _warn(f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
+              f"({tissue_share:.0%} stained pixels): its score and map mean nothing")
+    result = explainer.compute(patch)
+    l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
+    title = (f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
+             f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px), {explainer.model_label}")
+    return gradcam_figure(patch, result.cam, overlay(patch, result.cam), title), title
+
+
+def _gradcam_region(slide: Any, grid: Any, explainer: Any, args: argparse.Namespace) -> Any:
+    import numpy as np
+
+    from idc_viewer.core.heatmap import Heatmap
+    from idc_viewer.core.tissue import detect_tissue
+    from idc_viewer.engine.gradcam_layer import (
+        cells_in_l0_rect,
+        explain_all,
+        render_region,
+        with_colour_scale,
+    )
+
+    x, y, w, h = args.region
+    info = slide.info
+    x0, y0 = max(0, int(x)), max(0, int(y))
+    x1, y1 = min(info.l0_width, int(x + w)), min(info.l0_height, int(y + h))
+    if w <= 0 or h <= 0:
+        raise UserError(f"region width and height must be positive, got {w:g} x {h:g}")
+    if x1 <= x0 or y1 <= y0:
+        raise UserError(
+            f"region ({x:g}, {y:g}, {w:g} x {h:g}) does not overlap the slide "
+            f"({info.l0_width} x {info.l0_height} level-0 px)"
+        )
+    rect = (x0, y0, x1 - x0, y1 - y0)
+    tissue = detect_tissue(slide, grid)
+    cells = cells_in_l0_rect(grid, rect, tissue.mask)
+    cams = explain_all(slide, grid, cells, explainer)
+    probabilities = np.full(grid.shape, np.nan, np.float32)
+    for cell, found in cams.items():
+        probabilities[cell[1], cell[0]] = found.probability
+    image = render_region(slide, grid, rect, cams, layers=args.layers,
+                          heatmap=Heatmap(grid, probabilities), max_side_px=args.max_side)
+    title = (f"{len(cams)} tissue patches of {explainer.model_label} in x={x0} y={y0} "
+             f"{x1 - x0}x{y1 - y0} level-0 px")
+    caption = f"Grad-CAM ({args.layers}): low to high evidence for IDC, each patch to its max"
+    return with_colour_scale(image, caption), title
 
 
 # --------------------------------------------------------------------------- info

@@ -1,7 +1,8 @@
-"""Screenshots of the real app for the README: demo slide, analysis, Grad-CAM of an IDC patch.
+"""Screenshots of the real app for the README: demo slide, analysis, Grad-CAM of an IDC patch,
+and the Grad-CAM layer on a 20x slide.
 
-Run under a virtual X screen (needs ``apt-get install -y xvfb libxcb-icccm4 libxcb-keysyms1
-libxcb-cursor0``)::
+Run by hand under a virtual X screen (needs ``apt-get install -y xvfb libxcb-icccm4
+libxcb-keysyms1 libxcb-cursor0``)::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py [SLIDE]
 
@@ -11,6 +12,10 @@ patch, the regions table, a partial analysis reopened (its un-analysed tissue ha
 "… — Resume"; taken before the full run), the ruler over a flagged region and the Model tab.
 Exits 1 when the demo slide or a model is missing, or a step does not finish within its time
 limit.
+When ``../shared/data/wsi/CMU-1-Small-Region.svs`` (a 20x slide) exists it also writes
+``08-gradcam-layer-20x.png`` (the Grad-CAM layer zoomed in) and ``09-patch-enlarged-20x.png``
+(the inspector's enlarged full-resolution patch with its map); without it those two are skipped
+with a message (the committed ones stay).
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SLIDE_20X = (Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi"
+             / "CMU-1-Small-Region.svs")
 
 
 def main() -> int:
@@ -54,7 +62,7 @@ def main() -> int:
 
     def wait(signal: object, timeout_s: float) -> list[object]:
         loop, got = QEventLoop(), []
-        signal.connect(lambda *a: (got.extend(a), loop.quit()))  # type: ignore[attr-defined]
+        signal.connect(lambda *a: (got.extend(a or [True]), loop.quit()))  # type: ignore[attr-defined]
         QTimer.singleShot(int(timeout_s * 1000), loop.quit)
         loop.exec()
         return got
@@ -114,7 +122,52 @@ def main() -> int:
     window.actions_.ruler.trigger()
     window.tabs.setCurrentWidget(window.model_panel)
     shot("07-model.png")
+    status = gradcam_layer_shots(window, wait, shot)
     window.close()
+    return status
+
+
+def gradcam_layer_shots(window: object, wait: object, shot: object) -> int:
+    """The Grad-CAM layer zoomed in on a 20x slide, and the inspector's enlarged patch."""
+    from idc_viewer.qt.state import flagged_cells
+
+    w: Any = window
+    if not SLIDE_20X.is_file():
+        print(f"skipped the 20x screenshots: {SLIDE_20X} not found", file=sys.stderr)
+        return 0
+    if not w.open_path(str(SLIDE_20X)):
+        return 1
+    if not w.state.heatmap:
+        w.analysis.start()
+        if wait(w.analysis_stopped, 600) != ["done"]:  # type: ignore[operator]
+            print("analysis of the 20x slide did not finish", file=sys.stderr)
+            return 1
+    heatmap = w.state.heatmap
+    cell = flagged_cells(heatmap, 0.0)[0]  # the most probable patch
+    x, y, pw, ph = heatmap.grid.l0_rect(*cell)
+    w.tabs.setCurrentIndex(0)
+    w.overlay_panel.set_mode("both")
+    view = w.view
+    view.zoom_by(190.0 / max(pw, ph) / view.view_px_per_l0())  # a patch ~190 screen px
+    view.center_on_l0(x + pw / 2, y + ph / 2)
+    w.inspect_cell(cell)
+    if not wait(w.gradcam_layer.filled, 120):  # type: ignore[operator]
+        print("the Grad-CAM layer did not fill", file=sys.stderr)
+        return 1
+    shot("08-gradcam-layer-20x.png")  # type: ignore[operator]
+    dialog = w.gradcam_panel.enlarge()
+    if dialog is None:
+        print("no patch to enlarge", file=sys.stderr)
+        return 1
+    dialog.resize(760, 860)
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(800, loop.quit)
+    loop.exec()
+    dialog.grab().save(str(OUT / "09-patch-enlarged-20x.png"))
+    print("wrote", OUT / "09-patch-enlarged-20x.png")
+    dialog.close()
     return 0
 
 

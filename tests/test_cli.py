@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from idc_viewer.cli import ProgressBar, expand_slides, main
@@ -206,6 +207,54 @@ def test_gradcam_outside_the_slide(wsi, model_path, tmp_path, capsys):
                          capsys)
     assert rc == 1 and "outside the slide" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_gradcam_region_paints_the_layer_over_tissue(wsi, model_path, tmp_path, capsys):
+    from idc_viewer.core.patches import make_grid
+    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.tissue import detect_tissue
+    from idc_viewer.engine.gradcam_layer import cells_in_l0_rect, footprint_px
+
+    out, plain = tmp_path / "layer.png", tmp_path / "plain.png"
+    x, y, w, h = 400, 1200, 1604, 1203  # about 4 x 3 patches of 401 level-0 px on this 20x slide
+    region = [str(v) for v in (x, y, w, h)]
+    rc, _, err = run_cli(["gradcam", str(wsi / "CMU-1-Small-Region.svs"), "--region", *region,
+                          "-o", str(out), "--model", str(model_path)], capsys)
+    assert rc == 0, err
+    assert "tissue patches" in err and "XNNPACK" not in err
+    image = cv2.imread(str(out))[..., ::-1]
+    assert image.shape[1] == w  # full resolution: one pixel per level-0 pixel
+    with open_slide(wsi / "CMU-1-Small-Region.svs") as slide:
+        raw = slide.read_region(x, y, 0, w, h)
+        grid = make_grid(slide.info, 50, 4.0)
+        tissue = detect_tissue(slide, grid).mask
+    painted = image[:h]
+    inside = np.zeros((h, w), bool)
+    cells = cells_in_l0_rect(grid, (x, y, w, h), tissue)
+    assert cells
+    for cell in cells:
+        x0, y0, fw, fh = footprint_px(grid, cell, x, y, 1.0)
+        inside[max(0, y0):y0 + fh, max(0, x0):x0 + fw] = True
+    changed = np.abs(painted.astype(int) - raw.astype(int)).sum(axis=2) > 0
+    assert changed[inside].any()  # the tissue patches' Grad-CAM shows
+    assert not changed[~inside].any()  # and nothing outside their exact footprints
+    rc2, _, _ = run_cli(["gradcam", str(wsi / "CMU-1-Small-Region.svs"), "--region", *region,
+                         "--layers", "heatmap", "-o", str(plain), "--model", str(model_path)],
+                        capsys)
+    assert rc2 == 0 and cv2.imread(str(plain)).shape == cv2.imread(str(out)).shape
+
+
+def test_gradcam_region_outside_or_missing(wsi, model_path, tmp_path, capsys):
+    slide = str(wsi / "CMU-1-Small-Region.svs")
+    rc, _, err = run_cli(["gradcam", slide, "--region", "90000", "0", "10", "10",
+                          "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys)
+    assert rc == 1 and "does not overlap" in err and not (tmp_path / "x.png").exists()
+    rc, _, err = run_cli(["gradcam", slide, "--region", "0", "0", "10", "-5",
+                          "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys)
+    assert rc == 1 and "must be positive" in err and not (tmp_path / "x.png").exists()
+    rc, _, err = run_cli(["gradcam", slide, "-o", str(tmp_path / "x.png"),
+                          "--model", str(model_path)], capsys)
+    assert rc == 1 and "--region" in err and err.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- plumbing

@@ -323,7 +323,7 @@ def gradcam_examples(
     """The paper's figure: the most confident correct IDC-positive and -negative test patches."""
     from idc_viewer.ml.gradcam import GradCam, overlay
 
-    cam = GradCam(loaded.keras_model, loaded.spec)
+    cam = GradCam.for_model(loaded)  # the app's computation, so the card shows what it shows
     examples = []
     for label in (1, 0):
         idx = np.flatnonzero(y == label)

@@ -122,6 +122,24 @@ def verify_tflite(tflite_path: Path, spec: ModelSpec, reference: np.ndarray,
     return {"max_abs_diff": diff, "decision_disagreement": disagree}
 
 
+def verify_gradcam(tflite_path: Path, keras_path: Path, spec: ModelSpec,
+                   patches: np.ndarray) -> None:
+    """Check the app can explain the exported model without TensorFlow.
+
+    The app's Grad-CAM reads the depthwise half of ``spec.gradcam_layer`` from the ``.tflite``
+    and runs the rest in numpy from the ``.keras`` weights; it checks on every batch that its
+    probabilities are the ``.tflite``'s. Raises :class:`ConversionError` when it cannot.
+    """
+    from idc_viewer.ml.gradcam import GradCam, Head, LiteRtFeatures
+
+    try:
+        head = Head.from_keras(keras_path, spec.gradcam_layer)
+        explainer = GradCam(LiteRtFeatures(tflite_path, spec, head), head, spec)
+        explainer.compute_batch(patches[:64])
+    except ModelContractError as exc:
+        raise ConversionError(f"The exported model cannot be explained by Grad-CAM: {exc}") from exc
+
+
 def save_model(keras_model: keras.Model, spec: ModelSpec, directory: Path, *,
                tflite: bool = True, sample_patches: np.ndarray | None = None,
                quantization: Quantization = "none") -> Path:
@@ -171,6 +189,8 @@ def save_model(keras_model: keras.Model, spec: ModelSpec, directory: Path, *,
         tmp_tflite.write_bytes(_convert(keras_model, quantization))
         try:
             verify_tflite(tmp_tflite, spec, reference, patches, quantization)
+            if quantization == "none":  # int8 weights differ from the .keras the head reads
+                verify_gradcam(tmp_tflite, keras_path, spec, patches)
         except Exception:
             tmp_tflite.unlink(missing_ok=True)
             raise

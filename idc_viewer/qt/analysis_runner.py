@@ -126,6 +126,7 @@ class AnalysisRunner(QObject):
         self._pool = pool
         self.batch_size = batch_size
         self.worker: GeneratorWorker | None = None
+        self._run_model: Any = None  # the model the running analysis scores with
         self._live: Heatmap | None = None
         self._outcome = ""
         self._label = ""
@@ -181,6 +182,7 @@ class AnalysisRunner(QObject):
         self._discard_pending()
         self._state.restore_model_threshold()  # the loaded model's heatmap, its threshold
         self.worker, self._live, self._outcome = worker, None, ""
+        self._run_model = model
         self._label = model_label(model.spec.name, model.spec.model_hash)
         window.analysis_panel.set_running(True)
         window.analysis_panel.show_message("Finding tissue…")
@@ -204,6 +206,11 @@ class AnalysisRunner(QObject):
             return  # a late notice from a run that was replaced
         self._apply(worker.take_items())
 
+    @property
+    def _run_is_on_screen(self) -> bool:
+        """False once another model was loaded: this run's results are then never shown."""
+        return self._state.model is self._run_model
+
     def _apply(self, payloads: list[tuple[AnalysisUpdate, Heatmap | None]]) -> None:
         """Apply every update the worker produced since the last call (in order).
 
@@ -211,6 +218,9 @@ class AnalysisRunner(QObject):
         and the progress bar follow together at the next flush, so the panels agree with each
         other and lag what is stored by at most UPDATE_INTERVAL_MS.
         """
+        if not self._run_is_on_screen:
+            self._discard_pending()
+            return
         window = self._window
         for update, snapshot in payloads:
             if update.tissue_warning:
@@ -239,6 +249,8 @@ class AnalysisRunner(QObject):
         cells, progress = self._pending_cells, self._pending_progress
         self._pending_cells, self._pending_progress = [], None
         live = self._live
+        if not self._run_is_on_screen:
+            return
         if cells and live is not None and self._state.heatmap is live:
             self._state.set_heatmap(live)
             if self._state.context_active():  # new cells change their neighbours' context
@@ -274,6 +286,10 @@ class AnalysisRunner(QObject):
         outcome = self._outcome or "done"
         panel = self._window.analysis_panel
         panel.set_running(False)
+        if not self._run_is_on_screen:  # the model was switched while it ran
+            panel.show_message(f"Stopped: {self._label} was replaced by another model.")
+            self.stopped.emit("cancelled")
+            return
         coverage = self._state.coverage() or (0, 0)
         texts = {
             "done": f"Done: {patches(coverage[1])} analysed.",

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QRectF, QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -28,6 +30,7 @@ from idc_viewer.core.export import Region
 from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
 from idc_viewer.core.tissue import stain_warning
+from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt import analysis_runner, slide_scale, window_memory
 from idc_viewer.qt.actions import (
     build_actions,
@@ -36,6 +39,7 @@ from idc_viewer.qt.actions import (
     shortcut_rows,
     write_recent,
 )
+from idc_viewer.qt.gradcam_controller import GradCamLayerController, default_explainer
 from idc_viewer.qt.panels.analysis_panel import AnalysisPanel
 from idc_viewer.qt.panels.display_panel import DisplayPanel
 from idc_viewer.qt.panels.gradcam_dock import GradCamPanel, GradCamView, compute_gradcam_view
@@ -55,12 +59,17 @@ from idc_viewer.qt.state import (
 )
 from idc_viewer.qt.user_messages import explain_open_error
 from idc_viewer.qt.viewer import Minimap, SlideView
+from idc_viewer.qt.viewer.marks_layer import MarksLayer
+from idc_viewer.qt.viewer.model_badge import ModelBadge
 from idc_viewer.qt.viewer.slide_view import THUMBNAIL_MAX_SIDE
 from idc_viewer.qt.workers import CallWorker, WorkerPool
 
 log = logging.getLogger(__name__)
 APP_TITLE = "IDC Viewer"
 MINIMAP_THUMBNAIL_SIDE = 256
+#: N / P zoom in until the inspected patch is this many screen pixels (the Grad-CAM layer's
+#: threshold is 64), when it would be smaller.
+INSPECT_PATCH_VIEW_PX = 96.0
 MODEL_FILTER = "IDC models (*.keras *.tflite *.spec.json);;All files (*)"
 #: What export_all writes after ``<stem>.`` (asked before replacing).
 EXPORT_SUFFIXES = ("patches.csv", "regions.csv", "regions.geojson", "provenance.json")
@@ -86,8 +95,9 @@ class MainWindow(QMainWindow):
         Recent files; none are remembered without it.
     runs_root : Path
         Default parent folder of retraining runs.
-    model_loader, gradcam_fn, retrain_command
-        Injected for tests; default to the real engine functions.
+    model_loader, gradcam_fn, retrain_command, explainer_factory
+        Injected for tests; default to the real engine functions (``explainer_factory(model)``
+        builds the Grad-CAM of a model, for the inspector and the slide's Grad-CAM layer).
 
     Signals
     -------
@@ -110,6 +120,7 @@ class MainWindow(QMainWindow):
         gradcam_fn: Callable[..., GradCamView] = compute_gradcam_view,
         retrain_command: CommandFactory = training_command,
         batch_size: int = 256,
+        explainer_factory: Callable[[Any], Any] = default_explainer,
     ) -> None:
         super().__init__()
         self.state = state
@@ -119,6 +130,8 @@ class MainWindow(QMainWindow):
         self._model_loader = model_loader
         self._gradcam_fn = gradcam_fn
         self._retrain_command = retrain_command
+        self._explainer_factory = explainer_factory
+        self._inspector_cam: SharedGradCam | None = None  # the Grad-CAM of state.model
         self.pool = WorkerPool(self)
         self.analysis = analysis_runner.AnalysisRunner(self, state, self.pool, batch_size)
         self.retrain_dialog: RetrainDialog | None = None
@@ -133,7 +146,7 @@ class MainWindow(QMainWindow):
             "analyse": self.analysis.start, "cancel": self.analysis.cancel,
             "load_model": self.choose_and_load_model, "retrain": self.open_retrain_dialog,
             "fit": self.view.fit, "one_to_one": self.view.zoom_to_one_to_one,
-            "toggle_overlay": self.overlay_panel.visible_box.toggle,
+            "toggle_overlay": self.overlay_panel.toggle_heatmap,
             "next_flagged": lambda: self.step_flagged(1),
             "prev_flagged": lambda: self.step_flagged(-1),
             "set_scale": self.choose_scale, "ruler": self._on_ruler_toggled,
@@ -142,12 +155,20 @@ class MainWindow(QMainWindow):
         self._add_habits()
         self._wire()
         self._refresh_recent_menu()
+        app = QApplication.instance()
+        if app is not None:  # app.quit() without closing the window still joins the threads
+            app.aboutToQuit.connect(self._stop_workers)
 
     # -- construction -----------------------------------------------------------------------
     def _build_widgets(self) -> None:
         state = self.state
         self.view = SlideView(parent=self)
         self.setCentralWidget(self.view)
+        self.gradcam_layer = GradCamLayerController(self.view, state, self._explainer_factory,
+                                                    self)
+        self.marks = MarksLayer()
+        self.view.add_layer(self.marks)
+        self.model_badge = ModelBadge(self.view)
         self.minimap = Minimap()
         self.info_panel = SlideInfoPanel(state)
         left = QWidget()
@@ -238,8 +259,18 @@ class MainWindow(QMainWindow):
         self.view.patch_clicked.connect(self._on_patch_clicked)
         self.minimap.jump_requested.connect(self.view.center_on_l0)
         self.overlay_panel.opacity_changed.connect(self.view.set_overlay_opacity)
-        self.overlay_panel.visible_changed.connect(self.view.set_overlay_visible)
+        self.overlay_panel.mode_changed.connect(self.gradcam_layer.set_mode)
+        self.overlay_panel.gradcam_opacity_changed.connect(self.gradcam_layer.set_opacity)
         self.view.set_overlay_opacity(self.overlay_panel.opacity)
+        self.gradcam_layer.set_mode(self.overlay_panel.mode)
+        self.gradcam_layer.set_opacity(self.overlay_panel.gradcam_opacity)
+        self.gradcam_layer.failed.connect(
+            lambda message: self.statusBar().showMessage(f"Grad-CAM layer: {message}", 10_000))
+        self.model_badge.analyse_requested.connect(self.analysis.start)
+        self.state.model_changed.connect(self._refresh_model_badge)
+        self.state.heatmap_changed.connect(self._refresh_model_badge)
+        self.state.slide_changed.connect(self._refresh_model_badge)
+        self.state.cell_selected.connect(self._on_cell_selected)
         self.state.threshold_changed.connect(self.view.set_threshold)
         self.view.set_threshold(self.state.threshold)
         self.state.map_mode_changed.connect(self._show_decision_map)
@@ -317,6 +348,8 @@ class MainWindow(QMainWindow):
         self.minimap.set_slide_thumbnail(shrink_to(thumbnail, MINIMAP_THUMBNAIL_SIDE),
                                          (slide.info.l0_width, slide.info.l0_height))
         self.view.set_heatmap(None)
+        self.marks.patch_l0 = self.marks.region_l0 = None
+        self.gradcam_panel.clear()
         self.gradcam_dock.hide()
         self.setWindowTitle(f"{name or Path(slide.info.path).name} — {APP_TITLE}")
         if warning is not None:
@@ -368,32 +401,43 @@ class MainWindow(QMainWindow):
         return True
 
     def show_stored_heatmap(self) -> bool:
-        """Show the stored analysis of the open slide (the current model's, else the latest)."""
+        """Show the open slide's stored analysis by the loaded model, if there is one.
+
+        Only the loaded model's: heatmap, threshold, flags, regions and Grad-CAM on screen are
+        always one model's (with no model loaded, the latest analysis is shown).
+        """
         if self.store is None or self.state.fingerprint is None:
             return False
         slide = self.state.slide
         found = analysis_runner.find_stored(self.store, self.state.fingerprint, self.state.model,
                                             slide.info.mpp if slide is not None else None)
-        if found is None:
+        if found is None or (self.state.model is not None and not found.by_loaded_model):
             return False
+        if self.state.model is None and found.threshold is not None:
+            self.state.borrow_threshold(found.threshold)
         message = f"Stored heatmap shown (model {found.label})."
-        if not found.by_loaded_model and self.state.model is not None:
-            loaded = model_label(self.state.model.spec.name, self.state.model.spec.model_hash)
-            if found.threshold is not None:
-                self.state.borrow_threshold(found.threshold)
-                flagged_at = f"flagged at its own threshold {found.threshold:.2f}"
-            else:
-                flagged_at = "its threshold is unknown: flags use the loaded model's"
-            message = (f"Stored heatmap of another model shown: {found.label}, {flagged_at}. "
-                       f"Analyse slide to score it with the loaded model {loaded}.")
         self.state.set_heatmap(found.heatmap, found.label, found.tissue_mask)
         self.view.set_heatmap(self.state.decision_map())
         self.view.set_pending_mask(self.state.pending_mask())
         coverage = self.state.coverage()
         if coverage is not None and coverage[0] < coverage[1]:
             message += f" Partial: {format_count(*coverage)} — Analyse slide resumes."
-        self.statusBar().showMessage(message, 0 if not found.by_loaded_model else 10_000)
+        self.statusBar().showMessage(message, 10_000)
         return True
+
+    def _refresh_model_badge(self) -> None:
+        """Name the model on screen; offer to analyse when the slide has no analysis by it."""
+        model = self.state.model
+        if model is None:
+            self.model_badge.show_model(self.state.heatmap_source, "no model loaded")
+            return
+        label = model_label(model.spec.name, model.spec.model_hash)
+        self.gradcam_panel.set_model(label)
+        if self.state.slide is not None and self.state.heatmap is None:
+            self.model_badge.show_model(label, "no analysis of this slide",
+                                        analyse_name=str(model.spec.name))
+        else:
+            self.model_badge.show_model(label)
 
     def _remember(self, path: str) -> None:
         if self.settings is None:
@@ -440,11 +484,37 @@ class MainWindow(QMainWindow):
         return worker
 
     def _on_model_loaded(self, model: Any, path: str) -> None:
+        """Switch everything on screen to ``model``: its stored analysis, or nothing."""
+        self.analysis.cancel_and_wait()  # a running analysis is the old model's
+        self._inspector_cam = None
+        self._gradcam_request += 1  # a Grad-CAM in flight is the old model's
         self.state.set_model(model, path)
-        self.statusBar().showMessage(f"Model {model_label(model.spec.name, model.spec.model_hash)}"
-                                     " loaded.", 5000)
-        if self.state.heatmap is None:
-            self.show_stored_heatmap()
+        label = model_label(model.spec.name, model.spec.model_hash)
+        self._warm_inspector(model)
+        self.gradcam_panel.clear()
+        self.gradcam_dock.hide()
+        self.marks.region_l0 = None  # the old model's region and patch are no longer on screen
+        self.state.select_cell(None)
+        if self.state.slide is None:
+            self.statusBar().showMessage(f"Model {label} loaded.", 5000)
+            return
+        shown = self.show_stored_heatmap()
+        if not shown:
+            self.state.set_heatmap(None)
+            self.view.set_heatmap(None)
+            self.statusBar().showMessage(
+                f"Model {label} loaded: it has not analysed this slide yet; "
+                f"Analyse with {model.spec.name} (F5).", 0)
+        self._refresh_model_badge()
+
+    def _warm_inspector(self, model: Any) -> None:
+        """Build the inspector's Grad-CAM now, off the GUI thread: the first click is instant."""
+        cam = SharedGradCam(model, self._explainer_factory)
+        self._inspector_cam = cam
+        worker = CallWorker("gradcam-warm", lambda: cam.compute_batch(np.zeros(
+            (0, model.spec.patch_size_px, model.spec.patch_size_px, 3), np.uint8)))
+        worker.failed.connect(lambda message: log.warning("Grad-CAM warm-up: %s", message))
+        self.pool.start(worker)
 
     def _on_model_failed(self, path: str, message: str) -> None:
         self.show_error("Cannot load model", f"{Path(path).name}: {message}")
@@ -478,7 +548,13 @@ class MainWindow(QMainWindow):
             text += f" ({mpp / zoom:.3g} µm/screen px, ≈{10.0 * zoom / mpp:.3g}× objective)"
         self.zoom_label.setText(text)
 
+    def _on_cell_selected(self, cell: tuple[int, int] | None) -> None:
+        grid = self.analysis.current_grid()
+        self.marks.patch_l0 = grid.l0_rect(*cell) if cell is not None and grid else None
+        self.view.update()
+
     def _on_region_selected(self, region: Region) -> None:
+        self.marks.region_l0 = (region.l0_x, region.l0_y, region.l0_width, region.l0_height)
         margin = 0.25 * max(region.l0_width, region.l0_height)
         self.view.zoom_to_l0_rect(region.l0_x - margin, region.l0_y - margin,
                                   region.l0_width + 2 * margin, region.l0_height + 2 * margin)
@@ -503,8 +579,10 @@ class MainWindow(QMainWindow):
         request = self._gradcam_request
         self.gradcam_dock.show()
         self.gradcam_panel.show_loading(cell)
-        fn = self._gradcam_fn
-        worker = CallWorker("gradcam", lambda: fn(slide, grid, cell, model))
+        if self._inspector_cam is None or self._inspector_cam.model is not model:
+            self._inspector_cam = SharedGradCam(model, self._explainer_factory)
+        fn, explainer = self._gradcam_fn, self._inspector_cam
+        worker = CallWorker("gradcam", lambda: fn(slide, grid, cell, explainer))
         worker.finished.connect(lambda view: self._on_gradcam_ready(request, view))
         worker.failed.connect(lambda message: self._on_gradcam_failed(request, message))
         self.pool.start(worker)
@@ -541,6 +619,9 @@ class MainWindow(QMainWindow):
             return
         x, y, w, h = heatmap.grid.l0_rect(*cell)
         self.view.center_on_l0(x + w / 2, y + h / 2)
+        patch_view_px = self.view.view_px_per_l0() * max(w, h)
+        if patch_view_px < INSPECT_PATCH_VIEW_PX:  # too small to see: zoom in on it
+            self.view.zoom_by(INSPECT_PATCH_VIEW_PX / max(patch_view_px, 1e-9))
         self.inspect_cell(cell)
 
     # -- export -----------------------------------------------------------------------------
@@ -613,10 +694,15 @@ class MainWindow(QMainWindow):
         window_memory.save_window(self, self.settings)
         if self.retrain_dialog is not None:
             self.retrain_dialog.cancel()
-        self.analysis.cancel()
-        if not self.pool.shutdown(30_000):
-            log.warning("some workers did not stop within 30 s")
-        self.view.shutdown()
+        self._stop_workers()
         if self.state.slide is not None:
             self.state.slide.close()
         event.accept()
+
+    def _stop_workers(self) -> None:
+        """Cancel the analysis and every worker and wait for their threads (idempotent)."""
+        self.analysis.cancel()
+        if not self.pool.shutdown(30_000):
+            log.warning("some workers did not stop within 30 s")
+        self.gradcam_layer.shutdown()
+        self.view.shutdown()

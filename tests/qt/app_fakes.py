@@ -41,3 +41,35 @@ def fake_gradcam(
         overlay=patch.copy(), probability=float(patch[..., 0].mean() / 255.0), l0_rect=rect,
         mpp=slide.info.mpp,
     )
+
+
+#: The fake Grad-CAM map: the left half of every patch lit (1), the right half dark (0).
+FAKE_CAM_LOWRES = np.zeros((6, 6), np.float32)
+FAKE_CAM_LOWRES[:, :3] = 1.0
+
+
+class FakeExplainer:
+    """Grad-CAM stand-in with the app's interface: a fixed map, P as the fake predictor's."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        spec = getattr(model, "spec", None)
+        self.model_label = str(getattr(spec, "name", "fake"))
+        self.patches_seen = 0
+
+    def compute_batch(self, patches: np.ndarray) -> list:
+        from idc_viewer.ml.gradcam import GradCamResult, upsample_cam
+
+        patches = np.asarray(patches)
+        self.patches_seen += len(patches)
+        probabilities = patches[..., 0].mean(axis=(1, 2)) / 255.0
+        return [GradCamResult(cam=upsample_cam(FAKE_CAM_LOWRES, 50, 50), probability=float(p),
+                              score=0.0, cam_lowres=FAKE_CAM_LOWRES.copy(),
+                              cam_raw=FAKE_CAM_LOWRES.copy()) for p in probabilities]
+
+    def compute(self, patch: np.ndarray):  # type: ignore[no-untyped-def]
+        return self.compute_batch(np.asarray(patch)[np.newaxis])[0]
+
+
+def fake_explainer(model: object) -> FakeExplainer:
+    return FakeExplainer(model)

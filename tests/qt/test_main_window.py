@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
-from app_fakes import FakeModel, FakePredictor, fake_gradcam, fake_spec, two_region_image
+from app_fakes import (
+    FakeModel,
+    FakePredictor,
+    fake_explainer,
+    fake_gradcam,
+    fake_spec,
+    two_region_image,
+)
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
@@ -45,6 +52,7 @@ def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
     def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         kwargs.setdefault("gradcam_fn", fake_gradcam)
+        kwargs.setdefault("explainer_factory", fake_explainer)
         kwargs.setdefault("batch_size", 8)
         window = MainWindow(AppState(), store=ResultStore(store_dir or tmp_path / "results"),
                             settings=settings, runs_root=tmp_path / "runs", **kwargs)
@@ -212,18 +220,81 @@ def test_reopening_shows_stored_heatmap_at_once(
     np.testing.assert_allclose(other.state.heatmap.probabilities, expected, equal_nan=True)
     assert "fake" in other.state.heatmap_source
     assert "fake" in other.info_panel.values["Heatmap"].text()
-    # A different model's analysis is labelled with that model's hash and flagged at that
-    # model's threshold (0.5), not the loaded one's (0.3), until the loaded model analyses.
+    # Another model never shows this analysis: no heatmap, its own threshold, an offer.
     other_model = FakeModel(spec=fake_spec("other", "b", threshold=0.3))
     third = make_window(model=other_model, store_dir=tmp_path / "store")
     third.open_path(str(slide_file))
-    assert third.state.heatmap is not None and "aaaaaaaa" in third.state.heatmap_source
-    assert third.state.threshold == pytest.approx(0.5)
-    assert "another model" in third.statusBar().currentMessage()
-    assert "0.50" in third.statusBar().currentMessage()
+    assert third.state.heatmap is None and third.state.threshold == pytest.approx(0.3)
+    assert third.model_badge.analyse_button.text() == "Analyse with other"
     run_analysis(qtbot, third)
     assert third.state.threshold == pytest.approx(0.3)
     assert "bbbbbbbb" in third.state.heatmap_source
+
+
+def assert_one_model_on_screen(window: MainWindow) -> None:
+    """Heatmap, threshold, layers and labels all belong to the loaded model."""
+    state, model = window.state, window.state.model
+    assert state.threshold == pytest.approx(model.spec.threshold)
+    assert window.view._overlay.heatmap is state.heatmap
+    assert window.gradcam_layer.layer.heatmap is state.heatmap
+    if state.heatmap is not None:
+        assert state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})")
+    assert model.spec.name in window.model_badge.label.text()
+    assert model.spec.name in window.gradcam_panel.model_label.text()
+
+
+def test_switching_model_never_mixes_two_models(qtbot, make_window, slide_file: Path) -> None:
+    alpha = FakeModel(spec=fake_spec("alpha", "a", threshold=0.5))
+    beta = FakeModel(spec=fake_spec("beta", "b", threshold=0.3))
+    models = {"alpha.keras": alpha, "beta.keras": beta}
+    window = make_window(model=None, model_loader=lambda path: models[path])
+
+    def switch(path: str) -> None:
+        with qtbot.waitSignal(window.state.model_changed, timeout=10_000):
+            window.load_model(path)
+        assert window.state.model is models[path]
+        assert_one_model_on_screen(window)
+
+    switch("alpha.keras")
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    assert_one_model_on_screen(window)
+    by_alpha = window.state.heatmap.probabilities.copy()
+
+    window.regions_panel.refresh()
+    assert window.regions_panel.table.rowCount() > 0
+    window.regions_panel.table.selectRow(0)
+    assert window.marks.region_l0 is not None
+    switch("beta.keras")  # no stored analysis by beta: nothing, and the offer to analyse
+    assert window.state.heatmap is None and window.view._overlay.heatmap is None
+    window.regions_panel.refresh()
+    assert window.regions_panel.table.rowCount() == 0
+    assert window.marks.region_l0 is None and window.marks.patch_l0 is None
+    badge = window.model_badge
+    assert badge.analyse_button.isVisibleTo(badge)
+    assert badge.analyse_button.text() == "Analyse with beta"
+    assert "Analyse with beta" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000):
+        badge.analyse_button.click()
+    assert_one_model_on_screen(window)
+    assert not badge.analyse_button.isVisibleTo(badge)
+
+    switch("alpha.keras")  # alpha's stored analysis comes back, at alpha's threshold
+    np.testing.assert_array_equal(window.state.heatmap.probabilities, by_alpha)
+
+    # mid-analysis: beta is slowed down, and alpha is loaded while it runs
+    beta.predictor.delay_s = 0.1
+    store, window.store = window.store, None  # beta must not find its finished analysis
+    switch("beta.keras")
+    worker = window.analysis.start()
+    assert worker is not None
+    qtbot.waitUntil(lambda: window.state.heatmap is not None, timeout=10_000)
+    window.store = store
+    switch("alpha.keras")
+    assert not worker.running
+    qtbot.wait(300)  # late batches of beta's run are not painted
+    assert_one_model_on_screen(window)
+    np.testing.assert_array_equal(window.state.heatmap.probabilities, by_alpha)
 
 
 def test_clicking_a_patch_opens_gradcam_dock(qtbot, make_window, slide_file: Path) -> None:
@@ -260,6 +331,39 @@ def test_next_flagged_steps_from_most_probable(qtbot, make_window, slide_file: P
     assert window.state.selected_cell == first
 
 
+def test_inspected_patch_is_outlined_and_n_zooms_in_to_see_it(
+    qtbot, make_window, slide_file: Path, grab
+) -> None:
+    from idc_viewer.qt.main_window import INSPECT_PATCH_VIEW_PX
+    from idc_viewer.qt.viewer.marks_layer import PATCH_COLOUR
+
+    window = make_window()
+    window.open_path(str(slide_file))
+    run_analysis(qtbot, window)
+    window.view.fit()  # a patch is a few screen pixels here
+    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000) as blocker:
+        window.actions_.next_flagged.trigger()
+    view = blocker.args[0]
+    rect = window.state.heatmap.grid.l0_rect(*view.cell)
+    assert window.marks.patch_l0 == rect
+    assert window.view.view_px_per_l0() * rect[2] >= INSPECT_PATCH_VIEW_PX - 1e-6
+    pixels = grab(window.view).astype(int)
+    t = window.view.view_transform()
+    x0, y0 = t.view_from_l0(rect[0], rect[1])
+    _x1, y1 = t.view_from_l0(rect[0] + rect[2], rect[1] + rect[3])
+    edge = pixels[int((y0 + y1) / 2), round(x0) - 1: round(x0) + 2]  # the left edge
+    yellow = np.array([PATCH_COLOUR.red(), PATCH_COLOUR.green(), PATCH_COLOUR.blue()])
+    assert np.abs(edge - yellow).sum(axis=1).min() < 60
+    # the full-resolution patch, enlarged, carries its map at full resolution
+    dialog = window.gradcam_panel.enlarge()
+    assert dialog is not None and dialog.isVisible()
+    shown = dialog.shown_array()
+    assert shown.shape == view.full.shape and not np.array_equal(shown, view.full)
+    dialog.cam_box.setChecked(False)
+    np.testing.assert_array_equal(dialog.shown_array(), view.full)
+    assert "model fake" in dialog.caption.text()
+
+
 def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path) -> None:
     window = make_window()
     window.open_path(str(slide_file))
@@ -278,6 +382,8 @@ def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path
     assert window.view.view_px_per_l0() > zoom_before
     assert visible.contains(region.l0_centroid_x, region.l0_centroid_y)
     assert visible.width() < 2 * max(region.l0_width, region.l0_height) + 1
+    assert window.marks.region_l0 == (region.l0_x, region.l0_y, region.l0_width,
+                                      region.l0_height)
 
 
 def test_export_writes_engine_files_and_png(

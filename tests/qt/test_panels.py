@@ -51,9 +51,18 @@ def test_overlay_threshold_slider_and_state_agree(qtbot) -> None:
     with qtbot.waitSignal(panel.opacity_changed) as blocker:
         panel.opacity_slider.setValue(80)
     assert blocker.args == [pytest.approx(0.8)]
+    assert panel.mode == "both"
     with qtbot.waitSignal(panel.visible_changed) as blocker:
-        panel.visible_box.setChecked(False)
-    assert blocker.args == [False]
+        panel.toggle_heatmap()  # H: the heatmap off, Grad-CAM stays
+    assert blocker.args == [False] and panel.mode == "gradcam"
+    with qtbot.waitSignal(panel.mode_changed) as mode_blocker:
+        panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("none"))
+    assert mode_blocker.args == ["none"]
+    panel.toggle_heatmap()
+    assert panel.mode == "heatmap"
+    with qtbot.waitSignal(panel.gradcam_opacity_changed) as blocker:
+        panel.gradcam_opacity_slider.setValue(30)
+    assert blocker.args == [pytest.approx(0.3)]
 
 
 def test_a_borrowed_threshold_returns_to_the_loaded_models_on_the_next_slide() -> None:

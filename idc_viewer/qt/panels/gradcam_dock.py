@@ -1,37 +1,54 @@
-"""Grad-CAM inspector: one patch as the model saw it, at full resolution, its map and overlay.
+"""Grad-CAM inspector: one patch as the model saw it, at full resolution with its map.
 
-:func:`compute_gradcam_view` is plain Python (run in a worker: its first call imports
-TensorFlow); :class:`GradCamPanel` only displays a :class:`GradCamView`.
+:func:`compute_gradcam_view` is plain Python (run it in a worker; no TensorFlow on the app's
+path); :class:`GradCamPanel` only displays a :class:`GradCamView`. The full-resolution image
+carries the map painted over it at its own resolution (the same colours and alpha as the
+slide's Grad-CAM layer); a click on it opens it enlarged.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QMouseEvent, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from idc_viewer.core.heatmap import colormap_lut
 from idc_viewer.core.patches import read_patch
+from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, cam_rgba
 from idc_viewer.qt.image_convert import qpixmap_from_array
 
 if TYPE_CHECKING:
     from idc_viewer.core.patches import PatchGrid
     from idc_viewer.core.slide import Slide
-    from idc_viewer.ml.loading import LoadedModel
 
 #: Longest side (pixels) of the full-resolution read of a patch's footprint.
 FULL_RES_MAX_SIDE = 1024
 IMAGE_SIDE = 200
+#: The enlarged view shows the footprint at least this large (a 50-px patch is magnified).
+ENLARGED_MIN_SIDE = 600
+CAM_OPACITY = 0.6
 
 
 @dataclass(frozen=True)
 class GradCamView:
-    """Everything the inspector shows for one patch (``l0_`` level-0 pixels)."""
+    """Everything the inspector shows for one patch (``l0_`` level-0 pixels).
+
+    ``context_probability`` is left for a neighbourhood-aware score beside the patch's own.
+    """
 
     cell: tuple[int, int]
     patch: np.ndarray  # (patch_px, patch_px, 3) uint8, what the model saw
@@ -41,22 +58,9 @@ class GradCamView:
     probability: float
     l0_rect: tuple[int, int, int, int]
     mpp: float | None
-
-
-_gradcams: dict[int, Any] = {}
-_gradcams_lock = threading.Lock()
-
-
-def _gradcam_for(model: LoadedModel) -> Any:
-    """One GradCam per loaded model (building it imports TensorFlow and traces a function)."""
-    from idc_viewer.ml.gradcam import GradCam
-
-    with _gradcams_lock:
-        key = id(model)
-        if key not in _gradcams:
-            _gradcams.clear()
-            _gradcams[key] = GradCam(model.keras_model, model.spec.gradcam_layer, model.spec)
-        return _gradcams[key]
+    cam_lowres: np.ndarray | None = None
+    model_label: str = ""
+    context_probability: float | None = None
 
 
 def read_full_resolution(slide: Slide, l0_rect: tuple[int, int, int, int]) -> np.ndarray:
@@ -69,27 +73,45 @@ def read_full_resolution(slide: Slide, l0_rect: tuple[int, int, int, int]) -> np
 
 
 def compute_gradcam_view(
-    slide: Slide, grid: PatchGrid, cell: tuple[int, int], model: LoadedModel
+    slide: Slide, grid: PatchGrid, cell: tuple[int, int], explainer: Any
 ) -> GradCamView:
-    """Read the patch, run Grad-CAM on it (blocking: call it in a worker)."""
-    from idc_viewer.ml.gradcam import overlay
+    """Read the patch and explain it (blocking: call it in a worker).
 
+    ``explainer`` is anything with ``compute(patch)`` (a :class:`~idc_viewer.ml.gradcam.
+    SharedGradCam` in the app), or a loaded model, explained with a fresh Grad-CAM.
+    """
+    from idc_viewer.ml.gradcam import GradCam, overlay
+
+    if not hasattr(explainer, "compute"):
+        explainer = GradCam.for_model(explainer)
     col, row = cell
     patch = read_patch(slide, grid, col, row)
     rect = grid.l0_rect(col, row)
-    result = _gradcam_for(model).compute(patch)
+    result = explainer.compute(patch)
     cam = np.asarray(result.cam, dtype=np.float32)
     return GradCamView(
         cell=cell, patch=patch, full=read_full_resolution(slide, rect), cam=cam,
         overlay=np.asarray(overlay(patch, cam), dtype=np.uint8),
         probability=float(result.probability), l0_rect=rect, mpp=slide.info.mpp,
+        cam_lowres=np.asarray(result.cam_lowres, np.float32),
+        model_label=str(getattr(explainer, "model_label", "")),
     )
 
 
 def cam_to_rgb(cam: np.ndarray) -> np.ndarray:
-    """Colour a [0, 1] map with the jet colormap."""
+    """Colour a [0, 1] map with the Grad-CAM colour scale."""
     index = np.clip(np.nan_to_num(cam) * 255.0, 0, 255).astype(np.uint8)
-    return np.asarray(colormap_lut("jet")[index], dtype=np.uint8)
+    return np.asarray(colormap_lut(GRADCAM_COLORMAP)[index], dtype=np.uint8)
+
+
+def full_with_cam(view: GradCamView, opacity: float = CAM_OPACITY) -> np.ndarray:
+    """The full-resolution footprint with the map painted at its resolution (as on the slide)."""
+    full = np.ascontiguousarray(view.full[..., :3], dtype=np.uint8)
+    low = view.cam_lowres if view.cam_lowres is not None else view.cam
+    h, w = full.shape[:2]
+    rgba = cam_rgba(low, w, h).astype(np.float32)
+    alpha = rgba[..., 3:4] / 255.0 * opacity
+    return np.rint(full * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
 
 
 def position_text(view: GradCamView) -> str:
@@ -98,6 +120,71 @@ def position_text(view: GradCamView) -> str:
     if view.mpp:
         text += f"\n= {x * view.mpp:,.0f}, {y * view.mpp:,.0f} µm, {w * view.mpp:.0f} µm wide"
     return text
+
+
+def probability_text(view: GradCamView, context_probability: float | None = None) -> str:
+    """The patch's own CNN score (what Grad-CAM explains) first, its context value beside it."""
+    context = (context_probability if context_probability is not None
+               else view.context_probability)
+    if context is None:
+        return f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
+    return f"P(IDC) patch {view.probability:.3f} · context {context:.3f}  patch {view.cell}"
+
+
+class ClickableImage(QLabel):
+    """A label that says when it is clicked (to enlarge it)."""
+
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
+class EnlargedPatchDialog(QDialog):
+    """The full-resolution footprint, large, with its map on or off."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Patch at full resolution")
+        self.image = QLabel()
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidget(self.image)
+        scroll.setWidgetResizable(True)
+        self.cam_box = QCheckBox("Grad-CAM overlay")
+        self.cam_box.setChecked(True)
+        self.caption = QLabel("")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.caption)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.cam_box)
+        self.cam_box.toggled.connect(lambda _on: self._render())
+        self.view: GradCamView | None = None
+        self.resize(760, 820)
+
+    def show_view(self, view: GradCamView, caption: str) -> None:
+        self.view = view
+        self.caption.setText(caption)
+        self._render()
+
+    def shown_array(self) -> np.ndarray | None:
+        if self.view is None:
+            return None
+        return full_with_cam(self.view) if self.cam_box.isChecked() else self.view.full[..., :3]
+
+    def _render(self) -> None:
+        array = self.shown_array()
+        if array is None:
+            return
+        h, w = array.shape[:2]
+        side = max(ENLARGED_MIN_SIDE, max(h, w))
+        pixmap = qpixmap_from_array(np.ascontiguousarray(array))
+        if max(h, w) < side:  # magnify small footprints without inventing detail
+            pixmap = pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.FastTransformation)
+        self.image.setPixmap(pixmap)
 
 
 class GradCamPanel(QWidget):
@@ -110,24 +197,31 @@ class GradCamPanel(QWidget):
     """
 
     step_requested = Signal(int)
-    TITLES = ("Model input", "Full resolution", "Grad-CAM", "Overlay")
+    TITLES = ("Model input", "Full resolution + Grad-CAM (click to enlarge)", "Grad-CAM",
+              "Overlay on the model input")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: list[QLabel] = []
         grid = QGridLayout()
         for i, title in enumerate(self.TITLES):
-            image = QLabel()
+            image = ClickableImage() if i == 1 else QLabel()
             image.setFixedSize(IMAGE_SIDE, IMAGE_SIDE)
             image.setAlignment(Qt.AlignmentFlag.AlignCenter)
             image.setStyleSheet("background: #222;")
             self.images.append(image)
-            grid.addWidget(QLabel(title), (i // 2) * 2, i % 2)
+            caption = QLabel(title)
+            caption.setWordWrap(True)
+            caption.setMaximumWidth(IMAGE_SIDE)
+            grid.addWidget(caption, (i // 2) * 2, i % 2)
             grid.addWidget(image, (i // 2) * 2 + 1, i % 2)
         self.probability_label = QLabel("Click a patch of the heatmap.")
         self.probability_label.setStyleSheet("font-size: 14pt; font-weight: bold;")
+        self.model_label = QLabel("")
         self.position_label = QLabel("")
         self.position_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.enlarge_button = QPushButton("Enlarge full resolution…")
+        self.enlarge_button.setEnabled(False)
         self.prev_button = QPushButton("◀ Previous flagged (P)")
         self.next_button = QPushButton("Next flagged (N) ▶")
         buttons = QHBoxLayout()
@@ -135,13 +229,36 @@ class GradCamPanel(QWidget):
         buttons.addWidget(self.next_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.probability_label)
+        layout.addWidget(self.model_label)
         layout.addWidget(self.position_label)
         layout.addLayout(grid)
+        layout.addWidget(self.enlarge_button)
         layout.addLayout(buttons)
         layout.addStretch(1)
         self.prev_button.clicked.connect(lambda: self.step_requested.emit(-1))
         self.next_button.clicked.connect(lambda: self.step_requested.emit(1))
+        self.images[1].clicked.connect(self.enlarge)  # type: ignore[attr-defined]
+        self.enlarge_button.clicked.connect(self.enlarge)
         self.view: GradCamView | None = None
+        self._model_text = ""
+        self._context: float | None = None
+        self.dialog: EnlargedPatchDialog | None = None
+
+    def set_model(self, label: str) -> None:
+        """Name the model whose Grad-CAM is shown (the model on screen)."""
+        self._model_text = label
+        self.model_label.setText(f"Grad-CAM of model {label}" if label else "")
+
+    def clear(self, message: str = "Click a patch of the heatmap.") -> None:
+        """Forget the patch shown (e.g. another model was loaded)."""
+        self.view = None
+        for label in self.images:
+            label.clear()
+        self.probability_label.setText(message)
+        self.position_label.setText("")
+        self.enlarge_button.setEnabled(False)
+        if self.dialog is not None:
+            self.dialog.hide()
 
     def show_loading(self, cell: tuple[int, int]) -> None:
         self.probability_label.setText(f"Computing Grad-CAM of patch {cell}…")
@@ -156,7 +273,7 @@ class GradCamPanel(QWidget):
         map's value (what the heatmap shows and flags) is named beside it when there is one.
         """
         self.view = view
-        arrays = (view.patch, view.full, cam_to_rgb(view.cam), view.overlay)
+        arrays = (view.patch, full_with_cam(view), cam_to_rgb(view.cam), view.overlay)
         for label, array in zip(self.images, arrays, strict=True):
             smooth = array.shape[0] > IMAGE_SIDE
             mode = (Qt.TransformationMode.SmoothTransformation if smooth
@@ -165,9 +282,27 @@ class GradCamPanel(QWidget):
                 IMAGE_SIDE, IMAGE_SIDE, Qt.AspectRatioMode.KeepAspectRatio, mode
             )
             label.setPixmap(pixmap)
-        text = f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
-        if context_probability is not None:
-            text = (f"P(IDC) patch {view.probability:.3f} · context {context_probability:.3f}"
-                    f"  patch {view.cell}")
-        self.probability_label.setText(text)
+        self._context = (context_probability if context_probability is not None
+                         else view.context_probability)
+        self.probability_label.setText(probability_text(view, self._context))
+        name = view.model_label or self._model_text
+        self.model_label.setText(f"Grad-CAM of model {name}" if name else "")
         self.position_label.setText(position_text(view))
+        self.enlarge_button.setEnabled(True)
+        if self.dialog is not None and self.dialog.isVisible():
+            self.enlarge()
+
+    def enlarge(self) -> EnlargedPatchDialog | None:
+        """Open (or refresh) the enlarged full-resolution view of the patch shown."""
+        if self.view is None:
+            return None
+        if self.dialog is None:
+            self.dialog = EnlargedPatchDialog(self)
+        h, w = self.view.full.shape[:2]
+        name = self.view.model_label or self._model_text
+        caption = (f"{probability_text(self.view, self._context)} — model {name} — "
+                   f"{w}×{h} px read from the slide")
+        self.dialog.show_view(self.view, caption)
+        self.dialog.show()
+        self.dialog.raise_()
+        return self.dialog

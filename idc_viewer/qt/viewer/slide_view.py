@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
@@ -62,6 +62,13 @@ MIN_ZOOM_OF_FIT = 0.5
 MAX_DEVICE_PX_PER_L0 = 8.0
 
 _slide_ids = itertools.count(1)
+
+
+class ViewLayer(Protocol):
+    """Something painted over the heatmap (the Grad-CAM layer, outlines of the inspected
+    patch): ``paint(painter, transform, view_rect)`` in view pixels."""
+
+    def paint(self, painter: QPainter, transform: ViewTransform, view_rect: QRectF) -> None: ...
 
 
 class SlideView(QWidget):
@@ -124,6 +131,7 @@ class SlideView(QWidget):
         self._last_view_pos = QPointF()
         self._dragging = False
         self._overlay = HeatmapOverlay()
+        self._layers: list[ViewLayer] = []
         self._scale_bar = ScaleBar()
         self._ruler = Ruler()
         self._adjustments = DisplayAdjustments()
@@ -282,6 +290,11 @@ class SlideView(QWidget):
 
     # ------------------------------------------------------------------ heatmap overlay
 
+    def add_layer(self, layer: ViewLayer) -> None:
+        """Paint ``layer`` over the heatmap, after the layers added before it."""
+        self._layers.append(layer)
+        self.update()
+
     def set_heatmap(self, heatmap: Heatmap | None) -> None:
         """Paint ``heatmap`` over the slide (None removes it)."""
         self._overlay.set_heatmap(heatmap)
@@ -400,6 +413,8 @@ class SlideView(QWidget):
         if self._slide is not None:
             view_rect = QRectF(self.rect())
             self._overlay.paint(painter, self._transform, view_rect)
+            for extra in self._layers:
+                extra.paint(painter, self._transform, view_rect)
             self._scale_bar.paint(
                 painter, view_rect, self._slide.info.mpp, self._transform.view_px_per_l0
             )
