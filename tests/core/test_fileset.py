@@ -137,6 +137,9 @@ CHILD = textwrap.dedent(
     from idc_viewer.core import fileset
     from idc_viewer.cli import _sigterm_as_interrupt
 
+    # a child of a background job starts with SIGINT ignored: give it Python's own handler, as
+    # an interactive `idc-viewer` has
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     at, how = int(sys.argv[2]), sys.argv[3]
     fail_at = int(sys.argv[4]) if len(sys.argv) > 4 else -1
     real_replace = os.replace
