@@ -264,8 +264,14 @@ def test_an_unexpected_exception_is_still_one_line(tmp_path, capsys, monkeypatch
 
 
 class FakeCam:
+    model_label = "fake (aaaaaaaa)"
+
     def __init__(self, *args: object) -> None:
         pass
+
+    @classmethod
+    def for_model(cls, model: object) -> FakeCam:
+        return cls()
 
     def compute(self, patch: np.ndarray) -> object:
         from types import SimpleNamespace

@@ -148,8 +148,13 @@ def test_info_with_a_deep_spec_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and "nested" in err
 
 
-def test_gradcam_with_a_model_keras_refuses_is_one_line(saved_model, tmp_path, capsys):
-    """Passes the archive check (known Keras module), but Keras cannot build it in safe mode."""
+def test_gradcam_of_a_model_keras_would_refuse_needs_no_keras(saved_model, tmp_path, capsys):
+    """Passes the archive check (known Keras module), but Keras cannot build it in safe mode.
+
+    Grad-CAM runs on the LiteRT model and the hash-checked weights (no Keras model is built),
+    and checks its numpy head against the .tflite's own output: the explanation is written,
+    with one line on stderr and no traceback.
+    """
     from slide_fakes import write_pyramid_tiff
 
     from idc_viewer.cli import main
@@ -167,7 +172,7 @@ def test_gradcam_with_a_model_keras_refuses_is_one_line(saved_model, tmp_path, c
     rc = main(["gradcam", str(slide), "--x", "200", "--y", "200", "-o", str(tmp_path / "g.png"),
                "--model", str(spec_path)])
     err = capsys.readouterr().err
-    assert rc == 1, err
+    assert rc == 0, err
     assert [line for line in err.splitlines() if line.strip()] == [err.strip()]
-    assert err.startswith("error: ") and "Keras refused" in err
-    assert not (tmp_path / "g.png").exists()
+    assert "Traceback" not in err and "P(IDC)" in err
+    assert (tmp_path / "g.png").stat().st_size > 0

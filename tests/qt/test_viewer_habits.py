@@ -246,8 +246,13 @@ def test_model_tab_speaks_to_a_pathologist_and_opens_the_card(make_window, monke
                                                 panel.use_label, panel.threshold_label,
                                                 panel.metrics_label))
     assert "idc-native-50" in texts and "4 µm/px" in texts and "2.5×" in texts
-    assert "Not a diagnostic device" in texts and "0.48" in texts
-    assert "40 patients it never saw" in texts and "72 % of the IDC patches" in texts
+    spec = read_spec(spec_path)
+    assert spec.context is not None  # the bundled model decides on its context map
+    assert "Not a diagnostic device" in texts
+    assert f"context P(IDC) ≥ {spec.context.threshold:.2f}" in texts
+    assert f"own P ≥ {spec.threshold:.2f}" in texts
+    recall = spec.metrics["test_patients"]["per_class"]["1"]["recall"]
+    assert "42 patients it never saw" in texts and f"{recall * 100:.0f} % of the IDC patches" in texts
     assert "_" not in texts.replace("idc-native-50", "")  # no raw keys
     assert panel.card_button.isEnabled()
     panel.card_button.click()

@@ -135,8 +135,17 @@ class ModelPanel(QWidget):
         self.name_label.setText(f"{spec.name} ({spec.preset} preset)")
         self.name_label.setToolTip(self._state.model_path or "")
         self.scale_label.setText(training_words(spec))
-        self.threshold_label.setText(
-            f"P(IDC) ≥ {float(spec.threshold):.2f} flags a patch (chosen on validation patients)")
+        if spec.context is not None:
+            self.threshold_label.setText(
+                f"context P(IDC) ≥ {spec.context.threshold:.2f} flags a patch: the mean of its "
+                f"tissue neighbourhood (σ {spec.context.sigma_patches:g} patches), chosen on "
+                f"validation slides; a patch's own P ≥ {float(spec.threshold):.2f} with the "
+                "context map off")
+        else:
+            self.threshold_label.setText(
+                f"P(IDC) ≥ {float(spec.threshold):.2f} flags a patch (chosen on validation "
+                "patients)")
+        self.threshold_label.setWordWrap(True)
         patients = dict(spec.training_data).get("patients")
         test_patients = patients.get("test") if isinstance(patients, dict) else None
         self.metrics_label.setText(held_out_words(dict(spec.metrics), test_patients))
