@@ -17,13 +17,13 @@ from typing import Any
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from idc_viewer.core.bundled import demo_dir
 from idc_viewer.core.results import ResultStore, default_results_dir
 from idc_viewer.qt.main_window import MainWindow
 from idc_viewer.qt.state import AppState
 
 log = logging.getLogger("idc_viewer")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = REPO_ROOT / "resources" / "demo"
+DEMO_DIR = demo_dir()
 ORGANIZATION, APPLICATION = "idc-viewer", "IDC Viewer"
 
 
@@ -32,12 +32,12 @@ class DemoMissingError(FileNotFoundError):
 
 
 def demo_slide_path(demo_dir: Path = DEMO_DIR) -> Path:
-    """The demo slide: the first ``*.tiff`` (or ``*.tif``) in ``resources/demo``."""
+    """The demo slide: the first ``*.tiff`` (or ``*.tif``) in ``idc_viewer/resources/demo``."""
     candidates = sorted(demo_dir.glob("*.tiff")) + sorted(demo_dir.glob("*.tif"))
     if not candidates:
         raise DemoMissingError(
             f"No demo slide in {demo_dir}: build it with "
-            "`idc-train assemble-slide <patient folder> resources/demo/<name>.tiff` "
+            f"`idc-train assemble-slide <patient folder> {demo_dir}/<name>.tiff` "
             "or open a slide of your own."
         )
     return candidates[0]
