@@ -34,7 +34,8 @@ icons="$root/idc_viewer/resources/icons"
 mkdir -p "$data/applications" "$data/icons/hicolor/256x256/apps" \
   "$data/icons/hicolor/scalable/apps" "$data/mime/packages"
 # the desktop entry spec quotes a path with spaces ("IDC Viewer") in double quotes
-sed "s|@EXEC@|\"$exe\"|" "$here/desktop/idc-viewer.desktop.in" > "$data/applications/idc-viewer.desktop"
+sed "s|@EXEC@|\"$exe\"|" "$here/desktop/idc-viewer.desktop.in" \
+  > "$data/applications/idc-viewer.desktop"
 cp "$icons/idc-viewer.png" "$data/icons/hicolor/256x256/apps/idc-viewer.png"
 cp "$icons/idc-viewer.svg" "$data/icons/hicolor/scalable/apps/idc-viewer.svg"
 cp "$here/desktop/idc-viewer-mime.xml" "$data/mime/packages/idc-viewer.xml"
