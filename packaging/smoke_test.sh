@@ -12,18 +12,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 app=${1:-dist/IDC Viewer}
+hidden="$repo/.venv.smoke-hidden"
+# a run killed outright (SIGKILL) leaves .venv aside: put it back first
+if [ -d "$hidden" ] && [ ! -e .venv ]; then mv "$hidden" .venv; fi
 data_root=${IDC_SHARED_DATA:-$repo/../shared/data}
 [ -x "$app/idc-viewer" ] ||
   { echo "smoke: no build in $app: run bash packaging/build.sh" >&2; exit 1; }
 [ -x .venv/bin/idc-viewer ] ||
   { echo "smoke: .venv is needed for the reference run: bash scripts/setup.sh" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/idc-smoke.XXXXXX")
-hidden="$repo/.venv.smoke-hidden"
 cleanup() {
   if [ -d "$hidden" ]; then mv "$hidden" "$repo/.venv"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # so that cleanup runs on Ctrl-C and kill too
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 fail() { echo "smoke: FAILED: $*" >&2; exit 1; }
 
