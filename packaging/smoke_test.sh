@@ -36,15 +36,16 @@ want_version=$(.venv/bin/idc-viewer --version)
 TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/idc-viewer analyze "$demo_rel" --out "$work/ref" \
   --results-dir "$work/ref-results" --quiet >/dev/null 2>&1 || fail "the unfrozen reference run"
 # the most probable patch's centre, for Grad-CAM
-read -r gx gy < <(tail -n +2 "$work/ref/patient-9037.patches.csv" | sort -t, -k5 -g -r | head -1 |
-  awk -F, '{print $1 + $3 / 2, $2 + $4 / 2}')
+read -r gx gy < <(tail -n +2 "$work/ref/patient-9037.patches.csv" | sort -t, -k5 -g -r |
+  awk -F, 'NR == 1 {print $1 + $3 / 2, $2 + $4 / 2}')
 patches="$work/patches"
 if [ -d "$data_root/idc" ]; then  # 4 patients (not complete slides) x 16 patches per class
   for patient in 10253 10254 10255 10256; do
     for cls in 0 1; do
       mkdir -p "$patches/$patient/$cls"
-      find "$data_root/idc/$patient/$cls" -name '*.png' | sort | head -n 16 |
-        xargs -r cp -t "$patches/$patient/$cls"
+      # (no `| head` in a pipeline: under pipefail its early exit can kill the run with SIGPIPE)
+      mapfile -t pngs < <(find "$data_root/idc/$patient/$cls" -name '*.png' | sort)
+      [ ${#pngs[@]} -eq 0 ] || cp -t "$patches/$patient/$cls" "${pngs[@]:0:16}"
     done
   done
 fi
