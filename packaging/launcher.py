@@ -8,10 +8,14 @@ Everything else is the ``idc-viewer`` command (GUI, analyze, gradcam, info, --ve
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 
 
 def main() -> int:
+    # `analyze --workers N` starts Dask worker processes: in a frozen build each is this
+    # executable again, which must run the worker, not the app
+    multiprocessing.freeze_support()
     argv = sys.argv[1:]
     if argv[:2] == ["-m", "training"]:
         from training.cli import main as train_main

@@ -2,9 +2,9 @@
 # Smoke test of the frozen build, run as on a machine with no Python set up: PATH=/usr/bin only,
 # an empty environment, the project's .venv moved aside, and the app folder itself relocated
 # (hard-linked copy) so no path of the build machine can be relied on.
-#   version; analyze the demo slide (CSV identical to the unfrozen run's); gradcam PNG; the GUI
-#   on a virtual screen opening a slide given as argument (as a double-click does), titled IDC,
-#   quitting cleanly; Model › Retrain… running idc-train from inside the build (one epoch on a
+#   version; analyze the demo slide (CSV identical to the unfrozen run's, also with --workers 2
+#   on Dask); gradcam PNG; the GUI on a virtual screen opening a slide given as argument (as a
+#   double-click does), titled IDC, quitting cleanly; Model › Retrain… running idc-train from inside the build (one epoch on a
 #   handful of real patches from ../shared/data/idc) and switching to the new model.
 # Usage: bash packaging/smoke_test.sh [APP_DIR]   (default: dist/IDC Viewer)
 #        KEEP_VENV=1 leaves .venv in place (e.g. while other work uses it).
@@ -73,6 +73,13 @@ for table in patches.csv regions.csv; do
 done
 rows=$(( $(wc -l < "$work/frozen/patient-9037.patches.csv") - 1 ))
 echo "ok analyze: $rows patch probabilities identical to the unfrozen run's ($(ms "$t") ms)"
+
+t=$(date +%s%N)  # Dask worker processes are the frozen executable again (freeze_support)
+bare "$exe" analyze "$demo" --workers 2 --out "$work/workers" --results-dir "$work/workers-results" \
+  --quiet >/dev/null 2>"$work/workers.err" || { cat "$work/workers.err" >&2; fail "analyze --workers"; }
+cmp -s "$work/ref/patient-9037.patches.csv" "$work/workers/patient-9037.patches.csv" ||
+  fail "analyze --workers 2 differs from the unfrozen run"
+echo "ok analyze --workers 2: the same probabilities from 2 Dask worker processes ($(ms "$t") ms)"
 
 t=$(date +%s%N)
 bare "$exe" gradcam "$demo" --x "$gx" --y "$gy" -o "$work/gradcam.png" >"$work/gradcam.out" \
