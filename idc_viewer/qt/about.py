@@ -38,7 +38,7 @@ COMPONENTS = (
               "https://github.com/openslide/openslide-python"),
     Component("Qt 6 / Qt for Python (PySide6)", "PySide6-Essentials", "LGPL-3.0",
               "https://code.qt.io and https://download.qt.io/official_releases/QtForPython/"),
-    Component("TensorFlow (Grad-CAM, retraining)", "tensorflow-cpu", "Apache-2.0"),
+    Component("TensorFlow (retraining)", "tensorflow-cpu", "Apache-2.0"),
     Component("Keras", "keras", "Apache-2.0"),
     Component("LiteRT (ai-edge-litert, inference)", "ai-edge-litert", "Apache-2.0"),
     Component("OpenCV (opencv-python-headless; its wheel carries FFmpeg, LGPL-2.1)",
