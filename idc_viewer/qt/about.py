@@ -43,6 +43,7 @@ COMPONENTS = (
     Component("LiteRT (ai-edge-litert, inference)", "ai-edge-litert", "Apache-2.0"),
     Component("OpenCV (opencv-python-headless; its wheel carries FFmpeg, LGPL-2.1)",
               "opencv-python-headless", "Apache-2.0", "https://github.com/opencv/opencv-python"),
+    Component("Dask and distributed (analyze --workers)", "dask", "BSD-3-Clause"),
     Component("NumPy", "numpy", "BSD-3-Clause"),
     Component("Matplotlib", "matplotlib", "Matplotlib licence (PSF-based)"),
     Component("tifffile", "tifffile", "BSD-3-Clause"),
