@@ -16,8 +16,9 @@ tissue detector, and prints, measured in one run on this machine:
     reading, tissue detection, CNN, results store and exports included);
 
 with the ratios (c)/(a) and (b)/(a). Targets (issue 2): (b) >= 2,000 patches/s and
-(c)/(a) >= 5 on a 2-core CPU. The model is the bundled one when ``resources/models`` has one,
-else a random native model saved through ``idc_viewer.ml.saving`` into a temporary folder.
+(c)/(a) >= 5 on a 2-core CPU. The model is the bundled one when
+``idc_viewer/resources/models`` has one, else a random native model saved through
+``idc_viewer.ml.saving`` into a temporary folder.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def find_model(explicit: str | None, workdir: Path) -> Path:
     """The model to benchmark: ``explicit``, the bundled one, or a fresh random native one."""
     if explicit:
         return Path(explicit)
-    bundled = sorted((REPO / "resources" / "models").glob("*.spec.json"))
+    bundled = sorted((REPO / "idc_viewer" / "resources" / "models").glob("*.spec.json"))
     if bundled:
         return bundled[0]
     from idc_viewer.ml.model_def import build_model

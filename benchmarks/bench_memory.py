@@ -64,7 +64,7 @@ class PeakSampler(threading.Thread):
 def model_path(explicit: str | None, workdir: Path) -> Path:
     if explicit:
         return Path(explicit)
-    bundled = sorted((REPO / "resources" / "models").glob("*.spec.json"))
+    bundled = sorted((REPO / "idc_viewer" / "resources" / "models").glob("*.spec.json"))
     if bundled:
         return bundled[0]
     code = (

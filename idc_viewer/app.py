@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from idc_viewer.core.bundled import demo_dir, icon_path
 from idc_viewer.core.results import ResultStore, default_results_dir
+from idc_viewer.qt import smoke
 from idc_viewer.qt.main_window import MainWindow
 from idc_viewer.qt.state import AppState
 
 log = logging.getLogger("idc_viewer")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = REPO_ROOT / "resources" / "demo"
+DEMO_DIR = demo_dir()
 ORGANIZATION, APPLICATION = "idc-viewer", "IDC Viewer"
 
 
@@ -32,12 +34,12 @@ class DemoMissingError(FileNotFoundError):
 
 
 def demo_slide_path(demo_dir: Path = DEMO_DIR) -> Path:
-    """The demo slide: the first ``*.tiff`` (or ``*.tif``) in ``resources/demo``."""
+    """The demo slide: the first ``*.tiff`` (or ``*.tif``) in ``idc_viewer/resources/demo``."""
     candidates = sorted(demo_dir.glob("*.tiff")) + sorted(demo_dir.glob("*.tif"))
     if not candidates:
         raise DemoMissingError(
             f"No demo slide in {demo_dir}: build it with "
-            "`idc-train assemble-slide <patient folder> resources/demo/<name>.tiff` "
+            f"`idc-train assemble-slide <patient folder> {demo_dir}/<name>.tiff` "
             "or open a slide of your own."
         )
     return candidates[0]
@@ -73,7 +75,7 @@ def _excepthook(window: MainWindow | None) -> Any:
 
 
 #: Set to quit as soon as the first slide is shown, printing the window's title (smoke test).
-SMOKE_TEST_ENV = "IDC_VIEWER_SMOKE_TEST"
+SMOKE_TEST_ENV = smoke.SMOKE_TEST_ENV
 
 
 def create_window(
@@ -94,6 +96,7 @@ def run_app(
     assert isinstance(app, QApplication)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    app.setWindowIcon(QIcon(str(icon_path())))
     log_path = setup_logging(data_dir())
     log.info("starting, log at %s", log_path)
     window = create_window(
@@ -117,12 +120,7 @@ def run_app(
         if path:
             window.open_path(path)
 
-    if os.environ.get(SMOKE_TEST_ENV):  # packaging smoke test: report the window, then quit
-        def report_and_quit(_path: str) -> None:
-            print(f"window: {window.windowTitle()} visible={window.isVisible()}", flush=True)
-            QTimer.singleShot(0, app.quit)
-
-        window.slide_opened.connect(report_and_quit)
+    smoke.install(app, window)  # only when IDC_VIEWER_SMOKE_TEST is set
     QTimer.singleShot(0, start)  # the window appears first, then the slide opens
     return int(app.exec())
 

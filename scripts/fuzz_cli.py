@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS = REPO / "resources" / "models"
+MODELS = REPO / "idc_viewer" / "resources" / "models"
 DATA = (REPO / ".." / "shared" / "data" / "wsi").resolve()
 TIMEOUT_S = 180
 TIME_EXE = "/usr/bin/time" if Path("/usr/bin/time").exists() else None  # GNU time

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idc_viewer.core.bundled import models_dir
 from idc_viewer.ml.spec import (
     SPEC_SUFFIX,
     ModelContractError,
@@ -60,18 +60,15 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
 
 
 def _models_dirs() -> list[Path]:
-    dirs = [Path(__file__).resolve().parents[2] / "resources" / "models"]
-    frozen_root = getattr(sys, "_MEIPASS", None)  # PyInstaller bundle
-    if frozen_root:
-        dirs.insert(0, Path(frozen_root) / "resources" / "models")
-    return dirs
+    return [models_dir()]
 
 
 def default_model_path() -> Path:
     """Return the spec path of the model to use when the user named none.
 
-    Order: the ``IDC_VIEWER_MODEL`` environment variable; else in ``resources/models`` the
-    spec named ``idc-native-50.spec.json``, else the only/first ``*.spec.json``.
+    Order: the ``IDC_VIEWER_MODEL`` environment variable; else in the bundled
+    ``idc_viewer/resources/models`` the spec named ``idc-native-50.spec.json``, else the
+    only/first ``*.spec.json``.
 
     Raises
     ------
@@ -84,15 +81,15 @@ def default_model_path() -> Path:
         if not path.is_file():
             raise ModelContractError(f"{MODEL_ENV_VAR} names {path}, which is not a file.")
         return path
-    for models_dir in _models_dirs():
-        preferred = models_dir / f"{PREFERRED_DEFAULT}{SPEC_SUFFIX}"
+    for folder in _models_dirs():
+        preferred = folder / f"{PREFERRED_DEFAULT}{SPEC_SUFFIX}"
         if preferred.is_file():
             return preferred
-        specs = sorted(models_dir.glob(f"*{SPEC_SUFFIX}"))
+        specs = sorted(folder.glob(f"*{SPEC_SUFFIX}"))
         if specs:
             return specs[0]
     raise ModelContractError(
-        "No bundled model found in resources/models: train one (idc-train) or choose a "
+        f"No bundled model found in {models_dir()}: train one (idc-train) or choose a "
         f"model file (or set {MODEL_ENV_VAR})."
     )
 

@@ -32,6 +32,7 @@ from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slid
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt import analysis_runner, slide_scale, window_memory
+from idc_viewer.qt.about import install_about_action
 from idc_viewer.qt.actions import (
     build_actions,
     push_recent,
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
             "shortcuts": self.show_shortcuts,
         })
         self._add_habits()
+        install_about_action(self, state, self.actions_.help_menu)
         self._wire()
         self._refresh_recent_menu()
         app = QApplication.instance()

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from idc_viewer.core.bundled import models_dir
 from idc_viewer.ml.gradcam import GradCam, GradCamResult, Head, overlay, upsample_cam
 from idc_viewer.ml.loading import LoadedModel, load_model
 from idc_viewer.ml.spec import ModelContractError, read_spec
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from conftest import SavedModel
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLED = {name: REPO / "resources" / "models" / f"{name}.spec.json"
+BUNDLED = {name: models_dir() / f"{name}.spec.json"
            for name in ("idc-native-50", "idc-paper-128")}
 #: The issue's bound: the app's Grad-CAM equals TensorFlow's within 1e-4.
 TOLERANCE = 1e-4

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from idc_viewer.core.bundled import demo_dir
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,8 +24,8 @@ def _command() -> list[str]:
 
 
 def test_demo_opens_a_window_titled_idc_quickly(tmp_path: Path) -> None:
-    if not any((REPO / "resources" / "demo").glob("*.tiff")):
-        pytest.skip("no demo slide in resources/demo")
+    if not any(demo_dir().glob("*.tiff")):
+        pytest.skip(f"no demo slide in {demo_dir()}")
     env = {
         **os.environ,
         "IDC_VIEWER_SMOKE_TEST": "1",

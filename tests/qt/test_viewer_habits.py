@@ -231,9 +231,10 @@ def test_threshold_typed_in_and_reset_to_the_models(make_window) -> None:
 
 
 def test_model_tab_speaks_to_a_pathologist_and_opens_the_card(make_window, monkeypatch) -> None:
+    from idc_viewer.core.bundled import models_dir
     from idc_viewer.ml.spec import read_spec
 
-    spec_path = REPO / "resources" / "models" / "idc-native-50.spec.json"
+    spec_path = models_dir() / "idc-native-50.spec.json"
     if not spec_path.is_file():
         pytest.skip(f"{spec_path} is absent")
     opened: list[str] = []

@@ -10,11 +10,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from idc_viewer.core.bundled import models_dir
 from training.data import load_patches, scan_dataset
 from training.metrics import binary_metrics
 from training.slide_eval import complete_patients, slide_level_figures
 
-MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+MODELS = models_dir()
 BUNDLED_SPEC = MODELS / "idc-native-50.spec.json"
 PATIENT = "8951"  # a small complete patient (613 patches, 180 IDC)
 VALIDATION_PATIENT = "9035"  # the smallest complete patient (236 patches)

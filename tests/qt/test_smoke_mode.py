@@ -1,0 +1,66 @@
+"""The app's smoke-test mode (packaging/smoke_test.sh): it goes through Model › Retrain…, answers
+the dialog's question Yes, and reports the model the window then uses."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
+from app_fakes import FakeModel
+from PySide6.QtCore import QSettings
+
+from idc_viewer.core.results import ResultStore
+from idc_viewer.qt import smoke
+from idc_viewer.qt.main_window import MainWindow
+from idc_viewer.qt.state import AppState
+
+
+def _window(qtbot: Any, tmp_path: Path, exported_spec: str | None) -> MainWindow:
+    lines = [{"event": "epoch", "epoch": 1, "epochs": 1}]
+    if exported_spec:
+        lines.append({"event": "exported", "spec": exported_spec})
+    script = "".join(f"print({json.dumps(json.dumps(line))})\n" for line in lines)
+
+    def command(data: str, run_dir: str, epochs: int, resume: bool, paper: bool
+                ) -> tuple[str, list[str]]:
+        assert epochs == 1 and Path(data) == tmp_path / "patches"
+        return sys.executable, ["-c", script]
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(AppState(), store=ResultStore(tmp_path / "results"), settings=settings,
+                        runs_root=tmp_path / "runs", model_loader=lambda path: FakeModel(),
+                        retrain_command=command)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def test_smoke_retrain_takes_the_new_model_and_reports_it(qtbot, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "patches").mkdir()
+    spec = str(tmp_path / "runs" / "r" / "model" / "new.spec.json")
+    window = _window(qtbot, tmp_path, spec)
+    quits: list[bool] = []
+    smoke._retrain(SimpleNamespace(quit=lambda: quits.append(True)), window,  # type: ignore[arg-type]
+                   str(tmp_path / "patches"))
+    qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
+    out = capsys.readouterr().out.splitlines()
+    assert "message: Training finished. Use the new model?" in out
+    assert f"retrain: exit=0 exported={spec}" in out
+    assert f"model in use: {spec}" in out
+    assert window.state.model_path == spec
+
+
+def test_smoke_retrain_reports_a_run_that_exports_nothing(qtbot, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "patches").mkdir()
+    window = _window(qtbot, tmp_path, None)
+    quits: list[bool] = []
+    smoke._retrain(SimpleNamespace(quit=lambda: quits.append(True)), window,  # type: ignore[arg-type]
+                   str(tmp_path / "patches"))
+    qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
+    out = capsys.readouterr().out.splitlines()
+    assert "retrain: exit=0 exported=None" in out
+    assert not any(line.startswith("model in use") for line in out)
