@@ -280,6 +280,8 @@ class MainWindow(QMainWindow):
         self.analysis_panel.run_requested.connect(self.analysis.start)
         self.analysis_panel.cancel_requested.connect(self.analysis.cancel)
         self.analysis.stopped.connect(self.analysis_stopped)
+        # a message about the heatmap shown before (e.g. "Partial: ...") is stale once it runs
+        self.analysis.stopped.connect(lambda _outcome: self.statusBar().clearMessage())
         self.regions_panel.region_selected.connect(self._on_region_selected)
         self.regions_panel.export_requested.connect(self.choose_and_export)
         self.regions_panel.export_png_requested.connect(self.choose_and_export_png)

@@ -100,6 +100,7 @@ def test_a_partial_stored_analysis_is_shown_as_partial_with_resume(
     assert pending is not None and int(pending.sum()) == total - 24
     assert run_analysis(qtbot, window) == "done"  # Resume finishes it
     assert window.analysis_panel.status.text() == f"Done: {total} patches analysed."
+    assert "Partial" not in window.statusBar().currentMessage()  # no stale "partial" beside it
     assert window.analysis_panel.run_button.text() == "Analyse slide"
 
 
