@@ -41,11 +41,12 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from idc_viewer import __version__
+from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
     from idc_viewer.core.jobs import Progress
@@ -307,31 +308,11 @@ def _load_model(path: str | None, *, predictor: bool = False) -> LoadedModel:
         model = load_model(model_path)
         if predictor:
             size = model.spec.patch_size_px
-            with _native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
+            with native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
                 model.predictor.predict(np.zeros((1, size, size, 3), np.uint8))
         return model
     except (ModelContractError, OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load model {model_path}: {exc}") from None
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null meanwhile (C++ libraries log there directly)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured in tests)
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _open_slide(path: str, mpp: float | None) -> Any:
@@ -579,7 +560,7 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         raise UserError("give a point (--x X --y Y) or a region (--region X Y W H)")
     model = _load_model(args.model)
     try:
-        with _native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
+        with native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
             explainer = GradCam.for_model(model)
     except ModelContractError as exc:
         raise UserError(f"cannot explain model {model.spec.name}: {exc}") from None

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from idc_viewer.core.jobs import CancelToken
+from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
     from idc_viewer.core.heatmap import Heatmap
@@ -138,30 +137,10 @@ def _worker_model(model_path: str | None, threads: int) -> tuple[LoadedModel, _W
     if predictor is None:
         predictor = model.new_predictor(num_threads=threads)
         size = model.spec.patch_size_px
-        with _native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
+        with native_stderr_silenced():  # LiteRT's "Created XNNPACK delegate" INFO line
             predictor.predict(np.zeros((1, size, size, 3), np.uint8))
         predictors[key] = predictor
     return model, _WithPredictor(model.spec, predictor)
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null meanwhile (C++ libraries log there directly)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 def dask_setup(worker: Any) -> None:
