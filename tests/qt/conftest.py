@@ -19,7 +19,7 @@ import pytest
 from idc_viewer.core.slide import ArraySlide, Slide
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=importlib
-# Main-window fixtures of the issue-12 tests (test_main_window.py keeps its own).
+# Main-window fixtures shared by the application tests.
 from window_fixtures import dialogs, make_window, questions, slide_file  # noqa: F401
 
 RED = (220, 30, 30)

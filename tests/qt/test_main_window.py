@@ -15,72 +15,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
-from app_fakes import (
-    FakeModel,
-    FakePredictor,
-    fake_explainer,
-    fake_gradcam,
-    fake_spec,
-    two_region_image,
-)
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from app_fakes import FakeModel, FakePredictor, fake_spec, two_region_image
+from PySide6.QtWidgets import QInputDialog
+from window_fixtures import run_analysis
 
-from idc_viewer.core.results import ResultStore
 from idc_viewer.qt.main_window import MainWindow
-from idc_viewer.qt.state import AppState
-
-
-@pytest.fixture
-def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every QMessageBox.warning/critical/information shown, as (title, text)."""
-    shown: list[tuple[str, str]] = []
-
-    def fake(_parent: Any, title: str, text: str, *args: Any, **kwargs: Any) -> Any:
-        shown.append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    for name in ("warning", "critical", "information"):
-        monkeypatch.setattr(QMessageBox, name, fake)
-    return shown
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
-    windows: list[MainWindow] = []
-
-    def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        kwargs.setdefault("gradcam_fn", fake_gradcam)
-        kwargs.setdefault("explainer_factory", fake_explainer)
-        kwargs.setdefault("batch_size", 8)
-        window = MainWindow(AppState(), store=ResultStore(store_dir or tmp_path / "results"),
-                            settings=settings, runs_root=tmp_path / "runs", **kwargs)
-        qtbot.addWidget(window)
-        window.resize(1000, 700)
-        window.show()
-        qtbot.waitExposed(window)
-        if model == "fake":
-            model = FakeModel()
-        if model is not None:
-            window.state.set_model(model, "fake.keras")
-        windows.append(window)
-        return window
-
-    yield factory
-    for window in windows:
-        window.close()
-
-
-@pytest.fixture
-def slide_file(synthetic_tiff) -> Path:  # type: ignore[no-untyped-def]
-    return synthetic_tiff(image=two_region_image(), name="two-regions.tiff", mpp=4.0, levels=2)
-
-
-def run_analysis(qtbot, window: MainWindow, timeout: int = 30_000) -> str:  # type: ignore[no-untyped-def]
-    with qtbot.waitSignal(window.analysis_stopped, timeout=timeout) as blocker:
-        assert window.analysis.start() is not None
-    return str(blocker.args[0])
 
 
 def test_open_slide_sets_title_info_and_recent(make_window, slide_file: Path) -> None:

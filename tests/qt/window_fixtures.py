@@ -1,4 +1,4 @@
-"""Main-window fixtures shared by the issue-12 tests (imported by name into test modules)."""
+"""Main-window fixtures shared by the application tests (imported by name into test modules)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_fakes import FakeModel, fake_gradcam, two_region_image
+from app_fakes import FakeModel, fake_explainer, fake_gradcam, two_region_image
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
@@ -65,6 +65,7 @@ def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
     def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         kwargs.setdefault("gradcam_fn", fake_gradcam)
+        kwargs.setdefault("explainer_factory", fake_explainer)
         kwargs.setdefault("batch_size", 8)
         window = MainWindow(AppState(), store=ResultStore(store_dir or tmp_path / "results"),
                             settings=settings, runs_root=tmp_path / "runs", **kwargs)
