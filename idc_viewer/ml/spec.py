@@ -9,12 +9,13 @@ This module is plain Python: reading a spec needs no TensorFlow.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from idc_viewer.core.fileset import sha256_file
 
 SPEC_FORMAT = "idc-viewer-model/1"
 SPEC_SUFFIX = ".spec.json"
@@ -203,11 +204,8 @@ class ModelSpec:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex SHA-256 of a file's content (the contract's hash of each model file)."""
+    return sha256_file(Path(path))
 
 
 def spec_path_for(path: Path) -> Path:
