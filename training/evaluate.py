@@ -281,13 +281,13 @@ def validate_run(
                 Path(config.data_dir),
                 log=log,
             )
-            labels = {int(v) for s in scored for v in s.labels}
-            choice = choose_context(scored) if labels == {0, 1} else None
+            choice = choose_context(scored)
             context = choice_record(choice)
-            sigma_threshold = None
-            if choice is not None and choice.sigma_patches > 0:
-                sigma_threshold = (choice.sigma_patches, choice.threshold)
-            slide_level = slide_figures(scored, patch_threshold=threshold, context=sigma_threshold)
+            slide_level = slide_figures(
+                scored,
+                patch_threshold=threshold,
+                context=choice.sigma_threshold if choice is not None else None,
+            )
     result = ValidationResult(
         run_dir=str(run_dir),
         preset=config.preset,

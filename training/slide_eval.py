@@ -73,11 +73,10 @@ def add_context(
 
     from idc_viewer.ml.spec import ContextSpec, read_spec, write_spec
 
-    labels = {int(v) for s in validation for v in s.labels}
-    if labels != {0, 1}:
+    choice = choose_context(validation)
+    if choice is None:
         log("context stage: not chosen (no complete validation slide with both classes)")
         return None
-    choice = choose_context(validation)
     spec = read_spec(spec_path)
     context = None
     if choice.sigma_patches > 0:

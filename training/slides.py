@@ -176,17 +176,25 @@ class ContextChoice:
     criterion: str
     table: list[dict[str, Any]]
 
+    @property
+    def sigma_threshold(self) -> tuple[float, float] | None:
+        """``(σ, threshold)`` of the context stage, or None when σ = 0 (no context) won."""
+        return (self.sigma_patches, self.threshold) if self.sigma_patches > 0 else None
+
 
 def choose_context(
     validation: Sequence[ScoredSlide], sigmas: Sequence[float] = CONTEXT_SIGMAS
-) -> ContextChoice:
+) -> ContextChoice | None:
     """Pick σ and the decision threshold maximising pooled IDC F1 on validation slides.
 
     Every storage (lossless, JPEG Q90, 20x) of every complete validation patient is pooled, so
     the choice rewards a context stage that holds up on compressed and resampled slides too.
     For each σ the threshold is the F1-best cut; the σ with the highest F1 wins (ties: the
-    smaller σ). Test patients never enter.
+    smaller σ). Test patients never enter. None when the slides do not hold both classes
+    (nothing to choose on).
     """
+    if {int(v) for s in validation for v in s.labels} != {0, 1}:
+        return None
     table = []
     for sigma in sigmas:
         y, p = pooled(validation, sigma)

@@ -73,7 +73,8 @@ class AppState(QObject):
         #: Show (and flag) the model's context map when it has a context stage; False: each
         #: patch's own CNN probability.
         self.show_context: bool = True
-        self._decision_cache: tuple[tuple[object, ...], Heatmap] | None = None
+        #: (CNN heatmap, its analysed count, model hash, context) -> decision map
+        self._decision_cache: tuple[Heatmap, tuple[object, ...], Heatmap] | None = None
 
     def set_slide(self, slide: Slide | None, fingerprint: str | None = None,
                   warning: str | None = None) -> None:
@@ -123,13 +124,14 @@ class AppState(QObject):
         heatmap = self.heatmap
         if heatmap is None or not self.context_active() or self.model is None:
             return heatmap
-        key = (id(heatmap), heatmap.analysed_count, self.model.spec.model_hash,
-               self.model.spec.context)
-        if self._decision_cache is None or self._decision_cache[0] != key:
+        key = (heatmap.analysed_count, self.model.spec.model_hash, self.model.spec.context)
+        cache = self._decision_cache
+        if cache is None or cache[0] is not heatmap or cache[1] != key:
             from idc_viewer.engine.decision import decision_heatmap
 
-            self._decision_cache = (key, decision_heatmap(heatmap, self.model.spec))
-        return self._decision_cache[1]
+            cache = (heatmap, key, decision_heatmap(heatmap, self.model.spec))
+            self._decision_cache = cache
+        return cache[2]
 
     def set_show_context(self, show: bool) -> None:
         """Switch between the context map and the raw patch map (and their thresholds)."""

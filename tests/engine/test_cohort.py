@@ -22,7 +22,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="dask distributed is not installed")
 
-from conftest import write_pyramid_tiff  # noqa: E402  (tests/, on sys.path via conftest)
+from slide_fakes import write_pyramid_tiff  # noqa: E402  (tests/, on sys.path via conftest)
 
 from idc_viewer.cli import main  # noqa: E402
 from idc_viewer.core.results import ResultStore  # noqa: E402
