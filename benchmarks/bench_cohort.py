@@ -41,8 +41,26 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = (REPO / ".." / "shared" / "data").resolve()
 #: The complete patients of ../shared/data/README.md (the whole slide can be reassembled).
 COMPLETE_PATIENTS = (
-    "8863", "8865", "8867", "8913", "8914", "8951", "8955", "8974", "8975", "8980", "8984",
-    "9022", "9035", "9037", "9041", "9076", "9078", "9123", "9124", "9126",
+    "8863",
+    "8865",
+    "8867",
+    "8913",
+    "8914",
+    "8951",
+    "8955",
+    "8974",
+    "8975",
+    "8980",
+    "8984",
+    "9022",
+    "9035",
+    "9037",
+    "9041",
+    "9076",
+    "9078",
+    "9123",
+    "9124",
+    "9126",
 )
 #: Synthetic slide sizes (level-0 px at 4 µm/px), cycled: small to large, as in a real cohort.
 SYNTHETIC_SIZES = ((2000, 1600), (3000, 2400), (4000, 3000), (5000, 4000), (6000, 4500))
@@ -57,8 +75,11 @@ def real_slides(n: int, folder: Path) -> list[Path]:
     if not idc.is_dir():
         print(f"note: {idc} is missing: synthetic slides only", file=sys.stderr)
         return []
-    return [assemble_slide(idc / p, folder / f"patient-{p}.tiff").path
-            for p in COMPLETE_PATIENTS[:n] if (idc / p).is_dir()]
+    return [
+        assemble_slide(idc / p, folder / f"patient-{p}.tiff").path
+        for p in COMPLETE_PATIENTS[:n]
+        if (idc / p).is_dir()
+    ]
 
 
 def synthetic_slides(n: int, folder: Path) -> list[Path]:
@@ -72,27 +93,45 @@ def synthetic_slides(n: int, folder: Path) -> list[Path]:
         width, height = SYNTHETIC_SIZES[k % len(SYNTHETIC_SIZES)]
         slide = SyntheticSlide(width, height, mpp=4.0, seed=1000 + k, n_blobs=5)
         # in strips: a pixel depends only on its position, and memory stays ~100 MB
-        image = np.concatenate([slide.read_region(0, y, 0, width, min(512, height - y))
-                                for y in range(0, height, 512)])
+        image = np.concatenate(
+            [slide.read_region(0, y, 0, width, min(512, height - y)) for y in range(0, height, 512)]
+        )
         path = folder / f"synthetic-{k:02d}.tiff"
         with tifffile.TiffWriter(path) as tif:
             level = image
             for i in range(6):
-                tif.write(level, subfiletype=0 if i == 0 else 1, tile=(256, 256),
-                          photometric="rgb", compression="jpeg",
-                          resolution=(1e4 / 4.0, 1e4 / 4.0), resolutionunit="CENTIMETER")
+                tif.write(
+                    level,
+                    subfiletype=0 if i == 0 else 1,
+                    tile=(256, 256),
+                    photometric="rgb",
+                    compression="jpeg",
+                    resolution=(1e4 / 4.0, 1e4 / 4.0),
+                    resolutionunit="CENTIMETER",
+                )
                 if min(level.shape[:2]) < 1024:
                     break
-                level = cv2.resize(level, (level.shape[1] // 2, level.shape[0] // 2),
-                                   interpolation=cv2.INTER_AREA)
+                level = cv2.resize(
+                    level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA
+                )
         paths.append(path)
     return paths
 
 
 def run_analyze(slides_dir: Path, workdir: Path, label: str, workers: int | None) -> dict:
     out, results = workdir / f"out-{label}", workdir / f"results-{label}"
-    cmd = [sys.executable, "-m", "idc_viewer", "analyze", str(slides_dir), "--out", str(out),
-           "--results-dir", str(results), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "idc_viewer",
+        "analyze",
+        str(slides_dir),
+        "--out",
+        str(out),
+        "--results-dir",
+        str(results),
+        "-q",
+    ]
     if workers:
         cmd += ["--workers", str(workers)]
     t0 = time.perf_counter()
@@ -100,23 +139,34 @@ def run_analyze(slides_dir: Path, workdir: Path, label: str, workers: int | None
     wall_s = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{label}: analyze failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    patches = sum(json.loads(p.read_text())["counts"]["patches_analysed"]
-                  for p in out.glob("*.provenance.json"))
+    patches = sum(
+        json.loads(p.read_text())["counts"]["patches_analysed"]
+        for p in out.glob("*.provenance.json")
+    )
     seconds = []
     if (out / "cohort.csv").exists():
         with open(out / "cohort.csv", newline="", encoding="utf-8") as fh:
             seconds = [float(r["seconds"]) for r in csv.DictReader(fh)]
-    return {"label": label, "workers": workers, "wall_s": wall_s, "patches": patches,
-            "slides": len(list(out.glob("*.provenance.json"))), "slide_seconds": seconds}
+    return {
+        "label": label,
+        "workers": workers,
+        "wall_s": wall_s,
+        "patches": patches,
+        "slides": len(list(out.glob("*.provenance.json"))),
+        "slide_seconds": seconds,
+    }
 
 
 def cluster_start_s(workers: int) -> float:
     """Seconds to start and close a local cluster of ``workers`` processes (no slides)."""
-    code = ("import time; t=time.perf_counter();"
-            "from idc_viewer.engine.cohort import start_local_cluster as s;"
-            f"c=s({workers}); c.close(); print(time.perf_counter()-t)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=REPO)
+    code = (
+        "import time; t=time.perf_counter();"
+        "from idc_viewer.engine.cohort import start_local_cluster as s;"
+        f"c=s({workers}); c.close(); print(time.perf_counter()-t)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
     return float(proc.stdout.strip().splitlines()[-1])
 
 
@@ -145,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         for truth in slides_dir.glob("*.csv"):  # assemble_slide's truth CSVs are not slides
             truth.unlink()
         size_mb = sum(p.stat().st_size for p in slides_dir.iterdir()) / 1e6
-        print(f"{len(real)} reassembled + {len(synthetic)} synthetic slides written in "
-              f"{time.perf_counter() - t0:.0f} s ({size_mb:.0f} MB)")
+        print(
+            f"{len(real)} reassembled + {len(synthetic)} synthetic slides written in "
+            f"{time.perf_counter() - t0:.0f} s ({size_mb:.0f} MB)"
+        )
         for path in slides_dir.iterdir():  # warm the page cache for every run alike
             path.read_bytes()
 
@@ -157,22 +209,32 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = os.cpu_count() or 1
     base = runs[0]
-    print(f"\nmachine: {cores} CPU cores (os.cpu_count); other jobs may share them. "
-          f"{base['slides']} slides, {base['patches']:,} tissue patches; one run each.")
-    print(f"{'run':<11} {'wall s':>7} {'slides/s':>9} {'patches/s':>10} {'speed-up':>9} "
-          f"{'efficiency':>11} {'cluster start+close s':>22}")
+    print(
+        f"\nmachine: {cores} CPU cores (os.cpu_count); other jobs may share them. "
+        f"{base['slides']} slides, {base['patches']:,} tissue patches; one run each."
+    )
+    print(
+        f"{'run':<11} {'wall s':>7} {'slides/s':>9} {'patches/s':>10} {'speed-up':>9} "
+        f"{'efficiency':>11} {'cluster start+close s':>22}"
+    )
     for run in runs:
         n = run["workers"] or 1
         speedup = base["wall_s"] / run["wall_s"]
         start = f"{starts[run['workers']]:.1f}" if run["workers"] else "-"
-        print(f"{run['label']:<11} {run['wall_s']:>7.1f} {run['slides'] / run['wall_s']:>9.2f} "
-              f"{run['patches'] / run['wall_s']:>10,.0f} {speedup:>8.2f}x {speedup / n:>10.0%} "
-              f"{start:>22}")
+        print(
+            f"{run['label']:<11} {run['wall_s']:>7.1f} {run['slides'] / run['wall_s']:>9.2f} "
+            f"{run['patches'] / run['wall_s']:>10,.0f} {speedup:>8.2f}x {speedup / n:>10.0%} "
+            f"{start:>22}"
+        )
         if run["patches"] != base["patches"]:
-            print(f"  warning: {run['label']} analysed {run['patches']} patches, serial "
-                  f"{base['patches']}")
-    print("efficiency = speed-up over serial / workers; with more workers than cores it "
-          f"cannot reach 100 % (this machine has {cores} cores).")
+            print(
+                f"  warning: {run['label']} analysed {run['patches']} patches, serial "
+                f"{base['patches']}"
+            )
+    print(
+        "efficiency = speed-up over serial / workers; with more workers than cores it "
+        f"cannot reach 100 % (this machine has {cores} cores)."
+    )
 
     last = runs[-1]
     if last["slide_seconds"]:
@@ -180,11 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         durations = last["slide_seconds"]
         ideal = sum(durations) / n
         lpt = lpt_makespan_s(durations, n)
-        print(f"\nsplitting big slides? {n}-worker run: slides took {min(durations):.1f}-"
-              f"{max(durations):.1f} s each ({sum(durations):.1f} s in all); whole slides "
-              f"longest first end after {lpt:.1f} s, perfectly divided work after {ideal:.1f} s: "
-              f"splitting could save at most {100 * (lpt - ideal) / lpt:.0f} % of the analysis "
-              "time of this cohort.")
+        print(
+            f"\nsplitting big slides? {n}-worker run: slides took {min(durations):.1f}-"
+            f"{max(durations):.1f} s each ({sum(durations):.1f} s in all); whole slides "
+            f"longest first end after {lpt:.1f} s, perfectly divided work after {ideal:.1f} s: "
+            f"splitting could save at most {100 * (lpt - ideal) / lpt:.0f} % of the analysis "
+            "time of this cohort."
+        )
     return 0
 
 

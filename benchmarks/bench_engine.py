@@ -53,8 +53,14 @@ def find_model(explicit: str | None, workdir: Path) -> Path:
     from idc_viewer.ml.saving import save_model
     from idc_viewer.ml.spec import ModelSpec
 
-    spec = ModelSpec(name="random50", preset="native", input_size=50, patch_size_px=50,
-                     patch_mpp=4.0, threshold=0.5)
+    spec = ModelSpec(
+        name="random50",
+        preset="native",
+        input_size=50,
+        patch_size_px=50,
+        patch_mpp=4.0,
+        threshold=0.5,
+    )
     return Path(save_model(build_model(50), spec, workdir / "model", tflite=True))
 
 
@@ -112,7 +118,7 @@ def bench_cnn_stage(model_path: Path, patches: np.ndarray, batch: int = 256) -> 
     predictor.predict(patches[:batch])  # warm up (allocation for this batch size)
     start = time.perf_counter()
     for i in range(0, len(patches), batch):
-        predictor.predict(patches[i:i + batch])
+        predictor.predict(patches[i : i + batch])
     return len(patches) / (time.perf_counter() - start)
 
 
@@ -120,8 +126,20 @@ def bench_end_to_end(model_path: Path, slides: list[Path], workdir: Path, n: int
     """(c) ``idc-viewer analyze`` as a subprocess, fresh results store, wall clock."""
     out = workdir / "out"
     results = workdir / f"results-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "idc_viewer", "analyze", *map(str, slides), "--out", str(out),
-           "--model", str(model_path), "--results-dir", str(results), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "idc_viewer",
+        "analyze",
+        *map(str, slides),
+        "--out",
+        str(out),
+        "--model",
+        str(model_path),
+        "--results-dir",
+        str(results),
+        "--quiet",
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
     elapsed = time.perf_counter() - start
@@ -134,8 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", nargs="+", default=list(DEFAULT_PATIENTS))
     parser.add_argument("--model", help="model to benchmark (default: bundled, else random)")
-    parser.add_argument("--paper-max", type=int, default=0,
-                        help="time the paper path on at most this many patches (0 = all)")
+    parser.add_argument(
+        "--paper-max",
+        type=int,
+        default=0,
+        help="time the paper path on at most this many patches (0 = all)",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -149,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         spec = read_spec(model_path)
         patches = tissue_patches(slides, spec.patch_size_px, spec.patch_mpp)
         n = len(patches)
-        print(f"slides: {', '.join(p.name for p in slides)}; {n} tissue patches "
-              f"(prepared in {time.perf_counter() - t0:.1f} s); model {model_path.name} "
-              f"({spec.preset}, {spec.input_size} px input); {os.cpu_count()} CPUs")
+        print(
+            f"slides: {', '.join(p.name for p in slides)}; {n} tissue patches "
+            f"(prepared in {time.perf_counter() - t0:.1f} s); model {model_path.name} "
+            f"({spec.preset}, {spec.input_size} px input); {os.cpu_count()} CPUs"
+        )
 
         paper_set = patches[: args.paper_max] if args.paper_max else patches
         end_to_end = bench_end_to_end(model_path, slides, workdir, n)  # before TF is loaded here
@@ -159,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         paper = bench_paper_path(paper_set)
 
     print(f"(a) paper path, 128x128 + Keras predict(batch 32): {paper:8,.0f} patches/s")
-    print(f"(b) engine CNN stage ({spec.input_size} px, predictor):   {cnn:8,.0f} patches/s "
-          f"[target >= {CNN_TARGET:,.0f}: {'met' if cnn >= CNN_TARGET else 'NOT met'}]")
+    print(
+        f"(b) engine CNN stage ({spec.input_size} px, predictor):   {cnn:8,.0f} patches/s "
+        f"[target >= {CNN_TARGET:,.0f}: {'met' if cnn >= CNN_TARGET else 'NOT met'}]"
+    )
     print(f"(c) idc-viewer analyze end to end:             {end_to_end:8,.0f} patches/s")
     ratio_c = end_to_end / paper
-    print(f"(c)/(a) = {ratio_c:.1f}x [target >= {END_TO_END_TARGET:g}x: "
-          f"{'met' if ratio_c >= END_TO_END_TARGET else 'NOT met'}]   (b)/(a) = {cnn / paper:.1f}x")
+    print(
+        f"(c)/(a) = {ratio_c:.1f}x [target >= {END_TO_END_TARGET:g}x: "
+        f"{'met' if ratio_c >= END_TO_END_TARGET else 'NOT met'}]   (b)/(a) = {cnn / paper:.1f}x"
+    )
     return 0
 
 

@@ -47,17 +47,24 @@ def write_slide(path: Path, side: int) -> None:
     def tiles(n_side: int) -> Iterator[np.ndarray]:
         for i in range(n_side * n_side):
             tile = pool[i % len(pool)].copy()
-            tile[0, : 8] = np.frombuffer(i.to_bytes(8, "little"), np.uint8)[:, None]  # unique
+            tile[0, :8] = np.frombuffer(i.to_bytes(8, "little"), np.uint8)[:, None]  # unique
             yield tile
 
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         level_side, sub = side, 0
         while level_side >= TILE:
             n = -(-level_side // TILE)
-            tif.write(tiles(n), shape=(level_side, level_side, 3), dtype=np.uint8,
-                      tile=(TILE, TILE), photometric="rgb", compression=None,
-                      subfiletype=sub, resolution=(1e4 / 0.25, 1e4 / 0.25),
-                      resolutionunit="CENTIMETER")
+            tif.write(
+                tiles(n),
+                shape=(level_side, level_side, 3),
+                dtype=np.uint8,
+                tile=(TILE, TILE),
+                photometric="rgb",
+                compression=None,
+                subfiletype=sub,
+                resolution=(1e4 / 0.25, 1e4 / 0.25),
+                resolutionunit="CENTIMETER",
+            )
             level_side //= 4
             sub = 1
 
@@ -124,8 +131,10 @@ def main() -> int:
         ]
         for label, seconds in rows:
             rate = f"{size_mb / seconds:8,.0f} MB/s" if label[1] in "cd" else " " * 13
-            print(f"{label:<40} {seconds * 1000:9.1f} ms  {rate}  "
-                  f"{seconds / open_s:7.2f} x open_slide")
+            print(
+                f"{label:<40} {seconds * 1000:9.1f} ms  {rate}  "
+                f"{seconds / open_s:7.2f} x open_slide"
+            )
     return 0
 
 

@@ -54,8 +54,13 @@ print(json.dumps({"first_s": first, "tf": "tensorflow" in sys.modules,
 
 
 def first_gradcam(model: str, slide: str, path: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", _FIRST_CAM, model, slide, path],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_CAM, model, slide, path],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{path} run failed:\n{done.stderr[-2000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -163,11 +168,21 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
     pan_cells = len(layer.layer) - before
     window.close()
     return {
-        "first_click_s": first_click_s, "idle_max": max(idle), "nav_max": max(navigation),
-        "cold_s": cold_s, "cold_max": max(cold), "cells": cells, "warm_s": warm_s,
-        "warm_max": max(warm), "warm_p99": _p99(warm), "pan_s": pan_s, "pan_cells": pan_cells,
-        "pan_max": max(pan) if pan else 0.0, "patch_view_px": patch_px,
-        "repaint_heatmap_ms": repaint_ms["heatmap"], "repaint_both_ms": repaint_ms["both"],
+        "first_click_s": first_click_s,
+        "idle_max": max(idle),
+        "nav_max": max(navigation),
+        "cold_s": cold_s,
+        "cold_max": max(cold),
+        "cells": cells,
+        "warm_s": warm_s,
+        "warm_max": max(warm),
+        "warm_p99": _p99(warm),
+        "pan_s": pan_s,
+        "pan_cells": pan_cells,
+        "pan_max": max(pan) if pan else 0.0,
+        "patch_view_px": patch_px,
+        "repaint_heatmap_ms": repaint_ms["heatmap"],
+        "repaint_both_ms": repaint_ms["both"],
     }
 
 
@@ -231,25 +246,37 @@ def main() -> int:
     tf_run = first_gradcam(model, slide, "tf")
     app_s = sorted(run["first_s"] for run in app_runs)
     app_first = app_s[1]  # the median of three fresh processes
-    print(f"first Grad-CAM after start-up (fresh process, median of 3): app path "
-          f"{app_first:.3f} s (runs {', '.join(f'{v:.3f}' for v in app_s)}; TensorFlow "
-          f"imported: {any(run['tf'] for run in app_runs)}); TensorFlow GradientTape path "
-          f"{tf_run['first_s']:.2f} s; {tf_run['first_s'] / app_first:.0f}x faster "
-          f"({'PASS' if app_first < 0.3 else 'FAIL'}: goal < 0.3 s)")
+    print(
+        f"first Grad-CAM after start-up (fresh process, median of 3): app path "
+        f"{app_first:.3f} s (runs {', '.join(f'{v:.3f}' for v in app_s)}; TensorFlow "
+        f"imported: {any(run['tf'] for run in app_runs)}); TensorFlow GradientTape path "
+        f"{tf_run['first_s']:.2f} s; {tf_run['first_s'] / app_first:.0f}x faster "
+        f"({'PASS' if app_first < 0.3 else 'FAIL'}: goal < 0.3 s)"
+    )
     gui = gui_benchmark(model, slide, args.tick_ms)
     print(f"GUI: first click on a patch to its Grad-CAM shown: {gui['first_click_s']:.3f} s")
     print(f"GUI event-loop lateness, idle loop (baseline): max {gui['idle_max']:.1f} ms")
-    print(f"zooming in with the Grad-CAM layer off, until the tiles are drawn: "
-          f"max {gui['nav_max']:.1f} ms")
-    print(f"the Grad-CAM layer filling that view, first time ({gui['cells']} patches of "
-          f"~{gui['patch_view_px']:.0f} px, {gui['cold_s']:.2f} s): max {gui['cold_max']:.1f} ms")
-    print(f"  3 more times from an empty cache, explainer warm (<= {gui['warm_s']:.2f} s): max "
-          f"{gui['warm_max']:.1f} ms, p99 {gui['warm_p99']:.1f} ms "
-          f"({gui['warm_max'] / max(gui['idle_max'], 1.0):.1f}x the idle max)")
-    print(f"  one repaint of that view (median of 10): {gui['repaint_both_ms']:.1f} ms with the "
-          f"Grad-CAM layer, {gui['repaint_heatmap_ms']:.1f} ms heatmap only")
-    print(f"  after a pan ({gui['pan_cells']} new patches, {gui['pan_s']:.2f} s): "
-          f"max {gui['pan_max']:.1f} ms")
+    print(
+        f"zooming in with the Grad-CAM layer off, until the tiles are drawn: "
+        f"max {gui['nav_max']:.1f} ms"
+    )
+    print(
+        f"the Grad-CAM layer filling that view, first time ({gui['cells']} patches of "
+        f"~{gui['patch_view_px']:.0f} px, {gui['cold_s']:.2f} s): max {gui['cold_max']:.1f} ms"
+    )
+    print(
+        f"  3 more times from an empty cache, explainer warm (<= {gui['warm_s']:.2f} s): max "
+        f"{gui['warm_max']:.1f} ms, p99 {gui['warm_p99']:.1f} ms "
+        f"({gui['warm_max'] / max(gui['idle_max'], 1.0):.1f}x the idle max)"
+    )
+    print(
+        f"  one repaint of that view (median of 10): {gui['repaint_both_ms']:.1f} ms with the "
+        f"Grad-CAM layer, {gui['repaint_heatmap_ms']:.1f} ms heatmap only"
+    )
+    print(
+        f"  after a pan ({gui['pan_cells']} new patches, {gui['pan_s']:.2f} s): "
+        f"max {gui['pan_max']:.1f} ms"
+    )
     worst = max(gui["cold_max"], gui["warm_max"], gui["pan_max"])
     print("PASS (< 50 ms)" if worst < 50 else "FAIL: the GUI thread was busy > 50 ms")
     return 0 if worst < 50 and app_first < 0.3 else 1

@@ -66,8 +66,10 @@ def _summary(name: str, lateness_ms: list[float], baseline_max: float | None) ->
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     worst = ordered[-1]
     ratio = f", max {worst / baseline_max:.1f}x idle" if baseline_max else ""
-    return (f"{name:9s} max {worst:6.1f} ms  p99 {p99:6.1f} ms  median "
-            f"{ordered[len(ordered) // 2]:5.1f} ms  over {len(ordered)} ticks{ratio}")
+    return (
+        f"{name:9s} max {worst:6.1f} ms  p99 {p99:6.1f} ms  median "
+        f"{ordered[len(ordered) // 2]:5.1f} ms  over {len(ordered)} ticks{ratio}"
+    )
 
 
 def main() -> int:
@@ -189,15 +191,20 @@ def main() -> int:
         coverage = window.state.coverage() or (0, 0)
 
         base = max(idle) if idle else None
-        print(f"slide: {slide_path} ({info.l0_width}x{info.l0_height} px, "
-              f"{info.mpp} µm/px); window 1400x900")
-        print(f"zoom: {zoom_steps['n']} steps x1.25/x0.8 between {low:.3g} and {high:.3g} "
-              f"view px per native px; pan: {pan_state['n']} drags of 40 px at 1:1")
-        print(f"analysis: {outcome}, {coverage[0]:,} of {coverage[1]:,} patches in "
-              f"{wall_s:.1f} s ({coverage[0] / max(wall_s, 1e-9):,.0f} patches/s)")
+        print(
+            f"slide: {slide_path} ({info.l0_width}x{info.l0_height} px, "
+            f"{info.mpp} µm/px); window 1400x900"
+        )
+        print(
+            f"zoom: {zoom_steps['n']} steps x1.25/x0.8 between {low:.3g} and {high:.3g} "
+            f"view px per native px; pan: {pan_state['n']} drags of 40 px at 1:1"
+        )
+        print(
+            f"analysis: {outcome}, {coverage[0]:,} of {coverage[1]:,} patches in "
+            f"{wall_s:.1f} s ({coverage[0] / max(wall_s, 1e-9):,.0f} patches/s)"
+        )
         print(f"GUI event-loop lateness, {args.tick_ms} ms ticks:")
-        for name, values in (("idle", idle), ("zoom", zoom), ("pan", pan),
-                             ("analysis", analysis)):
+        for name, values in (("idle", idle), ("zoom", zoom), ("pan", pan), ("analysis", analysis)):
             print("  " + _summary(name, values, base if name != "idle" else None))
         worst = max(max(v) for v in (zoom, pan, analysis) if v)
         verdict = "PASS" if worst < GOAL_MS else "FAIL"

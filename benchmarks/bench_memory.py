@@ -73,7 +73,9 @@ def model_path(explicit: str | None, workdir: Path) -> Path:
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(workdir), str(Path(__file__).parent)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return Path(out.stdout.strip().splitlines()[-1])
 
@@ -109,26 +111,35 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         t0 = time.perf_counter()
         last = None
-        for update in analyze(slide, model, ResultStore(workdir / "results"), None,
-                              batch_size=args.batch_size):
+        for update in analyze(
+            slide, model, ResultStore(workdir / "results"), None, batch_size=args.batch_size
+        ):
             last = update
         elapsed = time.perf_counter() - t0
         peak = sampler.stop()
 
     assert last is not None and last.done, "the analysis did not finish"
     grid = last.grid
-    print(f"slide: synthetic {args.side:,} x {args.side:,} px at {args.mpp} µm/px; grid "
-          f"{grid.cols} x {grid.rows}, read level {grid.read_level}; "
-          f"{last.progress.total:,} tissue patches in {elapsed:.1f} s "
-          f"({last.progress.total / elapsed:,.0f} patches/s); model {path.name}")
+    print(
+        f"slide: synthetic {args.side:,} x {args.side:,} px at {args.mpp} µm/px; grid "
+        f"{grid.cols} x {grid.rows}, read level {grid.read_level}; "
+        f"{last.progress.total:,} tissue patches in {elapsed:.1f} s "
+        f"({last.progress.total / elapsed:,.0f} patches/s); model {path.name}"
+    )
     print(f"RSS at start (python + numpy):           {mib(start_rss)}")
-    print(f"baseline RSS (imports + model loaded):   {mib(baseline)}"
-          f"{'  [TensorFlow imported]' if tf_loaded else ''}")
-    print(f"peak RSS during the analysis (sampled):  {mib(peak)}  "
-          f"(+{mib(peak - baseline)} over the baseline)")
-    print(f"peak RSS of the process (ru_maxrss):     {mib(maxrss_bytes())}  "
-          f"[target < {TARGET_BYTES / 1e9:g} GB: "
-          f"{'met' if maxrss_bytes() < TARGET_BYTES else 'NOT met'}]")
+    print(
+        f"baseline RSS (imports + model loaded):   {mib(baseline)}"
+        f"{'  [TensorFlow imported]' if tf_loaded else ''}"
+    )
+    print(
+        f"peak RSS during the analysis (sampled):  {mib(peak)}  "
+        f"(+{mib(peak - baseline)} over the baseline)"
+    )
+    print(
+        f"peak RSS of the process (ru_maxrss):     {mib(maxrss_bytes())}  "
+        f"[target < {TARGET_BYTES / 1e9:g} GB: "
+        f"{'met' if maxrss_bytes() < TARGET_BYTES else 'NOT met'}]"
+    )
     return 0
 
 

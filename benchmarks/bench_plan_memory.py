@@ -41,15 +41,22 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     for mpp in (0.25, 1.0, 4.0):
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(args.side), str(mpp)],
-                              capture_output=True, text=True, cwd=REPO, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(args.side), str(mpp)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
         rows.append((mpp, json.loads(proc.stdout.strip().splitlines()[-1])))
     base = rows[0][1]
     print(f"plan_analysis on a {args.side:,} x {args.side:,} px synthetic slide")
     for mpp, r in rows:
-        print(f"  {mpp:5.2f} µm/px: {r['cells']:>12,} cells, {r['tissue']:>11,} tissue, "
-              f"{r['s']:6.1f} s ({r['s'] / base['s']:5.1f} x), peak {r['rss_mb']:6.0f} MB "
-              f"({r['rss_mb'] / base['rss_mb']:4.1f} x)")
+        print(
+            f"  {mpp:5.2f} µm/px: {r['cells']:>12,} cells, {r['tissue']:>11,} tissue, "
+            f"{r['s']:6.1f} s ({r['s'] / base['s']:5.1f} x), peak {r['rss_mb']:6.0f} MB "
+            f"({r['rss_mb'] / base['rss_mb']:4.1f} x)"
+        )
     return 0
 
 

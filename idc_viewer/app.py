@@ -71,6 +71,7 @@ def _excepthook(window: MainWindow | None) -> Any:
         if window is not None:
             message = str(exc).splitlines()[0] if str(exc) else exc_type.__name__
             QMessageBox.warning(window, "Unexpected error", message)
+
     return hook
 
 

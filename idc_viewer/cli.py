@@ -55,8 +55,20 @@ if TYPE_CHECKING:
 COMMANDS = ("analyze", "gradcam", "info")
 #: File name endings taken as slides when a folder is given to ``analyze``.
 SLIDE_SUFFIXES = (
-    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
-    ".dcm", ".png", ".jpg", ".jpeg",
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".vms",
+    ".vmu",
+    ".scn",
+    ".mrxs",
+    ".svslide",
+    ".bif",
+    ".dcm",
+    ".png",
+    ".jpg",
+    ".jpeg",
 )
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 #: Below this share of stained pixels a Grad-CAM patch is background (as the tissue detector's
@@ -121,14 +133,17 @@ def _positive_int(text: str) -> int:
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", metavar="PATH",
+        "--model",
+        metavar="PATH",
         help="model file (.keras, .tflite or .spec.json; default: the bundled model)",
     )
 
 
 def _add_mpp_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--mpp", type=_positive_float, metavar="M",
+        "--mpp",
+        type=_positive_float,
+        metavar="M",
         help="µm per pixel of the slide's level 0 (overrides or supplies the metadata)",
     )
 
@@ -137,8 +152,9 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``error:`` line too (exit status 2), pointing at ``--help``."""
 
     def error(self, message: str) -> Any:
-        self.exit(EXIT_USAGE, f"error: {self.prog}: {_one_line(message)} "
-                              f"(see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE, f"error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_an = sub.add_parser(
-        "analyze", help="analyse slides and export CSV, GeoJSON and provenance",
+        "analyze",
+        help="analyse slides and export CSV, GeoJSON and provenance",
         description="Analyse slides (folders expand to the slide files inside them) and write "
         "<stem>.patches.csv, <stem>.regions.csv, <stem>.regions.geojson and "
         "<stem>.provenance.json into --out (<stem>: the file name minus its last suffix). "
@@ -163,32 +180,44 @@ def build_parser() -> argparse.ArgumentParser:
     p_an.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     _add_model_args(p_an)
     p_an.add_argument(
-        "--threshold", type=_probability, metavar="T",
+        "--threshold",
+        type=_probability,
+        metavar="T",
         help="decision threshold for flagged regions (default: the model's)",
     )
     _add_mpp_arg(p_an)
-    p_an.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
-                      help="patches per CNN call (default 256)")
     p_an.add_argument(
-        "--results-dir", metavar="D",
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        metavar="N",
+        help="patches per CNN call (default 256)",
+    )
+    p_an.add_argument(
+        "--results-dir",
+        metavar="D",
         help="where analyses are kept and resumed from (default: the viewer's results "
         "folder, shared with the GUI; $IDC_VIEWER_DATA_DIR/results when set)",
     )
     p_an.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     where = p_an.add_mutually_exclusive_group()
     where.add_argument(
-        "--workers", type=_positive_int, metavar="N",
+        "--workers",
+        type=_positive_int,
+        metavar="N",
         help="analyse the slides in parallel on a local Dask cluster of N worker processes "
         "(each gets cores/N LiteRT threads) and write DIR/cohort.csv",
     )
     where.add_argument(
-        "--scheduler", metavar="ADDRESS",
+        "--scheduler",
+        metavar="ADDRESS",
         help="analyse the slides on a running Dask cluster (e.g. tcp://host:8786) whose workers "
         "see the same slide paths and --out; writes DIR/cohort.csv",
     )
 
     p_gc = sub.add_parser(
-        "gradcam", help="Grad-CAM figure of one patch, or the Grad-CAM layer over a region",
+        "gradcam",
+        help="Grad-CAM figure of one patch, or the Grad-CAM layer over a region",
         description="With --x/--y: one figure (patch, Grad-CAM map, overlay, probability) for "
         "the patch containing the level-0 point (X, Y). With --region X Y W H: the slide's "
         "level-0 rectangle with every tissue patch's Grad-CAM painted on its footprint, as the "
@@ -197,18 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     p_gc.add_argument("slide", metavar="SLIDE")
     p_gc.add_argument("--x", type=_finite_float, help="level-0 x in pixels")
     p_gc.add_argument("--y", type=_finite_float, help="level-0 y in pixels")
-    p_gc.add_argument("--region", type=_finite_float, nargs=4, metavar=("X", "Y", "W", "H"),
-                      help="level-0 rectangle (pixels) to paint the Grad-CAM layer over")
-    p_gc.add_argument("--layers", choices=("gradcam", "heatmap", "both"), default="gradcam",
-                      help="with --region: which layers to paint (default gradcam)")
-    p_gc.add_argument("--max-side", type=_positive_int, default=2048, metavar="PX",
-                      help="with --region: longest side of the picture (default 2048)")
+    p_gc.add_argument(
+        "--region",
+        type=_finite_float,
+        nargs=4,
+        metavar=("X", "Y", "W", "H"),
+        help="level-0 rectangle (pixels) to paint the Grad-CAM layer over",
+    )
+    p_gc.add_argument(
+        "--layers",
+        choices=("gradcam", "heatmap", "both"),
+        default="gradcam",
+        help="with --region: which layers to paint (default gradcam)",
+    )
+    p_gc.add_argument(
+        "--max-side",
+        type=_positive_int,
+        default=2048,
+        metavar="PX",
+        help="with --region: longest side of the picture (default 2048)",
+    )
     p_gc.add_argument("-o", "--out", required=True, metavar="OUT.png", help="figure to write")
     _add_model_args(p_gc)
     _add_mpp_arg(p_gc)
 
     p_info = sub.add_parser(
-        "info", help="describe a slide and what the engine would do with it",
+        "info",
+        help="describe a slide and what the engine would do with it",
         description="Format, dimensions, levels, µm/px, and the analysis plan "
         "(grid, read level, patch footprint, tissue patches, estimated time).",
     )
@@ -244,8 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line; IDC_VIEWER_DEBUG=1 shows the traceback
         if os.environ.get("IDC_VIEWER_DEBUG"):
             raise
-        _error(f"internal error ({type(exc).__name__}: {exc}); please report it "
-               "(IDC_VIEWER_DEBUG=1 shows the details)")
+        _error(
+            f"internal error ({type(exc).__name__}: {exc}); please report it "
+            "(IDC_VIEWER_DEBUG=1 shows the details)"
+        )
         return EXIT_FAILED
 
 
@@ -346,8 +392,11 @@ def expand_slides(paths: Sequence[str]) -> list[Path]:
         if not path.is_dir():
             slides.append(path)
             continue
-        files = sorted(p for p in path.iterdir() if p.is_file()
-                       and p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith(".")
+        )
         dicom = [p for p in files if p.suffix.lower() == ".dcm"]
         slides.extend(p for p in files if p.suffix.lower() != ".dcm")
         slides.extend(dicom[:1])
@@ -448,8 +497,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     failed = len(empty)
     for path, stem in zip(slides, _output_stems(slides), strict=True):
         if stem != slide_stem(path):
-            print(f"note: {path}: another slide has the same name; files: {stem}.*",
-                  file=sys.stderr)
+            print(
+                f"note: {path}: another slide has the same name; files: {stem}.*", file=sys.stderr
+            )
         try:
             _analyze_one(path, stem, model, store, out_dir, args)
         except UserError as exc:
@@ -473,13 +523,23 @@ def _analyze_cohort(slides: list[Path], args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot create output folder {out_dir}: {exc}") from None
     # a local cluster shares this machine's results folder; remote workers use their own
-    results_dir = (str(Path(args.results_dir).absolute()) if args.results_dir
-                   else str(default_results_dir()) if args.workers else None)
+    results_dir = (
+        str(Path(args.results_dir).absolute())
+        if args.results_dir
+        else str(default_results_dir())
+        if args.workers
+        else None
+    )
     options = CohortOptions(
-        out_dir=out_dir, model_hash=model.spec.model_hash,
+        out_dir=out_dir,
+        model_hash=model.spec.model_hash,
         model_path=str(Path(args.model).resolve()) if args.model else None,
-        results_dir=results_dir, threshold=args.threshold, mpp=args.mpp,
-        batch_size=args.batch_size, workers=args.workers, scheduler=args.scheduler,
+        results_dir=results_dir,
+        threshold=args.threshold,
+        mpp=args.mpp,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        scheduler=args.scheduler,
         quiet=args.quiet,
     )
     try:
@@ -490,7 +550,11 @@ def _analyze_cohort(slides: list[Path], args: argparse.Namespace) -> int:
 
 
 def _analyze_one(
-    path: Path, stem: str, model: LoadedModel, store: Any, out_dir: Path,
+    path: Path,
+    stem: str,
+    model: LoadedModel,
+    store: Any,
+    out_dir: Path,
     args: argparse.Namespace,
 ) -> None:
     from idc_viewer.core.jobs import CancelToken
@@ -515,8 +579,7 @@ def _analyze_one(
             cancel.cancel()
             bar.clear()
             how = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            print(f"{path.name}: {how}; what was done is kept, rerun to resume",
-                  file=sys.stderr)
+            print(f"{path.name}: {how}; what was done is kept, rerun to resume", file=sys.stderr)
             raise
         except MissingMppError:
             bar.clear()
@@ -534,8 +597,10 @@ def _analyze_one(
             raise UserError(f"{path}: the analysis produced nothing")
         try:
             if last.tissue_warning:
-                print(f"warning: {path.name}: {_one_line(last.tissue_warning)}; "
-                      "no heatmap written", file=sys.stderr)
+                print(
+                    f"warning: {path.name}: {_one_line(last.tissue_warning)}; no heatmap written",
+                    file=sys.stderr,
+                )
                 write_warning_provenance(
                     out_dir, stem, slide, model, threshold, last.tissue_warning
                 )
@@ -602,12 +667,16 @@ def _gradcam_point(slide: Any, grid: Any, explainer: Any, args: argparse.Namespa
     patch = read_patch(slide, grid, col, row)
     tissue_share = patch_tissue_fraction(patch)
     if tissue_share < GRADCAM_MIN_TISSUE:
-        _warn(f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
-              f"({tissue_share:.0%} stained pixels): its score and map mean nothing")
+        _warn(
+            f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
+            f"({tissue_share:.0%} stained pixels): its score and map mean nothing"
+        )
     result = explainer.compute(patch)
     l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
-    title = (f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
-             f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px), {explainer.model_label}")
+    title = (
+        f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
+        f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px), {explainer.model_label}"
+    )
     return gradcam_figure(patch, result.cam, overlay(patch, result.cam), title), title
 
 
@@ -641,10 +710,19 @@ def _gradcam_region(slide: Any, grid: Any, explainer: Any, args: argparse.Namesp
     probabilities = np.full(grid.shape, np.nan, np.float32)
     for cell, found in cams.items():
         probabilities[cell[1], cell[0]] = found.probability
-    image = render_region(slide, grid, rect, cams, layers=args.layers,
-                          heatmap=Heatmap(grid, probabilities), max_side_px=args.max_side)
-    title = (f"{len(cams)} tissue patches of {explainer.model_label} in x={x0} y={y0} "
-             f"{x1 - x0}x{y1 - y0} level-0 px")
+    image = render_region(
+        slide,
+        grid,
+        rect,
+        cams,
+        layers=args.layers,
+        heatmap=Heatmap(grid, probabilities),
+        max_side_px=args.max_side,
+    )
+    title = (
+        f"{len(cams)} tissue patches of {explainer.model_label} in x={x0} y={y0} "
+        f"{x1 - x0}x{y1 - y0} level-0 px"
+    )
     caption = f"Grad-CAM ({args.layers}): low to high evidence for IDC, each patch to its max"
     return with_colour_scale(image, caption), title
 
@@ -687,21 +765,35 @@ def cmd_info(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
     grid = plan.grid
     print(f"analysis ({model_note}):", file=out)
-    print(f"  patch:       {grid.patch_px} x {grid.patch_px} px at {grid.model_mpp:g} µm/px "
-          f"= {plan.footprint_um:g} x {plan.footprint_um:g} µm, "
-          f"{grid.l0_patch_size:.1f} level-0 px", file=out)
-    print(f"  grid:        {grid.cols} x {grid.rows} = {plan.cell_count} cells, "
-          f"anchored at level-0 (0, 0)", file=out)
-    print(f"  read level:  {grid.read_level} ({plan.read_mpp:.4g} µm/px), "
-          f"{plan.lvl_patch_px:.1f} px per patch resampled to {grid.patch_px} px (area)",
-          file=out)
+    print(
+        f"  patch:       {grid.patch_px} x {grid.patch_px} px at {grid.model_mpp:g} µm/px "
+        f"= {plan.footprint_um:g} x {plan.footprint_um:g} µm, "
+        f"{grid.l0_patch_size:.1f} level-0 px",
+        file=out,
+    )
+    print(
+        f"  grid:        {grid.cols} x {grid.rows} = {plan.cell_count} cells, "
+        f"anchored at level-0 (0, 0)",
+        file=out,
+    )
+    print(
+        f"  read level:  {grid.read_level} ({plan.read_mpp:.4g} µm/px), "
+        f"{plan.lvl_patch_px:.1f} px per patch resampled to {grid.patch_px} px (area)",
+        file=out,
+    )
     if plan.tissue.warning:
         print(f"  tissue:      none analysable: {_one_line(plan.tissue.warning)}", file=out)
         return EXIT_OK
-    print(f"  tissue:      {plan.tissue_patches} patches "
-          f"({100.0 * plan.tissue_patches / max(plan.cell_count, 1):.1f}% of the grid)", file=out)
-    estimate = (f"{max(plan.estimated_s, 1):.0f} s" if plan.estimated_s < 60
-                else _format_duration(plan.estimated_s))
+    print(
+        f"  tissue:      {plan.tissue_patches} patches "
+        f"({100.0 * plan.tissue_patches / max(plan.cell_count, 1):.1f}% of the grid)",
+        file=out,
+    )
+    estimate = (
+        f"{max(plan.estimated_s, 1):.0f} s"
+        if plan.estimated_s < 60
+        else _format_duration(plan.estimated_s)
+    )
     print(f"  estimate:    ~{estimate} of CNN time on a 2-core CPU (plus start-up)", file=out)
     return EXIT_OK
 

@@ -15,8 +15,16 @@ import numpy as np
 OUT = Path(__file__).resolve().parents[1] / "idc_viewer" / "resources" / "icons"
 SIZE_PX = 256
 # (x, y, r) of the haematoxylin-stained nuclei, in a 256 px frame
-NUCLEI = [(60, 70, 14), (100, 52, 11), (70, 120, 12), (52, 175, 13), (110, 196, 11),
-          (150, 150, 12), (196, 200, 13), (120, 100, 10)]
+NUCLEI = [
+    (60, 70, 14),
+    (100, 52, 11),
+    (70, 120, 12),
+    (52, 175, 13),
+    (110, 196, 11),
+    (150, 150, 12),
+    (196, 200, 13),
+    (120, 100, 10),
+]
 HEAT_CENTRE, HEAT_R = (176, 86), 58
 RING_R = 50
 
@@ -68,8 +76,14 @@ def png() -> np.ndarray:
     bgr = bgr * (1 - a) + heat * a
     cx, cy = HEAT_CENTRE
     cv2.circle(bgr, (cx * k, cy * k), RING_R * k, (32, 32, 32), 10 * k, cv2.LINE_AA)
-    cv2.line(bgr, ((cx - 36) * k, (cy + 36) * k), ((cx - 80) * k, (cy + 80) * k), (32, 32, 32),
-             16 * k, cv2.LINE_AA)
+    cv2.line(
+        bgr,
+        ((cx - 36) * k, (cy + 36) * k),
+        ((cx - 80) * k, (cy + 80) * k),
+        (32, 32, 32),
+        16 * k,
+        cv2.LINE_AA,
+    )
     out = np.dstack([bgr.clip(0, 255).astype(np.uint8), alpha])
     return cv2.resize(out, (SIZE_PX, SIZE_PX), interpolation=cv2.INTER_AREA)
 

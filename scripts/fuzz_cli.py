@@ -103,17 +103,23 @@ def run_case(exe: str, case: Case, env: dict[str, str], tmp: Path) -> Result:
     reports = [tmp / f"maxrss-{i}.txt" for i in range(2 if case.concurrent else 1)]
     timed = [[TIME_EXE, "-f", "%M", "-o", str(r), *cmd] if TIME_EXE else cmd for r in reports]
     start = time.monotonic()
-    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL, env=env) for c in timed]
+    procs = [
+        subprocess.Popen(
+            c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+        )
+        for c in timed
+    ]
     chunks: list[list[bytes]] = [[] for _ in procs]
-    readers = [threading.Thread(target=lambda p=p, c=c: c.append(p.stderr.read()), daemon=True)
-               for p, c in zip(procs, chunks, strict=True)]
+    readers = [
+        threading.Thread(target=lambda p=p, c=c: c.append(p.stderr.read()), daemon=True)
+        for p, c in zip(procs, chunks, strict=True)
+    ]
     for reader in readers:
         reader.start()
     if case.signal_after_s is not None:
         time.sleep(case.signal_after_s)
         for proc in procs:
-            for pid in (_children(proc.pid) if TIME_EXE else [proc.pid]):
+            for pid in _children(proc.pid) if TIME_EXE else [proc.pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, case.signum)  # the CLI itself, not GNU time
     rcs, maxrss = [], 0
@@ -174,8 +180,9 @@ def classify(result: Result, check_note: str | None) -> None:
 # --------------------------------------------------------------------------- inputs
 
 
-def tissue_tiff(path: Path, side: int = 1200, mpp: float | None = 0.5, levels: int = 3,
-                seed: int = 0) -> Path:
+def tissue_tiff(
+    path: Path, side: int = 1200, mpp: float | None = 0.5, levels: int = 3, seed: int = 0
+) -> Path:
     import cv2
     import tifffile
 
@@ -183,19 +190,30 @@ def tissue_tiff(path: Path, side: int = 1200, mpp: float | None = 0.5, levels: i
     image = np.full((side, side, 3), 240, np.uint8)
     q = side // 4
     image[q : 3 * q, q : 3 * q] = np.array([200, 110, 170], np.uint8) - rng.integers(
-        0, 70, (2 * q, 2 * q, 1), dtype=np.uint8)
-    kwargs = {} if mpp is None else {"resolution": (1e4 / mpp, 1e4 / mpp),
-                                     "resolutionunit": "CENTIMETER"}
+        0, 70, (2 * q, 2 * q, 1), dtype=np.uint8
+    )
+    kwargs = (
+        {}
+        if mpp is None
+        else {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": "CENTIMETER"}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with tifffile.TiffWriter(path) as tif:
         level = image
         for i in range(levels):
-            tif.write(level, subfiletype=0 if i == 0 else 1, tile=(64, 64), photometric="rgb",
-                      compression="jpeg", **kwargs)  # type: ignore[arg-type]
+            tif.write(
+                level,
+                subfiletype=0 if i == 0 else 1,
+                tile=(64, 64),
+                photometric="rgb",
+                compression="jpeg",
+                **kwargs,
+            )  # type: ignore[arg-type]
             if min(level.shape[:2]) < 256:
                 break
-            level = cv2.resize(level, (level.shape[1] // 2, level.shape[0] // 2),
-                               interpolation=cv2.INTER_AREA)
+            level = cv2.resize(
+                level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA
+            )
     return path
 
 
@@ -207,8 +225,12 @@ def big_tiff(path: Path, side: int, mpp: float) -> Path:
     tile = 512
     rng = np.random.default_rng(1)
     glass = np.full((tile, tile, 3), 240, np.uint8)
-    stained = [np.clip(np.array([200, 110, 170]) - rng.integers(0, 70, (tile, tile, 1)), 0,
-                       255).astype(np.uint8) for _ in range(4)]
+    stained = [
+        np.clip(np.array([200, 110, 170]) - rng.integers(0, 70, (tile, tile, 1)), 0, 255).astype(
+            np.uint8
+        )
+        for _ in range(4)
+    ]
 
     def tiles(level_side: int) -> object:
         n = -(-level_side // tile)
@@ -220,10 +242,17 @@ def big_tiff(path: Path, side: int, mpp: float) -> Path:
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         level_side, sub = side, 0
         while level_side >= tile:
-            tif.write(tiles(level_side), shape=(level_side, level_side, 3), dtype=np.uint8,
-                      tile=(tile, tile), photometric="rgb", compression="jpeg",
-                      subfiletype=sub, resolution=(1e4 / mpp, 1e4 / mpp),
-                      resolutionunit="CENTIMETER")
+            tif.write(
+                tiles(level_side),
+                shape=(level_side, level_side, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression="jpeg",
+                subfiletype=sub,
+                resolution=(1e4 / mpp, 1e4 / mpp),
+                resolutionunit="CENTIMETER",
+            )
             level_side //= 4
             sub = 1
     return path
@@ -302,8 +331,13 @@ def build_cases(root: Path, exe: str) -> list[Case]:
     blank = slides / "white.tiff"
     import tifffile
 
-    tifffile.imwrite(blank, np.full((600, 600, 3), 255, np.uint8), tile=(64, 64),
-                     resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        blank,
+        np.full((600, 600, 3), 255, np.uint8),
+        tile=(64, 64),
+        resolution=(1e4 / 0.5, 1e4 / 0.5),
+        resolutionunit="CENTIMETER",
+    )
     bad = root / "bad"
     bad.mkdir()
     (bad / "empty.svs").write_bytes(b"")
@@ -328,11 +362,12 @@ def build_cases(root: Path, exe: str) -> list[Case]:
     def model(name: str, fn: Callable[[Path], Path]) -> str:
         return str(fn(copy_model(models / name)))
 
-    m_pickle = model("pickle", lambda s: tamper_archive(
-        s, **{"model.weights.h5": b"\x80\x04\x95" + os.urandom(64)}))
+    m_pickle = model(
+        "pickle",
+        lambda s: tamper_archive(s, **{"model.weights.h5": b"\x80\x04\x95" + os.urandom(64)}),
+    )
     m_payload = model("payload", lambda s: tamper_archive(s, **{"payload.py": b"import os"}))
-    m_zipslip = model("zipslip", lambda s: tamper_archive(
-        s, **{"../../../tmp/zipslip.txt": b"x"}))
+    m_zipslip = model("zipslip", lambda s: tamper_archive(s, **{"../../../tmp/zipslip.txt": b"x"}))
     m_thr = model("thr", lambda s: tamper_spec(s, threshold=True))
     m_scale = model("scale", lambda s: tamper_spec(s, pre_scale=float("nan")))
     m_bgr = model("bgr", lambda s: tamper_spec(s, pre_color="BGR"))
@@ -357,14 +392,22 @@ def build_cases(root: Path, exe: str) -> list[Case]:
     a_file = root / "a-file"
     a_file.write_text("x")
 
-    def analyze(*inputs: object, o: Path = out, r: Path = res, extra: tuple[str, ...] = ()
-                ) -> list[str]:
-        return ["analyze", *map(str, inputs), "--out", str(o), "--results-dir", str(r), "-q",
-                *extra]
+    def analyze(
+        *inputs: object, o: Path = out, r: Path = res, extra: tuple[str, ...] = ()
+    ) -> list[str]:
+        return [
+            "analyze",
+            *map(str, inputs),
+            "--out",
+            str(o),
+            "--results-dir",
+            str(r),
+            "-q",
+            *extra,
+        ]
 
     def gradcam(slide: Path, x: str, y: str, *extra: str) -> list[str]:
-        return ["gradcam", str(slide), f"--x={x}", f"--y={y}", "-o", str(root / "cam.png"),
-                *extra]
+        return ["gradcam", str(slide), f"--x={x}", f"--y={y}", "-o", str(root / "cam.png"), *extra]
 
     cases = [Case(f"info {p.name!r}", ["info", str(p)]) for p in sorted(bad.iterdir())]
     cases += [Case(f"analyze {p.name!r}", analyze(p)) for p in sorted(bad.iterdir())[:4]]
@@ -374,96 +417,167 @@ def build_cases(root: Path, exe: str) -> list[Case]:
         Case("info no µm/px", ["info", str(no_mpp)]),
         Case("info stored µm/px 1e6", ["info", str(odd_mpp)]),
         Case("analyze no µm/px", analyze(no_mpp)),
-        *[Case(f"info --mpp {m}", ["info", str(good), "--mpp", m])
-          for m in ("1e-300", "1e-6", "0.001", "1e6", "nan", "inf", "-1", "0", "abc")],
+        *[
+            Case(f"info --mpp {m}", ["info", str(good), "--mpp", m])
+            for m in ("1e-300", "1e-6", "0.001", "1e6", "nan", "inf", "-1", "0", "abc")
+        ],
         *[Case(f"analyze --mpp {m}", analyze(good, extra=("--mpp", m))) for m in ("1e-6", "1e6")],
-        Case("info --mpp 0.01 (slide << one patch)", ["info", str(good), "--mpp", "0.01"],
-             expect="ok"),
+        Case(
+            "info --mpp 0.01 (slide << one patch)",
+            ["info", str(good), "--mpp", "0.01"],
+            expect="ok",
+        ),
         Case("info --mpp 0.02", ["info", str(good), "--mpp", "0.02"], expect="ok"),
-        *[Case(f"analyze --threshold {t}", analyze(good, extra=("--threshold", t)))
-          for t in ("2", "-1", "nan")],
-        *[Case(f"analyze --batch-size {b}", analyze(good, extra=("--batch-size", b)))
-          for b in ("0", "abc")],
+        *[
+            Case(f"analyze --threshold {t}", analyze(good, extra=("--threshold", t)))
+            for t in ("2", "-1", "nan")
+        ],
+        *[
+            Case(f"analyze --batch-size {b}", analyze(good, extra=("--batch-size", b)))
+            for b in ("0", "abc")
+        ],
         Case("analyze --out is a file", analyze(good, o=a_file)),
         Case("analyze --results-dir is a file", analyze(good, r=a_file)),
         Case("analyze empty folder", analyze(empty_dir)),
         Case("analyze empty folder among slides", analyze(good, empty_dir, o=root / "o-empty")),
         Case("analyze white slide", analyze(blank, o=root / "o-white"), expect="ok"),
-        Case("analyze colliding names", analyze(collide, o=root / "o-collide"), expect="ok",
-             check=lambda err: None if len(list((root / "o-collide").glob("*.patches.csv"))) == 3
-             else "colliding names share outputs"),
+        Case(
+            "analyze colliding names",
+            analyze(collide, o=root / "o-collide"),
+            expect="ok",
+            check=lambda err: (
+                None
+                if len(list((root / "o-collide").glob("*.patches.csv"))) == 3
+                else "colliding names share outputs"
+            ),
+        ),
         *[Case(f"gradcam --x {v}", gradcam(good, v, "300")) for v in ("nan", "inf", "-inf")],
         Case("gradcam outside the slide", gradcam(good, "1e12", "5")),
-        Case("gradcam on background", gradcam(good, "5", "5"), expect="ok",
-             check=lambda err: None if "not tissue" in err else "no background warning"),
-        Case("gradcam -o into a missing folder",
-             ["gradcam", str(good), "--x", "600", "--y", "600", "-o",
-              str(root / "nope" / "x.png")]),
-        Case("gradcam with a model Keras refuses", gradcam(good, "600", "600", "--model",
-                                                           m_keras)),
-        *[Case(f"analyze model {n}", analyze(good, extra=("--model", m))) for n, m in [
-            ("pickled weights", m_pickle), ("extra payload.py", m_payload),
-            ("zip-slip member", m_zipslip), ("threshold true", m_thr), ("scale NaN", m_scale),
-            ("color BGR", m_bgr), ("wrong hash", m_hash), ("unknown format", m_format),
-            ("not a model", str(not_model)), ("missing", str(root / "none.keras"))]],
+        Case(
+            "gradcam on background",
+            gradcam(good, "5", "5"),
+            expect="ok",
+            check=lambda err: None if "not tissue" in err else "no background warning",
+        ),
+        Case(
+            "gradcam -o into a missing folder",
+            ["gradcam", str(good), "--x", "600", "--y", "600", "-o", str(root / "nope" / "x.png")],
+        ),
+        Case("gradcam with a model Keras refuses", gradcam(good, "600", "600", "--model", m_keras)),
+        *[
+            Case(f"analyze model {n}", analyze(good, extra=("--model", m)))
+            for n, m in [
+                ("pickled weights", m_pickle),
+                ("extra payload.py", m_payload),
+                ("zip-slip member", m_zipslip),
+                ("threshold true", m_thr),
+                ("scale NaN", m_scale),
+                ("color BGR", m_bgr),
+                ("wrong hash", m_hash),
+                ("unknown format", m_format),
+                ("not a model", str(not_model)),
+                ("missing", str(root / "none.keras")),
+            ]
+        ],
         Case("info spec nested 200,000 deep", ["info", str(good), "--model", str(deep)]),
         Case("info spec of 2 MB", ["info", str(good), "--model", str(huge)]),
-        Case("analyze full disk (ulimit -f 4)",
-             analyze(good, o=root / "o-full", r=root / "r-full"), shell_prefix="ulimit -f 4"),
-        Case("two analyses at once", analyze(good, o=root / "o-twice", r=root / "r-twice"),
-             expect="ok", rcs=(0, 1), concurrent=True),
-        Case("SIGINT mid-analysis", analyze(slow, o=root / "o-int", r=root / "r-int",
-                                            extra=("--batch-size", "1")),
-             expect="ok", rcs=(130,), signal_after_s=3.0, signum=signal.SIGINT,
-             check=lambda err: None if "interrupted" in err else "no message"),
-        Case("SIGTERM mid-analysis", analyze(slow, o=root / "o-term", r=root / "r-term",
-                                             extra=("--batch-size", "1")),
-             expect="ok", rcs=(143,), signal_after_s=3.0, signum=signal.SIGTERM,
-             check=lambda err: None if "terminated" in err else "no message"),
+        Case(
+            "analyze full disk (ulimit -f 4)",
+            analyze(good, o=root / "o-full", r=root / "r-full"),
+            shell_prefix="ulimit -f 4",
+        ),
+        Case(
+            "two analyses at once",
+            analyze(good, o=root / "o-twice", r=root / "r-twice"),
+            expect="ok",
+            rcs=(0, 1),
+            concurrent=True,
+        ),
+        Case(
+            "SIGINT mid-analysis",
+            analyze(slow, o=root / "o-int", r=root / "r-int", extra=("--batch-size", "1")),
+            expect="ok",
+            rcs=(130,),
+            signal_after_s=3.0,
+            signum=signal.SIGINT,
+            check=lambda err: None if "interrupted" in err else "no message",
+        ),
+        Case(
+            "SIGTERM mid-analysis",
+            analyze(slow, o=root / "o-term", r=root / "r-term", extra=("--batch-size", "1")),
+            expect="ok",
+            rcs=(143,),
+            signal_after_s=3.0,
+            signum=signal.SIGTERM,
+            check=lambda err: None if "terminated" in err else "no message",
+        ),
     ]
     # a locked output file (a CSV open in Excel): immutable, so it cannot be replaced
     locked_out = root / "o-locked"
 
     def lock() -> None:
-        subprocess.run([exe, *analyze(good, o=locked_out, r=root / "r-locked")], check=True,
-                       capture_output=True)
-        subprocess.run(["chattr", "+i", str(locked_out / "good.regions.csv")], check=False,
-                       capture_output=True)
+        subprocess.run(
+            [exe, *analyze(good, o=locked_out, r=root / "r-locked")],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["chattr", "+i", str(locked_out / "good.regions.csv")], check=False, capture_output=True
+        )
 
     def locked_check(err: str) -> str | None:
-        subprocess.run(["chattr", "-i", str(locked_out / "good.regions.csv")], check=False,
-                       capture_output=True)
+        subprocess.run(
+            ["chattr", "-i", str(locked_out / "good.regions.csv")], check=False, capture_output=True
+        )
         return None if (locked_out / "good.patches.csv").is_file() else "previous export lost"
 
-    cases.append(Case("re-export onto a locked regions.csv",
-                      analyze(good, o=locked_out, r=root / "r-locked", extra=("--threshold",
-                                                                               "0.2")),
-                      expect="ok", rcs=(0, 1), setup=lock, check=locked_check))
+    cases.append(
+        Case(
+            "re-export onto a locked regions.csv",
+            analyze(good, o=locked_out, r=root / "r-locked", extra=("--threshold", "0.2")),
+            expect="ok",
+            rcs=(0, 1),
+            setup=lock,
+            check=locked_check,
+        )
+    )
     # damaged result stores: analyse, damage, analyse again (recomputed, one warning)
-    for how in ("random", "meta-row", "key-row", "meta-json", "cell-outside", "prob-abc",
-                "prob-7"):
+    for how in ("random", "meta-row", "key-row", "meta-json", "cell-outside", "prob-abc", "prob-7"):
         store = root / f"r-{how}"
 
         def prepare(store: Path = store, how: str = how) -> None:
-            subprocess.run([exe, *analyze(good, o=root / "o-store", r=store)], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [exe, *analyze(good, o=root / "o-store", r=store)], check=True, capture_output=True
+            )
             damage_store(store, how)
 
-        cases.append(Case(f"store damage: {how}", analyze(good, o=root / "o-store", r=store),
-                          expect="ok", setup=prepare,
-                          check=lambda err: None if "damaged" in err else "damage not reported"))
+        cases.append(
+            Case(
+                f"store damage: {how}",
+                analyze(good, o=root / "o-store", r=store),
+                expect="ok",
+                setup=prepare,
+                check=lambda err: None if "damaged" in err else "damage not reported",
+            )
+        )
     huge = big_tiff(slides / "huge.tiff", 100_000, 4.0)
     cases += [
         Case("info 100,000^2 px slide at 4 µm/px", ["info", str(huge)], expect="ok"),
-        Case("info 100,000^2 px slide at 0.25 µm/px", ["info", str(huge), "--mpp", "0.25"],
-             expect="ok"),
+        Case(
+            "info 100,000^2 px slide at 0.25 µm/px",
+            ["info", str(huge), "--mpp", "0.25"],
+            expect="ok",
+        ),
         Case("info 100,000^2 px slide at 100 µm/px", ["info", str(huge), "--mpp", "100"]),
     ]
     if DATA.is_dir():
         cases += [
             Case("info broken-dicom.dcm", ["info", str(DATA / "broken-dicom.dcm")]),
-            Case("info CMU --mpp 0.01", ["info", str(DATA / "CMU-1-Small-Region.svs"), "--mpp",
-                                         "0.01"], expect="ok"),
+            Case(
+                "info CMU --mpp 0.01",
+                ["info", str(DATA / "CMU-1-Small-Region.svs"), "--mpp", "0.01"],
+                expect="ok",
+            ),
         ]
     return cases
 
@@ -487,16 +601,23 @@ def main() -> int:
             result = run_case(args.exe, case, env, root)
             classify(result, case.check(result.err) if case.check else None)
             results.append(result)
-            print(f"{result.verdict:<15} {result.wall_s:6.1f} s {result.maxrss_kb / 1024:7.0f} MB"
-                  f"  {case.name}: {result.detail}", flush=True)
+            print(
+                f"{result.verdict:<15} {result.wall_s:6.1f} s {result.maxrss_kb / 1024:7.0f} MB"
+                f"  {case.name}: {result.detail}",
+                flush=True,
+            )
             if args.verbose and result.verdict in ("traceback", "other"):
                 print("    " + result.err.replace("\n", "\n    "))
-    counts = {v: sum(r.verdict == v for r in results)
-              for v in ("one-line error", "handled", "traceback", "other")}
+    counts = {
+        v: sum(r.verdict == v for r in results)
+        for v in ("one-line error", "handled", "traceback", "other")
+    }
     peak = max(results, key=lambda r: r.maxrss_kb)
-    print(f"\n{len(results)} cases: {counts['one-line error']} one-line errors, "
-          f"{counts['handled']} handled, {counts['traceback']} tracebacks, "
-          f"{counts['other']} other")
+    print(
+        f"\n{len(results)} cases: {counts['one-line error']} one-line errors, "
+        f"{counts['handled']} handled, {counts['traceback']} tracebacks, "
+        f"{counts['other']} other"
+    )
     print(f"peak memory of one run: {peak.maxrss_kb / 1024:.0f} MB ({peak.case.name})")
     return 0 if counts["traceback"] == counts["other"] == 0 else 1
 

@@ -30,8 +30,9 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-SLIDE_20X = (Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi"
-             / "CMU-1-Small-Region.svs")
+SLIDE_20X = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi" / "CMU-1-Small-Region.svs"
+)
 
 
 def main() -> int:
@@ -53,9 +54,10 @@ def main() -> int:
     settings_dir = Path(tempfile.mkdtemp(prefix="idc-screenshots-settings-"))
     atexit.register(shutil.rmtree, settings_dir, ignore_errors=True)
     # fresh settings too: a remembered layout would change the pictures
-    window = create_window(store=ResultStore(store_dir),
-                           settings=QSettings(str(settings_dir / "settings.ini"),
-                                              QSettings.Format.IniFormat))
+    window = create_window(
+        store=ResultStore(store_dir),
+        settings=QSettings(str(settings_dir / "settings.ini"), QSettings.Format.IniFormat),
+    )
     window.resize(1600, 1000)
     window.show()
     OUT.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,14 @@ from idc_viewer.ml.spec import ModelSpec
 def fake_spec(name: str = "fake", digit: str = "a", threshold: float = 0.5) -> ModelSpec:
     """A native-preset contract; ``digit`` makes the weights hash (and so the model id) differ."""
     return ModelSpec(
-        name=name, preset="native", input_size=50, patch_size_px=50, patch_mpp=4.0,
-        threshold=threshold, weights_file=f"{name}.keras", weights_sha256=digit * 64,
+        name=name,
+        preset="native",
+        input_size=50,
+        patch_size_px=50,
+        patch_mpp=4.0,
+        threshold=threshold,
+        weights_file=f"{name}.keras",
+        weights_sha256=digit * 64,
         metrics={"test": {"auc": 0.91, "balanced_accuracy": 0.84}},
     )
 

@@ -20,8 +20,17 @@ from idc_viewer.core.jobs import Progress
 REPO = Path(__file__).resolve().parent.parent
 PATCHES_LEAD = ["x", "y", "width", "height", "probability"]
 REGIONS_LEAD = [
-    "region_id", "n_patches", "area_mm2", "x", "y", "width", "height", "centroid_x",
-    "centroid_y", "max_probability", "mean_probability",
+    "region_id",
+    "n_patches",
+    "area_mm2",
+    "x",
+    "y",
+    "width",
+    "height",
+    "centroid_x",
+    "centroid_y",
+    "max_probability",
+    "mean_probability",
 ]
 
 
@@ -32,8 +41,14 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from idc_viewer.ml.saving import save_model
     from idc_viewer.ml.spec import ModelSpec
 
-    spec = ModelSpec(name="random50", preset="native", input_size=50, patch_size_px=50,
-                     patch_mpp=4.0, threshold=0.5)
+    spec = ModelSpec(
+        name="random50",
+        preset="native",
+        input_size=50,
+        patch_size_px=50,
+        patch_mpp=4.0,
+        threshold=0.5,
+    )
     return Path(save_model(build_model(50), spec, tmp_path_factory.mktemp("model")))
 
 
@@ -66,8 +81,19 @@ def test_analyze_folder_with_a_good_and_a_broken_slide(wsi, model_path, tmp_path
     shutil.copy(wsi / "CMU-1-Small-Region.svs", folder)
     shutil.copy(wsi / "broken-dicom.dcm", folder)
     out = tmp_path / "out"
-    rc, _, err = run_cli(["analyze", str(folder), "--out", str(out), "--model", str(model_path),
-                          "--results-dir", str(tmp_path / "results")], capsys)
+    rc, _, err = run_cli(
+        [
+            "analyze",
+            str(folder),
+            "--out",
+            str(out),
+            "--model",
+            str(model_path),
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        capsys,
+    )
     assert rc != 0
     assert "Traceback" not in err
     errors = error_lines(err)
@@ -93,8 +119,17 @@ def test_analyze_folder_with_a_good_and_a_broken_slide(wsi, model_path, tmp_path
 
 
 def test_analyze_resumes_from_the_results_store(wsi, model_path, tmp_path, capsys):
-    argv = ["analyze", str(wsi / "CMU-1-Small-Region.svs"), "--out", str(tmp_path / "o"),
-            "--model", str(model_path), "--results-dir", str(tmp_path / "r"), "-q"]
+    argv = [
+        "analyze",
+        str(wsi / "CMU-1-Small-Region.svs"),
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        str(model_path),
+        "--results-dir",
+        str(tmp_path / "r"),
+        "-q",
+    ]
     assert run_cli(argv, capsys)[0] == 0
     first = (tmp_path / "o" / "CMU-1-Small-Region.patches.csv").read_text()
     assert run_cli(argv, capsys)[0] == 0
@@ -102,15 +137,26 @@ def test_analyze_resumes_from_the_results_store(wsi, model_path, tmp_path, capsy
 
 
 def test_analyze_threshold_changes_regions_not_patches(wsi, model_path, tmp_path, capsys):
-    base = [str(wsi / "CMU-1-Small-Region.svs"), "--model", str(model_path),
-            "--results-dir", str(tmp_path / "r"), "-q"]
-    assert run_cli(["analyze", *base, "--out", str(tmp_path / "a"), "--threshold", "0"],
-                   capsys)[0] == 0
-    assert run_cli(["analyze", *base, "--out", str(tmp_path / "b"), "--threshold", "1"],
-                   capsys)[0] == 0
+    base = [
+        str(wsi / "CMU-1-Small-Region.svs"),
+        "--model",
+        str(model_path),
+        "--results-dir",
+        str(tmp_path / "r"),
+        "-q",
+    ]
+    assert (
+        run_cli(["analyze", *base, "--out", str(tmp_path / "a"), "--threshold", "0"], capsys)[0]
+        == 0
+    )
+    assert (
+        run_cli(["analyze", *base, "--out", str(tmp_path / "b"), "--threshold", "1"], capsys)[0]
+        == 0
+    )
     name = "CMU-1-Small-Region"
-    assert ((tmp_path / "a" / f"{name}.patches.csv").read_text()
-            == (tmp_path / "b" / f"{name}.patches.csv").read_text())
+    assert (tmp_path / "a" / f"{name}.patches.csv").read_text() == (
+        tmp_path / "b" / f"{name}.patches.csv"
+    ).read_text()
     with open(tmp_path / "a" / f"{name}.regions.csv", newline="") as fh:
         assert len(list(csv.reader(fh))) >= 2  # threshold 0 flags every patch: >= 1 region
     prov = json.loads((tmp_path / "b" / f"{name}.provenance.json").read_text())
@@ -119,8 +165,17 @@ def test_analyze_threshold_changes_regions_not_patches(wsi, model_path, tmp_path
 
 def test_analyze_missing_mpp_then_with_mpp(wsi, model_path, tmp_path, capsys):
     slide = str(wsi / "tcga-cr-7395-01a-01-ts1.svs")
-    argv = ["analyze", slide, "--out", str(tmp_path / "o"), "--model", str(model_path),
-            "--results-dir", str(tmp_path / "r"), "-q"]
+    argv = [
+        "analyze",
+        slide,
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        str(model_path),
+        "--results-dir",
+        str(tmp_path / "r"),
+        "-q",
+    ]
     rc, _, err = run_cli(argv, capsys)
     assert rc == 1
     assert len(error_lines(err)) == 1 and "--mpp" in err and "Traceback" not in err
@@ -131,8 +186,19 @@ def test_analyze_missing_mpp_then_with_mpp(wsi, model_path, tmp_path, capsys):
 
 def test_analyze_non_he_slide_warns_without_heatmap(wsi, model_path, tmp_path, capsys):
     rc, _, err = run_cli(
-        ["analyze", str(wsi / "fluorescence-DAPI.ndpi"), "--out", str(tmp_path / "o"),
-         "--model", str(model_path), "--results-dir", str(tmp_path / "r"), "-q"], capsys)
+        [
+            "analyze",
+            str(wsi / "fluorescence-DAPI.ndpi"),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            str(model_path),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "-q",
+        ],
+        capsys,
+    )
     assert rc == 0
     assert any(line.startswith("warning: fluorescence-DAPI.ndpi") for line in err.splitlines())
     assert not list((tmp_path / "o").glob("*.csv"))
@@ -143,8 +209,9 @@ def test_analyze_non_he_slide_warns_without_heatmap(wsi, model_path, tmp_path, c
 def test_analyze_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
     fake = tmp_path / "model.keras"
     fake.write_bytes(b"not a model")
-    rc, _, err = run_cli(["analyze", str(tmp_path), "--out", str(tmp_path / "o"),
-                          "--model", str(fake)], capsys)
+    rc, _, err = run_cli(
+        ["analyze", str(tmp_path), "--out", str(tmp_path / "o"), "--model", str(fake)], capsys
+    )
     assert rc == 1
     assert len(error_lines(err)) == 1 and "Traceback" not in err
 
@@ -152,8 +219,9 @@ def test_analyze_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
 def test_analyze_with_no_slides_in_folder(tmp_path, model_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    rc, _, err = run_cli(["analyze", str(empty), "--out", str(tmp_path / "o"),
-                          "--model", str(model_path)], capsys)
+    rc, _, err = run_cli(
+        ["analyze", str(empty), "--out", str(tmp_path / "o"), "--model", str(model_path)], capsys
+    )
     assert rc == 1 and "no slide files" in err
 
 
@@ -192,8 +260,21 @@ def test_info_on_a_broken_file_is_one_line(wsi, capsys):
 
 def test_gradcam_writes_a_figure(wsi, model_path, tmp_path, capsys):
     out = tmp_path / "cam.png"
-    rc, _, err = run_cli(["gradcam", str(wsi / "CMU-1-Small-Region.svs"), "--x", "1100",
-                          "--y", "1500", "-o", str(out), "--model", str(model_path)], capsys)
+    rc, _, err = run_cli(
+        [
+            "gradcam",
+            str(wsi / "CMU-1-Small-Region.svs"),
+            "--x",
+            "1100",
+            "--y",
+            "1500",
+            "-o",
+            str(out),
+            "--model",
+            str(model_path),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     image = cv2.imread(str(out))
     assert image is not None and image.shape[1] > 3 * 200 and image.shape[0] > 200
@@ -202,9 +283,21 @@ def test_gradcam_writes_a_figure(wsi, model_path, tmp_path, capsys):
 
 
 def test_gradcam_outside_the_slide(wsi, model_path, tmp_path, capsys):
-    rc, _, err = run_cli(["gradcam", str(wsi / "CMU-1-Small-Region.svs"), "--x", "99999",
-                          "--y", "5", "-o", str(tmp_path / "x.png"), "--model", str(model_path)],
-                         capsys)
+    rc, _, err = run_cli(
+        [
+            "gradcam",
+            str(wsi / "CMU-1-Small-Region.svs"),
+            "--x",
+            "99999",
+            "--y",
+            "5",
+            "-o",
+            str(tmp_path / "x.png"),
+            "--model",
+            str(model_path),
+        ],
+        capsys,
+    )
     assert rc == 1 and "outside the slide" in err
     assert not (tmp_path / "x.png").exists()
 
@@ -218,8 +311,19 @@ def test_gradcam_region_paints_the_layer_over_tissue(wsi, model_path, tmp_path, 
     out, plain = tmp_path / "layer.png", tmp_path / "plain.png"
     x, y, w, h = 400, 1200, 1604, 1203  # about 4 x 3 patches of 401 level-0 px on this 20x slide
     region = [str(v) for v in (x, y, w, h)]
-    rc, _, err = run_cli(["gradcam", str(wsi / "CMU-1-Small-Region.svs"), "--region", *region,
-                          "-o", str(out), "--model", str(model_path)], capsys)
+    rc, _, err = run_cli(
+        [
+            "gradcam",
+            str(wsi / "CMU-1-Small-Region.svs"),
+            "--region",
+            *region,
+            "-o",
+            str(out),
+            "--model",
+            str(model_path),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "tissue patches" in err and "XNNPACK" not in err
     image = cv2.imread(str(out))[..., ::-1]
@@ -234,26 +338,67 @@ def test_gradcam_region_paints_the_layer_over_tissue(wsi, model_path, tmp_path, 
     assert cells
     for cell in cells:
         x0, y0, fw, fh = footprint_px(grid, cell, x, y, 1.0)
-        inside[max(0, y0):y0 + fh, max(0, x0):x0 + fw] = True
+        inside[max(0, y0) : y0 + fh, max(0, x0) : x0 + fw] = True
     changed = np.abs(painted.astype(int) - raw.astype(int)).sum(axis=2) > 0
     assert changed[inside].any()  # the tissue patches' Grad-CAM shows
     assert not changed[~inside].any()  # and nothing outside their exact footprints
-    rc2, _, _ = run_cli(["gradcam", str(wsi / "CMU-1-Small-Region.svs"), "--region", *region,
-                         "--layers", "heatmap", "-o", str(plain), "--model", str(model_path)],
-                        capsys)
+    rc2, _, _ = run_cli(
+        [
+            "gradcam",
+            str(wsi / "CMU-1-Small-Region.svs"),
+            "--region",
+            *region,
+            "--layers",
+            "heatmap",
+            "-o",
+            str(plain),
+            "--model",
+            str(model_path),
+        ],
+        capsys,
+    )
     assert rc2 == 0 and cv2.imread(str(plain)).shape == cv2.imread(str(out)).shape
 
 
 def test_gradcam_region_outside_or_missing(wsi, model_path, tmp_path, capsys):
     slide = str(wsi / "CMU-1-Small-Region.svs")
-    rc, _, err = run_cli(["gradcam", slide, "--region", "90000", "0", "10", "10",
-                          "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys)
+    rc, _, err = run_cli(
+        [
+            "gradcam",
+            slide,
+            "--region",
+            "90000",
+            "0",
+            "10",
+            "10",
+            "-o",
+            str(tmp_path / "x.png"),
+            "--model",
+            str(model_path),
+        ],
+        capsys,
+    )
     assert rc == 1 and "does not overlap" in err and not (tmp_path / "x.png").exists()
-    rc, _, err = run_cli(["gradcam", slide, "--region", "0", "0", "10", "-5",
-                          "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys)
+    rc, _, err = run_cli(
+        [
+            "gradcam",
+            slide,
+            "--region",
+            "0",
+            "0",
+            "10",
+            "-5",
+            "-o",
+            str(tmp_path / "x.png"),
+            "--model",
+            str(model_path),
+        ],
+        capsys,
+    )
     assert rc == 1 and "must be positive" in err and not (tmp_path / "x.png").exists()
-    rc, _, err = run_cli(["gradcam", slide, "-o", str(tmp_path / "x.png"),
-                          "--model", str(model_path)], capsys)
+    rc, _, err = run_cli(
+        ["gradcam", slide, "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys
+    )
     assert rc == 1 and "--region" in err and err.count("\n") == 1
 
 
@@ -281,7 +426,9 @@ def test_expand_slides_takes_one_file_per_dicom_series(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     single = tmp_path / "single.ndpi"
     assert expand_slides([str(tmp_path), str(single)]) == [
-        tmp_path / "a.svs", tmp_path / "b.dcm", single,
+        tmp_path / "a.svs",
+        tmp_path / "b.dcm",
+        single,
     ]
 
 
@@ -306,10 +453,24 @@ def test_subprocess_entry_point_uses_no_tensorflow_and_prints_no_traceback(
         "sys.exit(rc)\n"
     )
     env = {**os.environ, "PYTHONWARNINGS": "default"}
-    args = ["analyze", str(folder), "--out", str(tmp_path / "o"), "--model", str(model_path),
-            "--results-dir", str(tmp_path / "r")]
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    args = [
+        "analyze",
+        str(folder),
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        str(model_path),
+        "--results-dir",
+        str(tmp_path / "r"),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "tensorflow imported: False" in proc.stdout
     assert "Traceback" not in proc.stderr
@@ -317,18 +478,29 @@ def test_subprocess_entry_point_uses_no_tensorflow_and_prints_no_traceback(
 
     exe = Path(sys.executable).with_name("idc-viewer")
     entry = [str(exe)] if exe.exists() else [sys.executable, "-m", "idc_viewer"]
-    proc = subprocess.run([*entry, "info", str(wsi / "broken-dicom.dcm")], capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [*entry, "info", str(wsi / "broken-dicom.dcm")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
-    proc = subprocess.run([*entry, "--version"], capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [*entry, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0 and "idc-viewer" in proc.stdout
 
 
 def test_main_module_runs():
-    proc = subprocess.run([sys.executable, "-m", "idc_viewer", "analyze", "--help"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "idc_viewer", "analyze", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and "--results-dir" in proc.stdout
 
 

@@ -34,9 +34,9 @@ def tissue_image(seed: int, width: int = 640, height: int = 480) -> np.ndarray:
     image = np.full((height, width, 3), 245, dtype=np.uint8)
     block = rng.integers(0, 60, size=(height // 2, width // 2, 1), dtype=np.int16)
     base = np.array([150 + 20 * (seed % 5), 110, 170], dtype=np.int16)
-    image[height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2] = (
-        np.clip(base - block, 0, 255).astype(np.uint8)
-    )
+    image[height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2] = np.clip(
+        base - block, 0, 255
+    ).astype(np.uint8)
     return image
 
 
@@ -53,8 +53,15 @@ def fake_cli(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
 
 
 def analyze(tmp_path: Path, *inputs: Path | str, out: str = "out") -> list[str]:
-    return ["analyze", *map(str, inputs), "--out", str(tmp_path / out),
-            "--results-dir", str(tmp_path / "results"), "-q"]
+    return [
+        "analyze",
+        *map(str, inputs),
+        "--out",
+        str(tmp_path / out),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "-q",
+    ]
 
 
 def error_lines(text: str) -> list[str]:
@@ -70,7 +77,10 @@ def test_stems_are_the_name_minus_the_last_suffix():
     assert slide_stem("plain") == "plain"
     assert slide_stem(".svs") == ".svs"
     assert output_stems([Path("x/a.svs"), Path("y/a.svs"), Path("a~2.svs"), Path("a.tiff")]) == [
-        "a", "a~3", "a~2", "a~4",
+        "a",
+        "a~3",
+        "a~2",
+        "a~4",
     ]
 
 
@@ -80,8 +90,12 @@ def test_names_that_collided_before_get_their_own_outputs(tmp_path, fake_cli, ca
         make_slide(folder / name, seed=seed)
     assert main(analyze(tmp_path, folder)) == 0, capsys.readouterr().err
     out = tmp_path / "out"
-    for name, stem in [("a-2.tiff", "a-2"), ("a.b.tiff", "a.b"), ("a.c.tiff", "a.c"),
-                       ("slide.v1.5.tiff", "slide.v1.5")]:
+    for name, stem in [
+        ("a-2.tiff", "a-2"),
+        ("a.b.tiff", "a.b"),
+        ("a.c.tiff", "a.c"),
+        ("slide.v1.5.tiff", "slide.v1.5"),
+    ]:
         prov = json.loads((out / f"{stem}.provenance.json").read_text())
         assert prov["slide"]["name"] == name  # each set describes its own slide
         assert fileset.verify(out, stem, ".provenance.json") == []
@@ -165,8 +179,11 @@ def test_sigterm_ends_like_ctrl_c_with_a_message(tmp_path):
     slide = make_slide(tmp_path / "s.tiff", mpp=4.0)  # ~30 tissue patches of 0.3 s each
     marker = tmp_path / "started"
     code = SLOW_CHILD.format(tests=str(TESTS), marker=str(marker))
-    proc = subprocess.Popen([sys.executable, "-c", code, *analyze(tmp_path, slide)[:-1],
-                             "--batch-size", "1"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *analyze(tmp_path, slide)[:-1], "--batch-size", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -237,8 +254,13 @@ def test_a_tiff_of_only_a_header_is_one_line(tmp_path):
     """In a real process: tifffile's log record reached stderr as a second line."""
     path = tmp_path / "header.tiff"
     path.write_bytes(b"II*\0\x08\0\0\0")
-    proc = subprocess.run([sys.executable, "-m", "idc_viewer", "info", str(path)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "idc_viewer", "info", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "header.tiff" in one_error_line(proc.stderr)
 
@@ -331,8 +353,13 @@ def test_a_fifo_named_like_a_slide_does_not_hang(tmp_path, capsys):
 def test_implausible_stored_values_are_each_named():
     from idc_viewer.core.slide import implausible_mpp, resolve_mpp
 
-    for raw, shown in (("0", "0"), ("nan", "nan"), ("1e6", "1e+06"), ("-3", "-3"),
-                       ("abc", "'abc'")):
+    for raw, shown in (
+        ("0", "0"),
+        ("nan", "nan"),
+        ("1e6", "1e+06"),
+        ("-3", "-3"),
+        ("abc", "'abc'"),
+    ):
         props = {"openslide.mpp-x": raw, "openslide.mpp-y": raw}
         assert resolve_mpp(props, None)[0] is None  # never used as a scale
         assert implausible_mpp(props) == (

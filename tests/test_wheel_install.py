@@ -28,8 +28,15 @@ pytestmark = pytest.mark.slow
 def _run(cmd: list[str | Path], cwd: Path, timeout_s: float = 300) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONNOUSERSITE="1", IDC_VIEWER_DATA_DIR=str(cwd))
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=timeout_s, check=False)
+    result = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
     return result.stdout
 
@@ -51,28 +58,48 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(REPO / name, source / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", root / "dist",
-          source], cwd=root)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", root / "dist", source],
+        cwd=root,
+    )
     (wheel,) = (root / "dist").glob("idc_viewer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for wanted in ("idc_viewer/resources/models/idc-native-50.keras",
-                   "idc_viewer/resources/models/idc-native-50.tflite",
-                   "idc_viewer/resources/models/idc-native-50.spec.json",
-                   "idc_viewer/resources/models/idc-native-50.model_card.md",
-                   "idc_viewer/resources/demo/patient-9037.tiff",
-                   "idc_viewer/resources/icons/idc-viewer.png",
-                   "training/cli.py"):
+    for wanted in (
+        "idc_viewer/resources/models/idc-native-50.keras",
+        "idc_viewer/resources/models/idc-native-50.tflite",
+        "idc_viewer/resources/models/idc-native-50.spec.json",
+        "idc_viewer/resources/models/idc-native-50.model_card.md",
+        "idc_viewer/resources/demo/patient-9037.tiff",
+        "idc_viewer/resources/icons/idc-viewer.png",
+        "training/cli.py",
+    ):
         assert wanted in names, f"the wheel lacks {wanted}"
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=root)
     python = venv / "bin" / "python"
-    purelib = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                        cwd=root).strip())
+    purelib = Path(
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root
+        ).strip()
+    )
     (purelib / "_idc_test_deps.pth").write_text(
         "\n".join(site.getsitepackages()) + "\n", encoding="utf-8"
     )
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
-          "--no-index", wheel], cwd=root)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            wheel,
+        ],
+        cwd=root,
+    )
     return venv / "bin"
 
 
@@ -95,15 +122,41 @@ def test_installed_wheel_reports_its_version(installed: Path) -> None:
 def test_installed_wheel_analyses_its_demo_slide_as_the_checkout_does(
     installed: Path, tmp_path: Path
 ) -> None:
-    site_dir = Path(_run([installed / "python", "-c",
-                          "import idc_viewer; print(idc_viewer.__file__)"],
-                         cwd=tmp_path).strip()).parent
+    site_dir = Path(
+        _run(
+            [installed / "python", "-c", "import idc_viewer; print(idc_viewer.__file__)"],
+            cwd=tmp_path,
+        ).strip()
+    ).parent
     demo = site_dir / "resources" / "demo" / "patient-9037.tiff"
-    _run([installed / "idc-viewer", "analyze", demo, "--out", tmp_path / "wheel", "--quiet",
-          "--results-dir", tmp_path / "wheel-results"], cwd=tmp_path)
-    _run([sys.executable, "-m", "idc_viewer", "analyze", REPO / "idc_viewer" / "resources" / "demo"
-          / "patient-9037.tiff", "--out", tmp_path / "checkout", "--quiet", "--results-dir",
-          tmp_path / "checkout-results"], cwd=tmp_path)
+    _run(
+        [
+            installed / "idc-viewer",
+            "analyze",
+            demo,
+            "--out",
+            tmp_path / "wheel",
+            "--quiet",
+            "--results-dir",
+            tmp_path / "wheel-results",
+        ],
+        cwd=tmp_path,
+    )
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "idc_viewer",
+            "analyze",
+            REPO / "idc_viewer" / "resources" / "demo" / "patient-9037.tiff",
+            "--out",
+            tmp_path / "checkout",
+            "--quiet",
+            "--results-dir",
+            tmp_path / "checkout-results",
+        ],
+        cwd=tmp_path,
+    )
     from_wheel = _probabilities(tmp_path / "wheel" / "patient-9037.patches.csv")
     assert len(from_wheel) > 100
     assert from_wheel == _probabilities(tmp_path / "checkout" / "patient-9037.patches.csv")

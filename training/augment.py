@@ -83,9 +83,7 @@ def jpeg_recompress(patch: Any, min_quality: int) -> Any:
 
     height, width = tf.shape(patch)[0], tf.shape(patch)[1]
     dy, dx = tf.unstack(tf.random.uniform((2,), 0, JPEG_BLOCK, dtype=tf.int32))
-    padded = tf.pad(
-        patch, [[dy, JPEG_BLOCK - dy], [dx, JPEG_BLOCK - dx], [0, 0]], mode="REFLECT"
-    )
+    padded = tf.pad(patch, [[dy, JPEG_BLOCK - dy], [dx, JPEG_BLOCK - dx], [0, 0]], mode="REFLECT")
     quality = tf.random.uniform((), min_quality, 101, dtype=tf.int32)
     recompressed = tf.image.adjust_jpeg_quality(padded, quality)[dy : dy + height, dx : dx + width]
     return tf.where(tf.random.uniform(()) < 0.5, recompressed, patch)

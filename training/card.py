@@ -29,7 +29,6 @@ LIMITS = (
 )
 
 
-
 def split_table(split_counts: Mapping[str, Any]) -> str:
     keys: list[str] = []
     for value in split_counts.values():
@@ -117,8 +116,12 @@ def render_card(report: Mapping[str, Any]) -> str:
     for section in info.get("extra_sections", ()):
         parts += [f"\n## {section['heading']}\n\n", str(section["markdown"]).strip(), "\n"]
     if report.get("comparison"):
-        parts += ["\n## Presets side by side\n\n", COMPARISON_NOTE, "\n",
-                  comparison_table(report["comparison"])]
+        parts += [
+            "\n## Presets side by side\n\n",
+            COMPARISON_NOTE,
+            "\n",
+            comparison_table(report["comparison"]),
+        ]
     return "".join(parts)
 
 
@@ -140,9 +143,7 @@ def write_card(report: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-def slide_mean(
-    slide_level: Any, key: str, storage: str = "lossless"
-) -> float | None:
+def slide_mean(slide_level: Any, key: str, storage: str = "lossless") -> float | None:
     """Mean of ``key`` over the slides stored as ``storage``, in the mode the app decides with.
 
     Older reports scored JPEG only and had no modes.
@@ -150,7 +151,8 @@ def slide_mean(
     rows = per_slide_rows(slide_level)
     mode = decision_mode(rows)
     values = [
-        r.get(key) for r in rows
+        r.get(key)
+        for r in rows
         if r.get("storage", "JPEG Q90") == storage and r.get("mode", "cnn") == mode
     ]
     nums = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(float(v))]

@@ -61,8 +61,13 @@ def write_comparison(specs: Sequence[Path], out: Path, *, update_cards: bool = T
 
 def _comparison_row(card: dict[str, Any]) -> dict[str, Any]:
     """What the comparison table reads of a report (not the whole report, nor its history)."""
-    keys = ("name", "threshold", "test", "slide_level", "card_info", "validation",
-            "app_patches_per_s")
+    keys = (
+        "name",
+        "threshold",
+        "test",
+        "slide_level",
+        "card_info",
+        "validation",
+        "app_patches_per_s",
+    )
     return {k: card.get(k) for k in keys}
-
-

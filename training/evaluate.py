@@ -184,9 +184,7 @@ def evaluate_run(
     )
 
 
-def _app_spec(
-    config: TrainConfig, name: str, threshold: float, **fields: Any
-) -> Any:
+def _app_spec(config: TrainConfig, name: str, threshold: float, **fields: Any) -> Any:
     """The contract under which the app loads this run's model."""
     from idc_viewer.ml.spec import ModelSpec, Preprocessing
 
@@ -341,5 +339,3 @@ def gradcam_examples(
             }
         )
     return examples
-
-

@@ -41,8 +41,12 @@ class KerasGradCam:
     (~0.5 s); later calls take ~10 ms per patch on two cores.
     """
 
-    def __init__(self, keras_model: keras.Model, layer_or_spec: str | ModelSpec,
-                 spec: ModelSpec | None = None) -> None:
+    def __init__(
+        self,
+        keras_model: keras.Model,
+        layer_or_spec: str | ModelSpec,
+        spec: ModelSpec | None = None,
+    ) -> None:
         if isinstance(layer_or_spec, ModelSpec):
             spec = layer_or_spec
             layer_name = spec.gradcam_layer
@@ -106,8 +110,15 @@ class KerasGradCam:
             h, w = patch.shape[:2]
             cam = upsample_cam(low, w, h)  # the reference checks the map, not the resize
             probability = float(1.0 / (1.0 + np.exp(-score)))
-            results.append(GradCamResult(cam=cam, probability=probability, score=float(score),
-                                         cam_lowres=low, cam_raw=np.asarray(cam_raw)))
+            results.append(
+                GradCamResult(
+                    cam=cam,
+                    probability=probability,
+                    score=float(score),
+                    cam_lowres=low,
+                    cam_raw=np.asarray(cam_raw),
+                )
+            )
         return results
 
     def compute(self, patch_uint8: np.ndarray) -> GradCamResult:

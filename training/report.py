@@ -40,6 +40,8 @@ _FILES = {
     "gradcam": "gradcam.png",
     "model_card": "model_card.md",
 }
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -224,8 +226,11 @@ def write_evaluation_report(
             "threshold": float(threshold),
             "test": metrics,
             "slide_level": (
-                dict(slide_level) if isinstance(slide_level, Mapping)
-                else list(slide_level) if slide_level else None
+                dict(slide_level)
+                if isinstance(slide_level, Mapping)
+                else list(slide_level)
+                if slide_level
+                else None
             ),
             "validation_slides": list(validation_slides) if validation_slides else None,
             "context_choice": dict(context_choice) if context_choice else None,
@@ -245,5 +250,3 @@ def rewrite_report(report_file: Path, report: Mapping[str, Any]) -> dict[str, An
     write_card(data, report_file.with_name(f"{data['name']}.model_card.md"))
     report_file.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return data
-
-

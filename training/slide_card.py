@@ -42,12 +42,33 @@ def _interval(row: Mapping[str, Any], key: str) -> str:
 
 
 def pooled_table(pooled: Sequence[Mapping[str, Any]]) -> str:
-    headers = ("storage", "mode", "slides", "patches", "threshold", "σ (patches)", "F1 (IDC)",
-               "F1 95 %", "balanced acc.", "BAC 95 %", "ROC AUC")
+    headers = (
+        "storage",
+        "mode",
+        "slides",
+        "patches",
+        "threshold",
+        "σ (patches)",
+        "F1 (IDC)",
+        "F1 95 %",
+        "balanced acc.",
+        "BAC 95 %",
+        "ROC AUC",
+    )
     rows = [
-        (r["storage"], r["mode"], r["slides"], r["patches"], r["threshold"], r["sigma_patches"],
-         r["f1"], _interval(r, "f1"), r["balanced_accuracy"], _interval(r, "balanced_accuracy"),
-         r.get("roc_auc"))
+        (
+            r["storage"],
+            r["mode"],
+            r["slides"],
+            r["patches"],
+            r["threshold"],
+            r["sigma_patches"],
+            r["f1"],
+            _interval(r, "f1"),
+            r["balanced_accuracy"],
+            _interval(r, "balanced_accuracy"),
+            r.get("roc_auc"),
+        )
         for r in pooled
     ]
     return md_table(headers, rows)
@@ -84,8 +105,19 @@ def target_statement(pooled: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _per_slide_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    keys = ["patient", "storage", "mode", "patches", "idc_patches", "not_analysed_by_engine",
-            "f1", "balanced_accuracy", "precision", "recall", "roc_auc"]
+    keys = [
+        "patient",
+        "storage",
+        "mode",
+        "patches",
+        "idc_patches",
+        "not_analysed_by_engine",
+        "f1",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "roc_auc",
+    ]
     keys = [k for k in keys if any(k in r for r in rows)]
     return md_table(keys, [[r.get(k) for k in keys] for r in rows])
 
@@ -93,11 +125,25 @@ def _per_slide_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def context_section(choice: Mapping[str, Any] | None) -> str:
     if not choice:
         return ""
-    headers = ("σ (patches)", "threshold", "F1 pooled", "balanced acc.", "F1 lossless",
-               "F1 JPEG Q90", "F1 20x")
+    headers = (
+        "σ (patches)",
+        "threshold",
+        "F1 pooled",
+        "balanced acc.",
+        "F1 lossless",
+        "F1 JPEG Q90",
+        "F1 20x",
+    )
     rows = [
-        (c["sigma_patches"], c["threshold"], c["f1"], c["balanced_accuracy"],
-         c.get("f1 lossless"), c.get("f1 JPEG Q90"), c.get("f1 20x"))
+        (
+            c["sigma_patches"],
+            c["threshold"],
+            c["f1"],
+            c["balanced_accuracy"],
+            c.get("f1 lossless"),
+            c.get("f1 JPEG Q90"),
+            c.get("f1 20x"),
+        )
         for c in choice.get("candidates", [])
     ]
     chosen = (
@@ -137,7 +183,9 @@ def slide_section(report: Mapping[str, Any]) -> str:
         parts += ["Per slide:\n\n", _per_slide_table(rows)]
     validation = report.get("validation_slides")
     if validation:
-        parts += ["\nThe same, pooled over the complete *validation* patients' slides:\n\n",
-                  pooled_table(validation)]
+        parts += [
+            "\nThe same, pooled over the complete *validation* patients' slides:\n\n",
+            pooled_table(validation),
+        ]
     parts.append(context_section(report.get("context_choice")))
     return "".join(parts)

@@ -151,9 +151,7 @@ def _score(
     )
 
 
-def pooled(
-    slides: Sequence[ScoredSlide], sigma_patches: float
-) -> tuple[np.ndarray, np.ndarray]:
+def pooled(slides: Sequence[ScoredSlide], sigma_patches: float) -> tuple[np.ndarray, np.ndarray]:
     """Labels and decision probabilities of every labelled patch of ``slides``, pooled."""
     if not slides:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)

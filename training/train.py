@@ -323,8 +323,16 @@ def _epoch_callbacks(config: TrainConfig, report: Callable[[dict[str, Any]], Non
                 return
             self.t_batch_report = now
             steps = self.params.get("steps") if isinstance(self.params, dict) else None
-            report({"event": "batch", "epoch": self.epoch + 1, "epochs": config.epochs,
-                    "batch": batch + 1, "batches": steps, "seconds": now - self.t_epoch})
+            report(
+                {
+                    "event": "batch",
+                    "epoch": self.epoch + 1,
+                    "epochs": config.epochs,
+                    "batch": batch + 1,
+                    "batches": steps,
+                    "seconds": now - self.t_epoch,
+                }
+            )
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = dict(logs or {})

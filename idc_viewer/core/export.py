@@ -36,9 +36,7 @@ if TYPE_CHECKING:
 
 # probability: the decision probability (after the model's context stage, when it has one);
 # patch_probability: the CNN's own output for the patch
-PATCHES_HEADER = (
-    "x", "y", "width", "height", "probability", "col", "row", "patch_probability"
-)
+PATCHES_HEADER = ("x", "y", "width", "height", "probability", "col", "row", "patch_probability")
 REGIONS_HEADER = (
     "region_id",
     "n_patches",
@@ -509,7 +507,10 @@ def _commit_set(
 ) -> list[Path]:
     try:
         return fileset.commit(
-            out_dir, stem, SET_SUFFIXES, writers,
+            out_dir,
+            stem,
+            SET_SUFFIXES,
+            writers,
             lambda path, files: write_provenance(path, {**info, **files}),
         )
     except fileset.FileSetError as exc:
@@ -576,9 +577,7 @@ def export_all(
     return _commit_set(out_dir, stem, writers, info)
 
 
-def export_provenance_only(
-    out_dir: Path | str, stem: str, provenance: Mapping[str, Any]
-) -> Path:
+def export_provenance_only(out_dir: Path | str, stem: str, provenance: Mapping[str, Any]) -> Path:
     """Replace the set of ``stem`` by its provenance alone (a slide with nothing to analyse).
 
     Older CSV and GeoJSON files of ``stem`` go with the old set: the folder never shows a

@@ -42,6 +42,7 @@ MAX_GRID_CELLS = 1 << 24
 class GridTooLargeError(SlideError):
     """The slide's µm/px makes more patches than any real slide has."""
 
+
 # Target side, in read-level pixels, of one grouped region read (STACK-NOTES: ~1024 px reads
 # sliced into patches are ~8x faster than one read per patch).
 _BLOCK_LVL_PX = 1024

@@ -65,8 +65,9 @@ class DamagedAnalysisError(ResultStoreError):
 
 
 # SQLite's codes for a file that is not (or no longer) a valid database.
-_CORRUPT_CODES = frozenset({getattr(sqlite3, "SQLITE_CORRUPT", 11),
-                            getattr(sqlite3, "SQLITE_NOTADB", 26)})
+_CORRUPT_CODES = frozenset(
+    {getattr(sqlite3, "SQLITE_CORRUPT", 11), getattr(sqlite3, "SQLITE_NOTADB", 26)}
+)
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
@@ -312,13 +313,18 @@ class StoredAnalysis:
         try:
             arr = np.asarray(rows, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise DamagedAnalysisError(self._path, "a cell holds a value that is not a number"
-                                       ) from exc
+            raise DamagedAnalysisError(
+                self._path, "a cell holds a value that is not a number"
+            ) from exc
         cols, rows_, probs = arr[:, 0], arr[:, 1], arr[:, 2]
         if not (np.all(cols == np.floor(cols)) and np.all(rows_ == np.floor(rows_))):
             raise DamagedAnalysisError(self._path, "a cell index is not an integer")
-        if (cols.min() < 0 or rows_.min() < 0 or cols.max() >= self._grid.cols
-                or rows_.max() >= self._grid.rows):
+        if (
+            cols.min() < 0
+            or rows_.min() < 0
+            or cols.max() >= self._grid.cols
+            or rows_.max() >= self._grid.rows
+        ):
             raise DamagedAnalysisError(self._path, "a cell lies outside the grid")
         if not np.all((probs >= 0.0) & (probs <= 1.0)):  # False for NaN too
             bad = probs[~((probs >= 0.0) & (probs <= 1.0))][0]
@@ -453,8 +459,12 @@ def _unpack_mask(blob: bytes | None) -> NDArray[np.bool_] | None:
     if not isinstance(blob, bytes) or len(blob) < 16:
         raise ValueError("the tissue mask is not a packed mask")
     rows, cols = np.frombuffer(blob[:16], dtype="<i8").tolist()
-    if not (rows >= 0 and cols >= 0 and rows * cols <= MAX_STORED_CELLS
-            and len(blob) - 16 == (rows * cols + 7) // 8):
+    if not (
+        rows >= 0
+        and cols >= 0
+        and rows * cols <= MAX_STORED_CELLS
+        and len(blob) - 16 == (rows * cols + 7) // 8
+    ):
         raise ValueError("the tissue mask has an impossible size")
     bits = np.unpackbits(np.frombuffer(blob[16:], dtype=np.uint8), count=rows * cols)
     return bits.astype(bool).reshape(rows, cols)

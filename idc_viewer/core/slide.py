@@ -342,8 +342,10 @@ def implausible_mpp(props: Mapping[str, str]) -> str | None:
             found.append(text)
     if not found:
         return None
-    return (f"the slide stores {' x '.join(found)} µm per pixel, which is implausible "
-            f"(accepted {MPP_MIN:g} to {MPP_MAX:g})")
+    return (
+        f"the slide stores {' x '.join(found)} µm per pixel, which is implausible "
+        f"(accepted {MPP_MIN:g} to {MPP_MAX:g})"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -659,12 +661,18 @@ def slide_files(path: str | os.PathLike[str]) -> list[Path]:
             if data_dir.is_dir():
                 files += sorted(p for p in data_dir.rglob("*") if p.is_file())
         elif suffix == ".dcm":
-            files += sorted(p for p in main.parent.iterdir()
-                            if p.is_file() and p.suffix.lower() == ".dcm" and p != main)
+            files += sorted(
+                p
+                for p in main.parent.iterdir()
+                if p.is_file() and p.suffix.lower() == ".dcm" and p != main
+            )
         elif suffix in (".vms", ".vmu"):
             prefixes = (main.stem + ".", main.stem + "_")
-            files += sorted(p for p in main.parent.iterdir()
-                            if p.is_file() and p != main and p.name.startswith(prefixes))
+            files += sorted(
+                p
+                for p in main.parent.iterdir()
+                if p.is_file() and p != main and p.name.startswith(prefixes)
+            )
     except OSError:
         pass
     return files

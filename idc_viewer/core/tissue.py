@@ -106,8 +106,14 @@ def _mean_colour(
 
 
 def _view_tile(
-    slide: Slide, grid: PatchGrid, px_per_cell: int, level: int,
-    vx: int, vy: int, cw: int, ch: int,
+    slide: Slide,
+    grid: PatchGrid,
+    px_per_cell: int,
+    level: int,
+    vx: int,
+    vy: int,
+    cw: int,
+    ch: int,
 ) -> np.ndarray:
     """View pixels ``[vx, vx + cw) x [vy, vy + ch)``; reads only the part inside the slide."""
     info = slide.info
@@ -123,8 +129,12 @@ def _view_tile(
     if lvl_per_px > _MAX_READ_PX:  # one view pixel is more than one bounded read
         for j in range(in_h):
             for i in range(in_w):
-                box = ((vx + i) * l0_per_px, (vy + j) * l0_per_px,
-                       (vx + i + 1) * l0_per_px, (vy + j + 1) * l0_per_px)
+                box = (
+                    (vx + i) * l0_per_px,
+                    (vy + j) * l0_per_px,
+                    (vx + i + 1) * l0_per_px,
+                    (vy + j + 1) * l0_per_px,
+                )
                 tile[j, i] = _mean_colour(slide, level, ds, box)
         return tile
     step = max(1, int(_MAX_READ_PX // max(lvl_per_px, 1e-9)))  # view px per bounded read
@@ -242,13 +252,17 @@ def stain_warning(rgb: np.ndarray) -> str | None:
     tissue, dark = tissue_pixels(np.ascontiguousarray(rgb[..., :3]))
     dark_share = float(dark.mean()) if dark.size else 0.0
     if dark_share > _DARK_SHARE:
-        return (f"{dark_share:.0%} of the slide is dark: it looks like fluorescence, not "
-                "brightfield H&E (the model was trained on H&E only)")
+        return (
+            f"{dark_share:.0%} of the slide is dark: it looks like fluorescence, not "
+            "brightfield H&E (the model was trained on H&E only)"
+        )
     if not tissue.any():
         return "no stained tissue seen: the slide looks empty or is not H&E-stained"
     hue = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2HSV)[..., 0][tissue]
     he_share = float(np.mean((hue >= _HE_HUE_FROM) | (hue < _HE_HUE_TO)))
     if he_share < _MIN_HE_HUE_SHARE:
-        return (f"only {he_share:.0%} of the stained area has H&E's purple-pink colours: "
-                "this may not be an H&E slide (the model was trained on H&E only)")
+        return (
+            f"only {he_share:.0%} of the stained area has H&E's purple-pink colours: "
+            "this may not be an H&E slide (the model was trained on H&E only)"
+        )
     return None

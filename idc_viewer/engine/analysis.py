@@ -182,12 +182,16 @@ def analyze(
     def update(done_n: int, total: int, meter: RateMeter | None, **kw: object) -> AnalysisUpdate:
         progress = meter.progress(done_n) if meter else Progress(done_n, total)
         values: dict[str, object] = {
-            "cols": _empty(np.int32), "rows": _empty(np.int32),
+            "cols": _empty(np.int32),
+            "rows": _empty(np.int32),
             "probabilities": _empty(np.float32),
         }
         values.update(kw)
         return AnalysisUpdate(
-            progress=progress, grid=grid, tissue=tissue, heatmap=heatmap,
+            progress=progress,
+            grid=grid,
+            tissue=tissue,
+            heatmap=heatmap,
             **values,  # type: ignore[arg-type]
         )
 
@@ -231,8 +235,7 @@ def analyze(
                     stored.write_batch(batch_cells, batch_probs)
                 probs[rows, cols] = batch_probs
                 done_n += n
-                yield update(done_n, total, meter, cols=cols, rows=rows,
-                             probabilities=batch_probs)
+                yield update(done_n, total, meter, cols=cols, rows=rows, probabilities=batch_probs)
                 if cancel is not None and cancel.cancelled:
                     break
 

@@ -129,11 +129,16 @@ def start_local_cluster(n_workers: int, **worker_kwargs: Any) -> Any:
     preload = ["idc_viewer.engine.cohort_task", *worker_kwargs.pop("preload", [])]
     with dask.config.set(LOCAL_SCHEDULER_CONFIG):
         return distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
             # no dashboard; the scheduler's bare HTTP server on a free loopback port, not 8787
             dashboard_address=None,
             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-            silence_logs=logging.ERROR, preload=preload, **worker_kwargs,
+            silence_logs=logging.ERROR,
+            preload=preload,
+            **worker_kwargs,
         )
 
 
@@ -147,15 +152,17 @@ def _client(options: CohortOptions) -> Iterator[tuple[Any, Any]]:
             try:
                 cluster = start_local_cluster(options.workers)
             except Exception as exc:
-                raise CohortError(f"cannot start {options.workers} local workers: "
-                                  f"{_one_line(exc)}") from None
+                raise CohortError(
+                    f"cannot start {options.workers} local workers: {_one_line(exc)}"
+                ) from None
             client = distributed.Client(cluster)
         else:
             try:
                 client = distributed.Client(options.scheduler, timeout="20s")
             except (OSError, TimeoutError, ValueError) as exc:
-                raise CohortError(f"cannot reach the Dask scheduler {options.scheduler}: "
-                                  f"{_one_line(exc)}") from None
+                raise CohortError(
+                    f"cannot reach the Dask scheduler {options.scheduler}: {_one_line(exc)}"
+                ) from None
         try:
             yield client, cluster
         finally:
@@ -255,9 +262,11 @@ class CohortProgress:
         filled = round(frac * width)
         eta = self.eta_s
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"cohort [{'#' * filled}{'.' * (width - filled)}] {self.finished}/{self.total} "
-                f"slides{failed}, {self.patches_per_s:,.0f} patches/s, "
-                f"ETA {'--:--' if eta is None else _format_duration(eta)}")
+        return (
+            f"cohort [{'#' * filled}{'.' * (width - filled)}] {self.finished}/{self.total} "
+            f"slides{failed}, {self.patches_per_s:,.0f} patches/s, "
+            f"ETA {'--:--' if eta is None else _format_duration(eta)}"
+        )
 
 
 class _Screen:
@@ -291,17 +300,25 @@ class _Screen:
 def _describe(outcome: SlideOutcome) -> str:
     name = Path(outcome.file).name
     if outcome.status == DONE:
-        return (f"{name}: {outcome.tissue_patches} tissue patches, {outcome.flagged_patches} at "
-                f"or above the threshold, {outcome.flagged_area_mm2:.3g} mm² flagged "
-                f"({outcome.seconds:.1f} s)")
+        return (
+            f"{name}: {outcome.tissue_patches} tissue patches, {outcome.flagged_patches} at "
+            f"or above the threshold, {outcome.flagged_area_mm2:.3g} mm² flagged "
+            f"({outcome.seconds:.1f} s)"
+        )
     if outcome.status == FAILED and name in outcome.message:
         return outcome.message
     return f"{name}: {outcome.status}: {outcome.message}"
 
 
 def _failed_outcome(task: SlideTask, message: str) -> SlideOutcome:
-    return SlideOutcome(index=task.index, file=task.slide_path, stem=task.stem, status=FAILED,
-                        message=_one_line(message), model_hash=task.model_hash)
+    return SlideOutcome(
+        index=task.index,
+        file=task.slide_path,
+        stem=task.stem,
+        status=FAILED,
+        message=_one_line(message),
+        model_hash=task.model_hash,
+    )
 
 
 def _collect(future: Any, task: SlideTask) -> SlideOutcome:
@@ -314,16 +331,25 @@ def _collect(future: Any, task: SlideTask) -> SlideOutcome:
             return outcome
         return _failed_outcome(task, f"the worker returned {type(outcome).__name__}")
     if future.status == "cancelled":
-        return SlideOutcome(index=task.index, file=task.slide_path, stem=task.stem,
-                            status=CANCELLED, message="cancelled", model_hash=task.model_hash)
+        return SlideOutcome(
+            index=task.index,
+            file=task.slide_path,
+            stem=task.stem,
+            status=CANCELLED,
+            message="cancelled",
+            model_hash=task.model_hash,
+        )
     try:
         exc = future.exception()
     except Exception as lost:  # the cluster lost the task (scheduler gone, ...)
         return _failed_outcome(task, f"the cluster lost it: {type(lost).__name__}: {lost}")
     if isinstance(exc, KilledWorker):
         deaths = int(getattr(exc, "allowed_failures", 1)) + 1
-        return _failed_outcome(task, f"its worker died {deaths} times while analysing it "
-                                     "(out of memory? killed?); not retried again")
+        return _failed_outcome(
+            task,
+            f"its worker died {deaths} times while analysing it "
+            "(out of memory? killed?); not retried again",
+        )
     return _failed_outcome(task, f"{type(exc).__name__}: {exc}")
 
 
@@ -355,13 +381,20 @@ def run_cohort(
     tasks = [
         SlideTask(
             # absolute: workers run elsewhere (another folder, another machine)
-            index=i, slide_path=str(Path(path).absolute()), stem=stem,
+            index=i,
+            slide_path=str(Path(path).absolute()),
+            stem=stem,
             out_dir=str(Path(options.out_dir).absolute()),
-            model_hash=options.model_hash, run_id=run_id, model_path=options.model_path,
-            results_dir=options.results_dir, threshold=options.threshold, mpp=options.mpp,
+            model_hash=options.model_hash,
+            run_id=run_id,
+            model_path=options.model_path,
+            results_dir=options.results_dir,
+            threshold=options.threshold,
+            mpp=options.mpp,
             batch_size=options.batch_size,
-            litert_threads=(litert_threads_per_worker(options.workers)
-                            if options.workers else None),
+            litert_threads=(
+                litert_threads_per_worker(options.workers) if options.workers else None
+            ),
         )
         for i, (path, stem) in enumerate(zip(slides, stems, strict=True))
     ]
@@ -403,16 +436,23 @@ def run_cohort(
 
         try:
             for i, task in enumerate(tasks):
-                pending[i] = client.submit(run_slide_task, task, key=f"idc-slide-{i}-{run_id}",
-                                           pure=False, priority=_size(task.slide_path))
+                pending[i] = client.submit(
+                    run_slide_task,
+                    task,
+                    key=f"idc-slide-{i}-{run_id}",
+                    pure=False,
+                    priority=_size(task.slide_path),
+                )
             while pending:
                 collect_done()
                 screen.draw(progress.line())
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             interrupted = True
-            screen.say("interrupting: every worker stops after its current batch "
-                       "(Ctrl-C again to stop waiting)")
+            screen.say(
+                "interrupting: every worker stops after its current batch "
+                "(Ctrl-C again to stop waiting)"
+            )
             with contextlib.suppress(Exception):
                 cancel.set()
             with contextlib.suppress(KeyboardInterrupt):
@@ -426,8 +466,13 @@ def run_cohort(
                 if i in outcomes:
                     continue
                 outcomes[i] = SlideOutcome(
-                    index=i, file=tasks[i].slide_path, stem=tasks[i].stem, status=CANCELLED,
-                    message="cancelled; rerun to resume", model_hash=options.model_hash)
+                    index=i,
+                    file=tasks[i].slide_path,
+                    stem=tasks[i].stem,
+                    status=CANCELLED,
+                    message="cancelled; rerun to resume",
+                    model_hash=options.model_hash,
+                )
         finally:
             screen.clear()
             with contextlib.suppress(Exception):
@@ -463,8 +508,10 @@ def _retry_note(client: Any) -> str | None:
         return None
     if allowed <= 1:
         return None
-    return (f"note: this scheduler reruns a slide after up to {allowed} dead workers; start it "
-            "with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1 to report a slide after two")
+    return (
+        f"note: this scheduler reruns a slide after up to {allowed} dead workers; start it "
+        "with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1 to report a slide after two"
+    )
 
 
 def _size(path: str) -> int:
@@ -480,8 +527,7 @@ def _finish(report: CohortReport, options: CohortOptions, screen: _Screen) -> No
     try:
         report.csv_path = write_cohort_csv(options.out_dir, report.outcomes)
     except OSError as exc:
-        screen.say(f"error: cannot write {options.out_dir / 'cohort.csv'}: "
-                   f"{exc.strerror or exc}")
+        screen.say(f"error: cannot write {options.out_dir / 'cohort.csv'}: {exc.strerror or exc}")
     for outcome in report.outcomes:
         if outcome.status == NO_TISSUE:
             screen.say(f"warning: {_describe(outcome)}")
@@ -489,8 +535,9 @@ def _finish(report: CohortReport, options: CohortOptions, screen: _Screen) -> No
         screen.say(f"error: {_describe(outcome)}")
     n = len(report.outcomes)
     counts = {s: sum(o.status == s for o in report.outcomes) for s in (FAILED, CANCELLED)}
-    summary = f"{n - counts[FAILED] - counts[CANCELLED]} of {n} slide{'s' if n != 1 else ''} " \
-              "analysed"
+    summary = (
+        f"{n - counts[FAILED] - counts[CANCELLED]} of {n} slide{'s' if n != 1 else ''} analysed"
+    )
     if counts[FAILED]:
         summary += f", {counts[FAILED]} failed"
     if counts[CANCELLED]:

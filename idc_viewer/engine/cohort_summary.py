@@ -18,8 +18,18 @@ from idc_viewer.engine.cohort_task import DONE, SlideOutcome
 
 FILE_NAME = "cohort.csv"
 HEADER = (
-    "file", "status", "um_per_px", "tissue_patches", "flagged_patches", "flagged_area_mm2",
-    "largest_region_mm2", "max_probability", "model_hash", "seconds", "outputs", "message",
+    "file",
+    "status",
+    "um_per_px",
+    "tissue_patches",
+    "flagged_patches",
+    "flagged_area_mm2",
+    "largest_region_mm2",
+    "max_probability",
+    "model_hash",
+    "seconds",
+    "outputs",
+    "message",
 )
 
 

@@ -224,15 +224,23 @@ class _Reporter:
         if not final and self._sent and now - self._sent < PROGRESS_INTERVAL_S:
             return
         self._sent = now
-        msg = {"index": self._index, "done": int(done), "total": int(total), "new": int(new),
-               "pid": os.getpid(), "final": bool(final)}
+        msg = {
+            "index": self._index,
+            "done": int(done),
+            "total": int(total),
+            "new": int(new),
+            "pid": os.getpid(),
+            "final": bool(final),
+        }
         with contextlib.suppress(Exception):  # progress is best effort; the result is not
             self._worker.log_event(self._topic, msg)
 
 
 def _missing_mpp_message(path: str) -> str:
-    return (f"{path}: the slide stores no µm per pixel (nor an objective power); "
-            "pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)")
+    return (
+        f"{path}: the slide stores no µm per pixel (nor an objective power); "
+        "pass --mpp M (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)"
+    )
 
 
 def _one_line(message: object) -> str:
@@ -265,12 +273,21 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
     t0 = time.perf_counter()
     worker = _current_worker()
     cancel = _cancel_token(task, worker)
-    base: dict[str, Any] = {"index": task.index, "file": task.slide_path, "stem": task.stem,
-                            "pid": os.getpid()}
+    base: dict[str, Any] = {
+        "index": task.index,
+        "file": task.slide_path,
+        "stem": task.stem,
+        "pid": os.getpid(),
+    }
 
     def outcome(status: str, message: str = "", **kw: Any) -> SlideOutcome:
-        return SlideOutcome(status=status, message=_one_line(message) if message else "",
-                            seconds=round(time.perf_counter() - t0, 3), **base, **kw)
+        return SlideOutcome(
+            status=status,
+            message=_one_line(message) if message else "",
+            seconds=round(time.perf_counter() - t0, 3),
+            **base,
+            **kw,
+        )
 
     if cancel.cancelled:
         return outcome(CANCELLED, "cancelled before it started")
@@ -281,15 +298,19 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
         return outcome(FAILED, f"cannot load the model on this worker: {exc}")
     base["model_hash"] = model.spec.model_hash
     if model.spec.model_hash != task.model_hash:
-        return outcome(FAILED, f"this worker's model is {model.spec.model_hash}, the cohort's is "
-                       f"{task.model_hash}: pass the same --model to every machine")
+        return outcome(
+            FAILED,
+            f"this worker's model is {model.spec.model_hash}, the cohort's is "
+            f"{task.model_hash}: pass the same --model to every machine",
+        )
     try:
         results_dir = Path(task.results_dir) if task.results_dir else default_results_dir()
         results_dir.mkdir(parents=True, exist_ok=True)
         store = ResultStore(results_dir)
         with open_slide(path, mpp=task.mpp) as slide:
-            return _analyse_and_export(task, slide, model, engine_model, store, cancel,
-                                       _Reporter(task, worker), outcome)
+            return _analyse_and_export(
+                task, slide, model, engine_model, store, cancel, _Reporter(task, worker), outcome
+            )
     except MissingMppError:
         return outcome(FAILED, _missing_mpp_message(path))
     except (SlideError, ResultStoreError) as exc:
@@ -299,8 +320,14 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
 
 
 def _analyse_and_export(
-    task: SlideTask, slide: Any, model: LoadedModel, engine_model: _WithPredictor, store: Any,
-    cancel: CancelToken, report: _Reporter, outcome: Any,
+    task: SlideTask,
+    slide: Any,
+    model: LoadedModel,
+    engine_model: _WithPredictor,
+    store: Any,
+    cancel: CancelToken,
+    report: _Reporter,
+    outcome: Any,
 ) -> SlideOutcome:
     from idc_viewer.engine.analysis import analyze
     from idc_viewer.engine.decision import decision_heatmap
@@ -317,26 +344,38 @@ def _analyse_and_export(
                 resumed = update.resumed_cells
             last = update
             progress = update.progress
-            report(progress.done, progress.total, progress.done - resumed,
-                   final=update.done or update.cancelled)
+            report(
+                progress.done,
+                progress.total,
+                progress.done - resumed,
+                final=update.done or update.cancelled,
+            )
     mpp = slide.info.mpp
     common = {"mpp": mpp, "resumed_patches": resumed}
     if last is None:
         return outcome(FAILED, f"{task.slide_path}: the analysis produced nothing", **common)
     analysed = last.progress.done - resumed
     if last.cancelled:
-        return outcome(CANCELLED, "cancelled; what was analysed is kept, rerun to resume",
-                       analysed_patches=analysed, **common)
+        return outcome(
+            CANCELLED,
+            "cancelled; what was analysed is kept, rerun to resume",
+            analysed_patches=analysed,
+            **common,
+        )
     out_dir = Path(task.out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # the client made it too, maybe elsewhere
         if last.tissue_warning:
-            write_warning_provenance(out_dir, task.stem, slide, model, threshold,
-                                     last.tissue_warning)
+            write_warning_provenance(
+                out_dir, task.stem, slide, model, threshold, last.tissue_warning
+            )
             return outcome(NO_TISSUE, f"{last.tissue_warning}; no heatmap written", **common)
         write_outputs(out_dir, task.stem, slide, model, last.heatmap, threshold)
     except OSError as exc:
         return outcome(FAILED, f"{task.slide_path}: {exc}", **common)
-    return outcome(DONE, analysed_patches=analysed,
-                   **heatmap_figures(decision_heatmap(last.heatmap, model.spec), threshold),
-                   **common)
+    return outcome(
+        DONE,
+        analysed_patches=analysed,
+        **heatmap_figures(decision_heatmap(last.heatmap, model.spec), threshold),
+        **common,
+    )

@@ -57,7 +57,7 @@ def gradcam_figure(
     _put_text(canvas, title, MARGIN_PX, 27, _fit_scale(title, width - 2 * MARGIN_PX, 0.6))
     for i, (image, caption) in enumerate(panels):
         x = MARGIN_PX + i * (PANEL_PX + MARGIN_PX)
-        canvas[TITLE_PX:TITLE_PX + PANEL_PX, x:x + PANEL_PX] = image.astype(np.uint8)
+        canvas[TITLE_PX : TITLE_PX + PANEL_PX, x : x + PANEL_PX] = image.astype(np.uint8)
         _put_text(canvas, caption, x, TITLE_PX + PANEL_PX + 19, 0.55)
     return canvas
 

@@ -60,8 +60,9 @@ class CellCam:
         return int(self.cam_lowres.nbytes) + 64
 
 
-def cam_rgba(cam_lowres: np.ndarray, width_px: int, height_px: int,
-             colormap: str = GRADCAM_COLORMAP) -> np.ndarray:
+def cam_rgba(
+    cam_lowres: np.ndarray, width_px: int, height_px: int, colormap: str = GRADCAM_COLORMAP
+) -> np.ndarray:
     """One patch's map as ``(height_px, width_px, 4)`` uint8 RGBA (straight alpha = value)."""
     cam = upsample_cam(cam_lowres, width_px, height_px)
     index = np.rint(cam * 255.0).astype(np.uint8)
@@ -71,8 +72,9 @@ def cam_rgba(cam_lowres: np.ndarray, width_px: int, height_px: int,
     return rgba
 
 
-def colour_scale_rgba(width_px: int, height_px: int,
-                      colormap: str = GRADCAM_COLORMAP) -> np.ndarray:
+def colour_scale_rgba(
+    width_px: int, height_px: int, colormap: str = GRADCAM_COLORMAP
+) -> np.ndarray:
     """The Grad-CAM colour scale, low (left, transparent) to high (right), as RGBA."""
     ramp = np.linspace(0.0, 1.0, max(2, width_px), dtype=np.float32)
     index = np.rint(ramp * 255.0).astype(np.uint8)
@@ -82,9 +84,12 @@ def colour_scale_rgba(width_px: int, height_px: int,
     return np.repeat(row[np.newaxis], max(1, height_px), axis=0)
 
 
-def cells_in_l0_rect(grid: PatchGrid, l0_rect: tuple[float, float, float, float],
-                     wanted: np.ndarray | None = None,
-                     probabilities: np.ndarray | None = None) -> list[Cell]:
+def cells_in_l0_rect(
+    grid: PatchGrid,
+    l0_rect: tuple[float, float, float, float],
+    wanted: np.ndarray | None = None,
+    probabilities: np.ndarray | None = None,
+) -> list[Cell]:
     """Cells whose footprint meets ``l0_rect``, nearest the rectangle's centre first.
 
     ``wanted`` is an optional ``bool[rows, cols]`` (e.g. the tissue cells); with
@@ -113,21 +118,28 @@ def cells_in_l0_rect(grid: PatchGrid, l0_rect: tuple[float, float, float, float]
     return [(int(cols[i]), int(rows[i])) for i in order]
 
 
-def explain_cells(slide: Slide, grid: PatchGrid, cells: Sequence[Cell], explainer: Explainer,
-                  batch_size: int = EXPLAIN_BATCH,
-                  cancel: CancelToken | None = None) -> Iterator[list[CellCam]]:
+def explain_cells(
+    slide: Slide,
+    grid: PatchGrid,
+    cells: Sequence[Cell],
+    explainer: Explainer,
+    batch_size: int = EXPLAIN_BATCH,
+    cancel: CancelToken | None = None,
+) -> Iterator[list[CellCam]]:
     """Grad-CAM of ``cells``, batch by batch in the given order (most wanted first)."""
     for start in range(0, len(cells), batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        chunk = list(cells[start:start + batch_size])
+        chunk = list(cells[start : start + batch_size])
         # within a batch, read neighbours together; the batches keep the caller's priority
-        for batch_cells, patches in iter_patch_batches(slide, grid,
-                                                       order_for_reading(grid, chunk),
-                                                       len(chunk)):
+        for batch_cells, patches in iter_patch_batches(
+            slide, grid, order_for_reading(grid, chunk), len(chunk)
+        ):
             results = explainer.compute_batch(patches)
-            yield [CellCam(cell, r.cam_lowres, r.probability)
-                   for cell, r in zip(batch_cells, results, strict=True)]
+            yield [
+                CellCam(cell, r.cam_lowres, r.probability)
+                for cell, r in zip(batch_cells, results, strict=True)
+            ]
 
 
 def _blend(canvas: np.ndarray, rgba: np.ndarray, x0: int, y0: int, opacity: float) -> None:
@@ -137,15 +149,17 @@ def _blend(canvas: np.ndarray, rgba: np.ndarray, x0: int, y0: int, opacity: floa
     cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(cw, x0 + w), min(ch, y0 + h)
     if cx1 <= cx0 or cy1 <= cy0:
         return
-    part = rgba[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0].astype(np.float32)
+    part = rgba[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0].astype(np.float32)
     alpha = part[..., 3:4] / 255.0 * float(opacity)
     target = canvas[cy0:cy1, cx0:cx1].astype(np.float32)
     canvas[cy0:cy1, cx0:cx1] = np.rint(target * (1 - alpha) + part[..., :3] * alpha).astype(
-        np.uint8)
+        np.uint8
+    )
 
 
-def footprint_px(grid: PatchGrid, cell: Cell, l0_x0: float, l0_y0: float,
-                 px_per_l0: float) -> tuple[int, int, int, int]:
+def footprint_px(
+    grid: PatchGrid, cell: Cell, l0_x0: float, l0_y0: float, px_per_l0: float
+) -> tuple[int, int, int, int]:
     """A cell's ``grid.l0_rect`` in output pixels, edges rounded so neighbours tile exactly."""
     x, y, w, h = grid.l0_rect(*cell)
     x0 = math.floor((x - l0_x0) * px_per_l0 + 0.5)
@@ -178,11 +192,15 @@ def render_region(
     out_w, out_h = max(1, round(l0_w / downsample)), max(1, round(l0_h / downsample))
     level = slide.best_level_for_downsample(downsample)
     level_ds = float(slide.info.level_downsamples[level])
-    region = slide.read_region(l0_x, l0_y, level, max(1, round(l0_w / level_ds)),
-                               max(1, round(l0_h / level_ds)))
+    region = slide.read_region(
+        l0_x, l0_y, level, max(1, round(l0_w / level_ds)), max(1, round(l0_h / level_ds))
+    )
     canvas = np.ascontiguousarray(
         cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
-        if region.shape[:2] != (out_h, out_w) else region, dtype=np.uint8).copy()
+        if region.shape[:2] != (out_h, out_w)
+        else region,
+        dtype=np.uint8,
+    ).copy()
     px_per_l0 = out_w / float(l0_w)
     cells = cells_in_l0_rect(grid, (l0_x, l0_y, l0_w, l0_h))
     if layers in ("heatmap", "both") and heatmap is not None:
@@ -212,13 +230,15 @@ def with_colour_scale(image: np.ndarray, caption: str, bar_px: int = 16) -> np.n
     strip = np.full((bar_px + 30, width, 3), 255, np.uint8)
     bar_w = max(2, min(width - 20, 400))
     _blend(strip, colour_scale_rgba(bar_w, bar_px), 10, 4, 1.0)
-    cv2.putText(strip, caption, (10, bar_px + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(
+        strip, caption, (10, bar_px + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+    )
     return np.concatenate([image, strip], axis=0)
 
 
-def explain_all(slide: Slide, grid: PatchGrid, cells: Iterable[Cell],
-                explainer: Explainer) -> dict[Cell, CellCam]:
+def explain_all(
+    slide: Slide, grid: PatchGrid, cells: Iterable[Cell], explainer: Explainer
+) -> dict[Cell, CellCam]:
     """Every map of ``cells`` (blocking; the CLI's path)."""
     out: dict[Cell, CellCam] = {}
     for batch in explain_cells(slide, grid, list(cells), explainer):

@@ -76,7 +76,10 @@ class WrittenOutputs:
 
 
 def provenance(
-    slide: Slide, model: LoadedModel, threshold: float, heatmap: Heatmap | None = None,
+    slide: Slide,
+    model: LoadedModel,
+    threshold: float,
+    heatmap: Heatmap | None = None,
     warning: str | None = None,
 ) -> dict[str, Any]:
     """Everything needed to reproduce (and trust) an exported analysis."""
@@ -116,8 +119,10 @@ def provenance(
     if heatmap is not None:
         grid = heatmap.grid
         data["grid"] = {
-            "cols": int(grid.cols), "rows": int(grid.rows),
-            "l0_patch_size": float(grid.l0_patch_size), "read_level": int(grid.read_level),
+            "cols": int(grid.cols),
+            "rows": int(grid.rows),
+            "l0_patch_size": float(grid.l0_patch_size),
+            "read_level": int(grid.read_level),
         }
     if warning:
         data["warning"] = warning
@@ -125,7 +130,11 @@ def provenance(
 
 
 def write_outputs(
-    out_dir: Path, stem: str, slide: Slide, model: LoadedModel, heatmap: Heatmap,
+    out_dir: Path,
+    stem: str,
+    slide: Slide,
+    model: LoadedModel,
+    heatmap: Heatmap,
     threshold: float,
 ) -> WrittenOutputs:
     """Write ``<stem>.patches.csv``, ``.regions.csv``, ``.regions.geojson``, ``.provenance.json``.
@@ -137,7 +146,11 @@ def write_outputs(
     decision = decision_heatmap(heatmap, model.spec)
     try:
         paths = export_all(
-            out_dir, stem, decision, threshold, provenance(slide, model, threshold, heatmap),
+            out_dir,
+            stem,
+            decision,
+            threshold,
+            provenance(slide, model, threshold, heatmap),
             patch_heatmap=heatmap,
         )
     except ExportError as exc:

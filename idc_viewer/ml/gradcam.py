@@ -47,8 +47,14 @@ CONSISTENCY_TOLERANCE = 1e-4
 FEATURE_BATCH_BYTES = 20 * 1024 * 1024
 FEATURE_BATCH_MAX = 8
 #: The layers after the Grad-CAM layer, in order, as the paper's network has them.
-HEAD_LAYERS = ("batch_normalization_3", "dense", "batch_normalization_4", "dense_1",
-               "batch_normalization_5", "dense_2")
+HEAD_LAYERS = (
+    "batch_normalization_3",
+    "dense",
+    "batch_normalization_4",
+    "dense_1",
+    "batch_normalization_5",
+    "dense_2",
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,9 @@ def upsample_cam(cam_lowres: np.ndarray, width_px: int, height_px: int) -> np.nd
     samplings of one function, so they line up.
     """
     low = np.asarray(cam_lowres, dtype=np.float32)
-    out = cv2.resize(low, (max(1, int(width_px)), max(1, int(height_px))),
-                     interpolation=cv2.INTER_LINEAR)
+    out = cv2.resize(
+        low, (max(1, int(width_px)), max(1, int(height_px))), interpolation=cv2.INTER_LINEAR
+    )
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -106,8 +113,9 @@ def _layer_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {layer.get("name"): layer.get("config", {}) for layer in layers}
 
 
-def read_keras_weights(keras_path: Path, names: tuple[str, ...]) -> tuple[
-        dict[str, list[np.ndarray]], dict[str, dict[str, Any]]]:
+def read_keras_weights(
+    keras_path: Path, names: tuple[str, ...]
+) -> tuple[dict[str, list[np.ndarray]], dict[str, dict[str, Any]]]:
     """The variables of the named layers of a ``.keras`` archive, read with h5py (no Keras).
 
     Returns ``({layer: [vars/0, vars/1, ...]}, {layer: config})``.
@@ -135,8 +143,9 @@ def read_keras_weights(keras_path: Path, names: tuple[str, ...]) -> tuple[
     return weights, _layer_configs(config)
 
 
-def _bn_affine(variables: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray,
-                                                                           np.ndarray]:
+def _bn_affine(
+    variables: list[np.ndarray], config: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """BatchNorm in inference mode as ``x * scale + shift`` (gamma, beta, mean, variance)."""
     gamma, beta, mean, variance = (np.asarray(v, np.float64) for v in variables[:4])
     eps = float(config.get("epsilon") or BN_EPSILON)
@@ -155,8 +164,9 @@ class Head:
     in ``A`` and its gradient is exact.
     """
 
-    def __init__(self, weights: dict[str, list[np.ndarray]],
-                 configs: dict[str, dict[str, Any]], layer: str) -> None:
+    def __init__(
+        self, weights: dict[str, list[np.ndarray]], configs: dict[str, dict[str, Any]], layer: str
+    ) -> None:
         def f64(a: np.ndarray) -> np.ndarray:
             return np.asarray(a, dtype=np.float64)
 
@@ -167,14 +177,17 @@ class Head:
             )
         self.pointwise = f64(sep[1]).reshape(sep[1].shape[-2], sep[1].shape[-1])  # (c_in, c)
         self.sep_bias = f64(sep[2]) if len(sep) > 2 else np.zeros(self.pointwise.shape[1])
-        self.bn3 = _bn_affine(weights["batch_normalization_3"],
-                              configs.get("batch_normalization_3", {}))
+        self.bn3 = _bn_affine(
+            weights["batch_normalization_3"], configs.get("batch_normalization_3", {})
+        )
         self.w1, self.b1 = f64(weights["dense"][0]), f64(weights["dense"][1])
-        self.bn4 = _bn_affine(weights["batch_normalization_4"],
-                              configs.get("batch_normalization_4", {}))
+        self.bn4 = _bn_affine(
+            weights["batch_normalization_4"], configs.get("batch_normalization_4", {})
+        )
         self.w2, self.b2 = f64(weights["dense_1"][0]), f64(weights["dense_1"][1])
-        self.bn5 = _bn_affine(weights["batch_normalization_5"],
-                              configs.get("batch_normalization_5", {}))
+        self.bn5 = _bn_affine(
+            weights["batch_normalization_5"], configs.get("batch_normalization_5", {})
+        )
         self.w3, self.b3 = f64(weights["dense_2"][0])[:, 0], float(weights["dense_2"][1][0])
         # the per-pixel work on (N, h, w, c) in float32, as the network itself computes it
         self._pointwise32 = self.pointwise.astype(np.float32)
@@ -203,7 +216,7 @@ class Head:
         n, h, w, c = a.shape
         relu3 = np.maximum(a * self._bn3_scale32 + self._bn3_shift32, 0.0)
         hp, wp = h // 2, w // 2  # MaxPooling2D(2), 'valid': an odd last row/column is dropped
-        pooled = relu3[:, :2 * hp, :2 * wp].reshape(n, hp, 2, wp, 2, c).max(axis=(2, 4))
+        pooled = relu3[:, : 2 * hp, : 2 * wp].reshape(n, hp, 2, wp, 2, c).max(axis=(2, 4))
         gap = pooled.mean(axis=(1, 2), dtype=np.float64)
         pre4 = (gap @ self.w1 + self.b1) * self.bn4[0] + self.bn4[1]
         relu4 = np.maximum(pre4, 0.0)
@@ -249,9 +262,11 @@ class LiteRtFeatures:
         with warnings.catch_warnings():  # "intended for debugging": we need one inner tensor
             warnings.simplefilter("ignore", UserWarning)
             try:
-                self._interpreter = Interpreter(model_path=str(tflite_path),
-                                                num_threads=num_threads,
-                                                experimental_preserve_all_tensors=True)
+                self._interpreter = Interpreter(
+                    model_path=str(tflite_path),
+                    num_threads=num_threads,
+                    experimental_preserve_all_tensors=True,
+                )
             except (ValueError, RuntimeError) as exc:
                 raise ModelContractError(f"{self._name} is not a TFLite model: {exc}") from exc
         inputs = self._interpreter.get_input_details()
@@ -261,15 +276,18 @@ class LiteRtFeatures:
         self._input_index = int(inputs[0]["index"])
         self._output_index = int(outputs[0]["index"])
         size = spec.input_size
-        self.max_batch = int(max(1, min(FEATURE_BATCH_MAX,
-                                         FEATURE_BATCH_BYTES // (300 * size * size))))
+        self.max_batch = int(
+            max(1, min(FEATURE_BATCH_MAX, FEATURE_BATCH_BYTES // (300 * size * size)))
+        )
         self._batch = -1
         self._resize(2)  # batch 2 tells the activation (batch 2) from the kernel (batch 1)
         side, channels = _feature_side(size), head.pointwise.shape[0]
         layer = spec.gradcam_layer
         candidates = [
-            int(d["index"]) for d in self._interpreter.get_tensor_details()
-            if layer in d["name"] and "depthwise" in d["name"]
+            int(d["index"])
+            for d in self._interpreter.get_tensor_details()
+            if layer in d["name"]
+            and "depthwise" in d["name"]
             and tuple(int(v) for v in d["shape"]) == (2, side, side, channels)
         ]
         if len(candidates) != 1:
@@ -282,8 +300,9 @@ class LiteRtFeatures:
     def _resize(self, n: int) -> None:
         if n != self._batch:
             size = self._spec.input_size
-            self._interpreter.resize_tensor_input(self._input_index, [n, size, size, 3],
-                                                  strict=False)
+            self._interpreter.resize_tensor_input(
+                self._input_index, [n, size, size, 3], strict=False
+            )
             self._interpreter.allocate_tensors()
             self._batch = n
 
@@ -332,8 +351,9 @@ class GradCam:
     Not thread-safe (one LiteRT interpreter): build one per thread with :meth:`for_model`.
     """
 
-    def __init__(self, source: FeatureSource, head: Head, spec: ModelSpec,
-                 model_label: str = "") -> None:
+    def __init__(
+        self, source: FeatureSource, head: Head, spec: ModelSpec, model_label: str = ""
+    ) -> None:
         self.spec, self.head, self._source = spec, head, source
         self.layer_name = spec.gradcam_layer
         self.model_label = model_label or spec.name
@@ -365,7 +385,7 @@ class GradCam:
         x = to_model_input(patches, self.spec)
         results: list[GradCamResult] = []
         for start in range(0, len(x), self.max_batch):
-            chunk = x[start:start + self.max_batch]
+            chunk = x[start : start + self.max_batch]
             features, probabilities = self._source.features(chunk)
             cams, scores = self.head.cams(features)
             head_p = 1.0 / (1.0 + np.exp(-scores))
@@ -379,8 +399,15 @@ class GradCam:
             for cam_raw, score, p in zip(cams, scores, probabilities, strict=True):
                 raw = cam_raw.astype(np.float32)
                 low = normalise_cam(raw)
-                results.append(GradCamResult(cam=upsample_cam(low, w, h), probability=float(p),
-                                             score=float(score), cam_lowres=low, cam_raw=raw))
+                results.append(
+                    GradCamResult(
+                        cam=upsample_cam(low, w, h),
+                        probability=float(p),
+                        score=float(score),
+                        cam_lowres=low,
+                        cam_raw=raw,
+                    )
+                )
         return results
 
     def compute(self, patch_uint8: np.ndarray) -> GradCamResult:
@@ -398,8 +425,7 @@ class SharedGradCam:
     a new instance, and the old explainer goes with the old model.
     """
 
-    def __init__(self, model: LoadedModel,
-                 factory: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, model: LoadedModel, factory: Callable[[Any], Any] | None = None) -> None:
         self.model = model
         self._factory = factory or GradCam.for_model
         self._lock = threading.Lock()
@@ -425,8 +451,9 @@ class SharedGradCam:
         return self.compute_batch(np.asarray(patch_uint8)[np.newaxis])[0]
 
 
-def overlay(patch_uint8: np.ndarray, cam: np.ndarray, alpha: float = 0.4,
-            colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+def overlay(
+    patch_uint8: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET
+) -> np.ndarray:
     """Blend a Grad-CAM map over its patch.
 
     Parameters

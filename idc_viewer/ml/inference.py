@@ -80,8 +80,9 @@ class LiteRtPredictor:
     batch size changes. Not thread-safe: use from one thread.
     """
 
-    def __init__(self, tflite_path: Path, spec: ModelSpec, num_threads: int = 2,
-                 max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, tflite_path: Path, spec: ModelSpec, num_threads: int = 2, max_batch: int = MAX_BATCH
+    ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.spec = spec
@@ -89,8 +90,10 @@ class LiteRtPredictor:
         try:
             self._interpreter = Interpreter(model_path=str(tflite_path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
-            raise ModelContractError(f"{Path(tflite_path).name} is not a TFLite model: "
-                                     f"{str(exc).splitlines()[0] if str(exc) else exc}") from exc
+            raise ModelContractError(
+                f"{Path(tflite_path).name} is not a TFLite model: "
+                f"{str(exc).splitlines()[0] if str(exc) else exc}"
+            ) from exc
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -123,8 +126,10 @@ class LiteRtPredictor:
         x = to_model_input(patches_uint8, self.spec)
         if x.shape[0] == 0:
             return _empty()
-        parts = [self._run(np.ascontiguousarray(x[i:i + self.max_batch]))
-                 for i in range(0, x.shape[0], self.max_batch)]
+        parts = [
+            self._run(np.ascontiguousarray(x[i : i + self.max_batch]))
+            for i in range(0, x.shape[0], self.max_batch)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -146,8 +151,9 @@ class KerasPredictor:
     Not thread-safe: use from one thread.
     """
 
-    def __init__(self, keras_model: keras.Model, spec: ModelSpec,
-                 max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, keras_model: keras.Model, spec: ModelSpec, max_batch: int = MAX_BATCH
+    ) -> None:
         configure_tensorflow_threads()
         import tensorflow as tf
 
@@ -169,6 +175,8 @@ class KerasPredictor:
         x = to_model_input(patches_uint8, self.spec)
         if x.shape[0] == 0:
             return _empty()
-        parts = [np.asarray(self._forward(x[i:i + self.max_batch]), dtype=np.float32).reshape(-1)
-                 for i in range(0, x.shape[0], self.max_batch)]
+        parts = [
+            np.asarray(self._forward(x[i : i + self.max_batch]), dtype=np.float32).reshape(-1)
+            for i in range(0, x.shape[0], self.max_batch)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

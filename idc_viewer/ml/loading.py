@@ -161,8 +161,12 @@ def check_keras_config(config: Any, spec: ModelSpec, file_name: str) -> None:
     by_name = {layer.get("name"): layer for layer in layers}
     out_layer = by_name.get(names[0]) if len(names) == 1 else None
     out_cfg = (out_layer or {}).get("config", {})
-    if (out_layer is None or out_layer.get("class_name") != "Dense" or out_cfg.get("units") != 1
-            or out_cfg.get("activation") != "sigmoid"):
+    if (
+        out_layer is None
+        or out_layer.get("class_name") != "Dense"
+        or out_cfg.get("units") != 1
+        or out_cfg.get("activation") != "sigmoid"
+    ):
         raise ModelContractError(
             f"{file_name} must end in one Dense(1, sigmoid) output (one IDC probability)."
         )
@@ -186,9 +190,7 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> None:
         )
     missing = sorted(set(KERAS_REQUIRED) - set(names))
     if missing:
-        raise ModelContractError(
-            f"{name} is not a Keras model archive ({missing[0]} missing)."
-        )
+        raise ModelContractError(f"{name} is not a Keras model archive ({missing[0]} missing).")
     for info in infos:
         if info.file_size > KERAS_MEMBERS[info.filename]:
             raise ModelContractError(
@@ -197,9 +199,7 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> None:
             )
     with archive.open("model.weights.h5") as weights:
         if weights.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-            raise ModelContractError(
-                f"{name}: model.weights.h5 is not an HDF5 file; refused."
-            )
+            raise ModelContractError(f"{name}: model.weights.h5 is not an HDF5 file; refused.")
 
 
 def check_keras_archive(path: Path, spec: ModelSpec) -> None:
@@ -225,12 +225,16 @@ def check_keras_archive(path: Path, spec: ModelSpec) -> None:
         raise
     except RecursionError:
         raise ModelContractError(f"{name}: its configuration is nested too deeply.") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-            NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,
+    ) as exc:
         reason = "not a zip archive" if isinstance(exc, zipfile.BadZipFile) else _one_line(exc)
-        raise ModelContractError(
-            f"{name} is not a valid Keras model file ({reason})."
-        ) from exc
+        raise ModelContractError(f"{name} is not a valid Keras model file ({reason}).") from exc
     try:
         check_keras_config(config, spec, name)
     except RecursionError:
@@ -279,8 +283,9 @@ class LoadedModel:
         The verified files (``tflite_path`` is ``None`` without a ``.tflite``).
     """
 
-    def __init__(self, spec: ModelSpec, spec_path: Path, keras_path: Path,
-                 tflite_path: Path | None) -> None:
+    def __init__(
+        self, spec: ModelSpec, spec_path: Path, keras_path: Path, tflite_path: Path | None
+    ) -> None:
         self.spec = spec
         self.spec_path = spec_path
         self.keras_path = keras_path
@@ -321,8 +326,10 @@ class LoadedModel:
         return KerasPredictor(self.keras_model, self.spec)
 
     def __repr__(self) -> str:
-        return (f"LoadedModel({self.spec.name!r}, {self.keras_path.name}, "
-                f"tflite={self.tflite_path.name if self.tflite_path else None})")
+        return (
+            f"LoadedModel({self.spec.name!r}, {self.keras_path.name}, "
+            f"tflite={self.tflite_path.name if self.tflite_path else None})"
+        )
 
 
 def _plain_name(file_name: str, what: str) -> str:
@@ -357,9 +364,7 @@ def load_model(path: Path | str) -> LoadedModel:
     spec = read_spec(spec_path)
     weights_file = _plain_name(spec.weights_file, "weights_file")
     if not path.name.endswith(SPEC_SUFFIX) and path.name not in (weights_file, spec.tflite_file):
-        raise ModelContractError(
-            f"{spec_path.name} describes {weights_file}, not {path.name}."
-        )
+        raise ModelContractError(f"{spec_path.name} describes {weights_file}, not {path.name}.")
     keras_path = verify_file_hash(spec_path.parent, weights_file, spec.weights_sha256)
     check_keras_archive(keras_path, spec)
     tflite_path = None

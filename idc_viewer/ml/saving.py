@@ -74,11 +74,12 @@ def _sample_patches(spec: ModelSpec, sample_patches: np.ndarray | None) -> np.nd
     return np.concatenate([noise, smooth])
 
 
-def _keras_probabilities(keras_model: keras.Model, spec: ModelSpec,
-                         patches: np.ndarray) -> np.ndarray:
+def _keras_probabilities(
+    keras_model: keras.Model, spec: ModelSpec, patches: np.ndarray
+) -> np.ndarray:
     out = []
     for start in range(0, len(patches), 256):
-        x = to_model_input(patches[start:start + 256], spec)
+        x = to_model_input(patches[start : start + 256], spec)
         out.append(np.asarray(keras_model(x, training=False), dtype=np.float32).reshape(-1))
     return np.concatenate(out)
 
@@ -93,8 +94,13 @@ def _convert(keras_model: keras.Model, quantization: Quantization) -> bytes:
         return bytes(converter.convert())
 
 
-def verify_tflite(tflite_path: Path, spec: ModelSpec, reference: np.ndarray,
-                  patches: np.ndarray, quantization: Quantization = "none") -> dict[str, float]:
+def verify_tflite(
+    tflite_path: Path,
+    spec: ModelSpec,
+    reference: np.ndarray,
+    patches: np.ndarray,
+    quantization: Quantization = "none",
+) -> dict[str, float]:
     """Compare a ``.tflite`` with Keras probabilities; raise :class:`ConversionError` if off.
 
     Returns
@@ -122,8 +128,9 @@ def verify_tflite(tflite_path: Path, spec: ModelSpec, reference: np.ndarray,
     return {"max_abs_diff": diff, "decision_disagreement": disagree}
 
 
-def verify_gradcam(tflite_path: Path, keras_path: Path, spec: ModelSpec,
-                   patches: np.ndarray) -> None:
+def verify_gradcam(
+    tflite_path: Path, keras_path: Path, spec: ModelSpec, patches: np.ndarray
+) -> None:
     """Check the app can explain the exported model without TensorFlow.
 
     The app's Grad-CAM reads the depthwise half of ``spec.gradcam_layer`` from the ``.tflite``
@@ -140,9 +147,15 @@ def verify_gradcam(tflite_path: Path, keras_path: Path, spec: ModelSpec,
         raise ConversionError(f"The exported model cannot be explained by Grad-CAM: {exc}") from exc
 
 
-def save_model(keras_model: keras.Model, spec: ModelSpec, directory: Path, *,
-               tflite: bool = True, sample_patches: np.ndarray | None = None,
-               quantization: Quantization = "none") -> Path:
+def save_model(
+    keras_model: keras.Model,
+    spec: ModelSpec,
+    directory: Path,
+    *,
+    tflite: bool = True,
+    sample_patches: np.ndarray | None = None,
+    quantization: Quantization = "none",
+) -> Path:
     """Save ``keras_model`` under ``directory`` with its contract and return the spec's path.
 
     Parameters
@@ -198,7 +211,10 @@ def save_model(keras_model: keras.Model, spec: ModelSpec, directory: Path, *,
         tflite_file, tflite_sha = tflite_path.name, sha256_of(tflite_path)
 
     final = dataclasses.replace(
-        spec, weights_file=keras_path.name, weights_sha256=sha256_of(keras_path),
-        tflite_file=tflite_file, tflite_sha256=tflite_sha,
+        spec,
+        weights_file=keras_path.name,
+        weights_sha256=sha256_of(keras_path),
+        tflite_file=tflite_file,
+        tflite_sha256=tflite_sha,
     )
     return write_spec(final, directory)

@@ -75,8 +75,7 @@ class ContextSpec:
 
 def _is_number(value: object) -> bool:
     """A finite int or float; JSON ``true`` (a bool) is not a number here."""
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_int(value: object) -> bool:
@@ -84,8 +83,11 @@ def _is_int(value: object) -> bool:
 
 
 def _is_sha256(value: object) -> bool:
-    return (isinstance(value, str) and len(value) == 64
-            and all(c in "0123456789abcdef" for c in value.lower()))
+    return (
+        isinstance(value, str)
+        and len(value) == 64
+        and all(c in "0123456789abcdef" for c in value.lower())
+    )
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,13 @@ class ModelSpec:
             if not isinstance(getattr(self, name), str):
                 problems.append(f"{name} {getattr(self, name)!r} must be text")
         if not _is_int(self.input_size) or not 16 <= self.input_size <= MAX_INPUT_PX:
-            problems.append(f"input_size {self.input_size!r} must be an integer in "
-                            f"[16, {MAX_INPUT_PX}]")
+            problems.append(
+                f"input_size {self.input_size!r} must be an integer in [16, {MAX_INPUT_PX}]"
+            )
         if not _is_int(self.patch_size_px) or not 8 <= self.patch_size_px <= MAX_INPUT_PX:
-            problems.append(f"patch_size_px {self.patch_size_px!r} must be an integer in "
-                            f"[8, {MAX_INPUT_PX}]")
+            problems.append(
+                f"patch_size_px {self.patch_size_px!r} must be an integer in [8, {MAX_INPUT_PX}]"
+            )
         if not (_is_number(self.patch_mpp) and self.patch_mpp > 0):
             problems.append(f"patch_mpp {self.patch_mpp!r} must be a positive number")
         if not (_is_number(self.threshold) and 0.0 <= self.threshold <= 1.0):
@@ -179,8 +183,10 @@ class ModelSpec:
             problems.append("preprocessing must be an object")
         else:
             if pre.color != "RGB":
-                problems.append(f"preprocessing color {pre.color!r} is not supported (the "
-                                "engine feeds RGB patches; only 'RGB' is accepted)")
+                problems.append(
+                    f"preprocessing color {pre.color!r} is not supported (the "
+                    "engine feeds RGB patches; only 'RGB' is accepted)"
+                )
             if not (_is_number(pre.scale) and pre.scale > 0):
                 problems.append(f"preprocessing scale {pre.scale!r} must be a positive number")
             if pre.resize_interpolation not in RESIZE_INTERPOLATIONS:
@@ -233,8 +239,7 @@ def read_spec(path: Path) -> ModelSpec:
         data = json.loads(spec_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = " ".join(str(exc).split())
-        raise ModelContractError(f"{spec_path.name} is not a readable JSON spec: {reason}"
-                                 ) from exc
+        raise ModelContractError(f"{spec_path.name} is not a readable JSON spec: {reason}") from exc
     except RecursionError:
         raise ModelContractError(
             f"{spec_path.name} is nested too deeply to be a model spec."

@@ -31,18 +31,34 @@ class Component:
 #: What the installed wheel and the frozen build carry, with their licences.
 COMPONENTS = (
     Component("IDC Viewer", "idc-viewer", "MIT"),
-    Component("OpenSlide (libopenslide, from openslide-bin)", "openslide-bin", "LGPL-2.1",
-              "source of this exact build: https://github.com/openslide/openslide-bin/releases "
-              "(OpenSlide itself: https://github.com/openslide/openslide)"),
-    Component("openslide-python", "openslide-python", "LGPL-2.1",
-              "https://github.com/openslide/openslide-python"),
-    Component("Qt 6 / Qt for Python (PySide6)", "PySide6-Essentials", "LGPL-3.0",
-              "https://code.qt.io and https://download.qt.io/official_releases/QtForPython/"),
+    Component(
+        "OpenSlide (libopenslide, from openslide-bin)",
+        "openslide-bin",
+        "LGPL-2.1",
+        "source of this exact build: https://github.com/openslide/openslide-bin/releases "
+        "(OpenSlide itself: https://github.com/openslide/openslide)",
+    ),
+    Component(
+        "openslide-python",
+        "openslide-python",
+        "LGPL-2.1",
+        "https://github.com/openslide/openslide-python",
+    ),
+    Component(
+        "Qt 6 / Qt for Python (PySide6)",
+        "PySide6-Essentials",
+        "LGPL-3.0",
+        "https://code.qt.io and https://download.qt.io/official_releases/QtForPython/",
+    ),
     Component("TensorFlow (retraining)", "tensorflow-cpu", "Apache-2.0"),
     Component("Keras", "keras", "Apache-2.0"),
     Component("LiteRT (ai-edge-litert, inference)", "ai-edge-litert", "Apache-2.0"),
-    Component("OpenCV (opencv-python-headless; its wheel carries FFmpeg, LGPL-2.1)",
-              "opencv-python-headless", "Apache-2.0", "https://github.com/opencv/opencv-python"),
+    Component(
+        "OpenCV (opencv-python-headless; its wheel carries FFmpeg, LGPL-2.1)",
+        "opencv-python-headless",
+        "Apache-2.0",
+        "https://github.com/opencv/opencv-python",
+    ),
     Component("Dask and distributed (analyze --workers)", "dask", "BSD-3-Clause"),
     Component("NumPy", "numpy", "BSD-3-Clause"),
     Component("Matplotlib", "matplotlib", "Matplotlib licence (PSF-based)"),

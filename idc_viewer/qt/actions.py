@@ -97,8 +97,9 @@ def build_actions(window: QMainWindow, handlers: dict[str, Callable[[], object]]
         one_to_one=_action(window, "&1:1", handlers["one_to_one"], "1"),
         toggle_overlay=_action(window, "Show &heatmap", handlers["toggle_overlay"], "H"),
         next_flagged=_action(window, "&Next flagged patch", handlers["next_flagged"], "N"),
-        prev_flagged=_action(window, "&Previous flagged patch", handlers["prev_flagged"], "P",
-                             extra=["Shift+Tab"]),
+        prev_flagged=_action(
+            window, "&Previous flagged patch", handlers["prev_flagged"], "P", extra=["Shift+Tab"]
+        ),
         set_scale=_action(window, "Set &scale (µm/px)…", handlers["set_scale"]),
         ruler=_action(window, "&Measure (ruler)", handlers["ruler"], "M"),
         shortcuts=_action(window, "&Keyboard shortcuts", handlers["shortcuts"], "F1"),
@@ -140,7 +141,8 @@ def shortcut_rows(actions: Actions) -> list[tuple[str, str]]:
     rows = []
     for action in vars(actions).values():
         if isinstance(action, QAction) and action.shortcuts():
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
-                             for k in action.shortcuts())
+            keys = ", ".join(
+                k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()
+            )
             rows.append((keys, action.text().replace("&", "").rstrip("…")))
     return rows

@@ -55,8 +55,9 @@ class StoredHeatmap:
     tissue_mask: np.ndarray | None = None
 
 
-def find_stored(store: ResultStore, fingerprint: str, model: Any | None,
-                slide_mpp: float | None = None) -> StoredHeatmap | None:
+def find_stored(
+    store: ResultStore, fingerprint: str, model: Any | None, slide_mpp: float | None = None
+) -> StoredHeatmap | None:
     """The stored heatmap of a slide, or None.
 
     Prefers the current model's analysis; otherwise the most recently updated one. With
@@ -65,8 +66,12 @@ def find_stored(store: ResultStore, fingerprint: str, model: Any | None,
     analyses = store.find(fingerprint)
     try:
         current = model.spec.model_hash if model is not None else None
-        usable = [a for a in analyses if a.done_mask().any()
-                  and (slide_mpp is None or abs(a.grid.slide_mpp - slide_mpp) <= 1e-6 * slide_mpp)]
+        usable = [
+            a
+            for a in analyses
+            if a.done_mask().any()
+            and (slide_mpp is None or abs(a.grid.slide_mpp - slide_mpp) <= 1e-6 * slide_mpp)
+        ]
         if not usable:
             return None
         chosen = next((a for a in usable if a.key.model_hash == current), usable[0])
@@ -100,8 +105,12 @@ def export_results(state: AppState, folder: Path) -> list[Path]:
     if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
         info = provenance(slide, model, state.threshold, state.heatmap)
     else:  # a stored heatmap from another model: say only what is known
-        info = {"app": "idc-viewer", "slide": {"path": slide.info.path},
-                "model": {"label": state.heatmap_source}, "mpp": slide.info.mpp}
+        info = {
+            "app": "idc-viewer",
+            "slide": {"path": slide.info.path},
+            "model": {"label": state.heatmap_source},
+            "mpp": slide.info.mpp,
+        }
     # what "probability" (flags, regions) means in these files: the map the user looked at
     info["decision_map"] = "context" if state.context_active() else "patch"
     return export_all(folder, stem, heatmap, state.threshold, info, patch_heatmap=state.heatmap)
@@ -118,8 +127,9 @@ class AnalysisRunner(QObject):
 
     stopped = Signal(str)
 
-    def __init__(self, window: MainWindow, state: AppState, pool: WorkerPool,
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self, window: MainWindow, state: AppState, pool: WorkerPool, batch_size: int = 256
+    ) -> None:
         super().__init__(window)
         self._window = window
         self._state = state
@@ -171,8 +181,10 @@ class AnalysisRunner(QObject):
             assert slide is not None
         store, batch_size = window.store, self.batch_size
         worker = GeneratorWorker(
-            "analysis", lambda token: analyze(slide, model, store, token, batch_size),
-            transform=_snapshot, coalesce=True,
+            "analysis",
+            lambda token: analyze(slide, model, store, token, batch_size),
+            transform=_snapshot,
+            coalesce=True,
         )
         worker.items_ready.connect(self._on_items_ready)
         worker.finished.connect(lambda _last: self._finish("done"))

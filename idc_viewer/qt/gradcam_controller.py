@@ -49,9 +49,13 @@ class GradCamLayerController(QObject):
     filled = Signal()
     failed = Signal(str)
 
-    def __init__(self, view: SlideView, state: AppState,
-                 make_explainer: Callable[[Any], Explainer] = default_explainer,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        view: SlideView,
+        state: AppState,
+        make_explainer: Callable[[Any], Explainer] = default_explainer,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.view, self.state = view, state
         self.layer = GradCamLayer()
@@ -93,8 +97,9 @@ class GradCamLayerController(QObject):
         """Visible analysed cells still without a map."""
         if not self.layer.visible:
             return []
-        return self.layer.missing_cells(self.view.view_transform(), self.view.width(),
-                                        self.view.height())
+        return self.layer.missing_cells(
+            self.view.view_transform(), self.view.width(), self.view.height()
+        )
 
     def shutdown(self) -> None:
         self.loader.shutdown()
@@ -105,7 +110,7 @@ class GradCamLayerController(QObject):
         heatmap = state.heatmap
         key = (state.slide, state.model, heatmap.grid if heatmap is not None else None)
         old = self._key
-        same = (old is not None and key[0] is old[0] and key[1] is old[1] and key[2] == old[2])
+        same = old is not None and key[0] is old[0] and key[1] is old[1] and key[2] == old[2]
         if not same:
             self._key = key
             self._context = next(self._contexts)

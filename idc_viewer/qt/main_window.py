@@ -74,8 +74,10 @@ INSPECT_PATCH_VIEW_PX = 96.0
 MODEL_FILTER = "IDC models (*.keras *.tflite *.spec.json);;All files (*)"
 #: What export_all writes after ``<stem>.`` (asked before replacing).
 EXPORT_SUFFIXES = ("patches.csv", "regions.csv", "regions.geojson", "provenance.json")
-SLIDE_FILTER = ("Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
-                "*.png *.jpg *.jpeg);;All files (*)")
+SLIDE_FILTER = (
+    "Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
+    "*.png *.jpg *.jpeg);;All files (*)"
+)
 
 
 def _default_model_loader(path: str) -> Any:
@@ -141,18 +143,27 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self._build_widgets()
-        self.actions_ = build_actions(self, {
-            "open": self.choose_and_open, "export": self.choose_and_export,
-            "export_png": self.choose_and_export_png, "quit": self.close,
-            "analyse": self.analysis.start, "cancel": self.analysis.cancel,
-            "load_model": self.choose_and_load_model, "retrain": self.open_retrain_dialog,
-            "fit": self.view.fit, "one_to_one": self.view.zoom_to_one_to_one,
-            "toggle_overlay": self.overlay_panel.toggle_heatmap,
-            "next_flagged": lambda: self.step_flagged(1),
-            "prev_flagged": lambda: self.step_flagged(-1),
-            "set_scale": self.choose_scale, "ruler": self._on_ruler_toggled,
-            "shortcuts": self.show_shortcuts,
-        })
+        self.actions_ = build_actions(
+            self,
+            {
+                "open": self.choose_and_open,
+                "export": self.choose_and_export,
+                "export_png": self.choose_and_export_png,
+                "quit": self.close,
+                "analyse": self.analysis.start,
+                "cancel": self.analysis.cancel,
+                "load_model": self.choose_and_load_model,
+                "retrain": self.open_retrain_dialog,
+                "fit": self.view.fit,
+                "one_to_one": self.view.zoom_to_one_to_one,
+                "toggle_overlay": self.overlay_panel.toggle_heatmap,
+                "next_flagged": lambda: self.step_flagged(1),
+                "prev_flagged": lambda: self.step_flagged(-1),
+                "set_scale": self.choose_scale,
+                "ruler": self._on_ruler_toggled,
+                "shortcuts": self.show_shortcuts,
+            },
+        )
         self._add_habits()
         install_about_action(self, state, self.actions_.help_menu)
         self._wire()
@@ -166,8 +177,7 @@ class MainWindow(QMainWindow):
         state = self.state
         self.view = SlideView(parent=self)
         self.setCentralWidget(self.view)
-        self.gradcam_layer = GradCamLayerController(self.view, state, self._explainer_factory,
-                                                    self)
+        self.gradcam_layer = GradCamLayerController(self.view, state, self._explainer_factory, self)
         self.marks = MarksLayer()
         self.view.add_layer(self.marks)
         self.model_badge = ModelBadge(self.view)
@@ -196,13 +206,15 @@ class MainWindow(QMainWindow):
         self._dock("Analysis", self.tabs, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.gradcam_panel = GradCamPanel()
-        self.gradcam_dock = self._dock("Grad-CAM", self.gradcam_panel,
-                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.gradcam_dock = self._dock(
+            "Grad-CAM", self.gradcam_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.gradcam_dock.hide()
 
         self.display_panel = DisplayPanel()
-        self.display_dock = self._dock("Display", self.display_panel,
-                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.display_dock = self._dock(
+            "Display", self.display_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.display_dock.hide()
 
         self.cursor_label = QLabel("")
@@ -267,7 +279,8 @@ class MainWindow(QMainWindow):
         self.gradcam_layer.set_mode(self.overlay_panel.mode)
         self.gradcam_layer.set_opacity(self.overlay_panel.gradcam_opacity)
         self.gradcam_layer.failed.connect(
-            lambda message: self.statusBar().showMessage(f"Grad-CAM layer: {message}", 10_000))
+            lambda message: self.statusBar().showMessage(f"Grad-CAM layer: {message}", 10_000)
+        )
         self.model_badge.analyse_requested.connect(self.analysis.start)
         self.state.model_changed.connect(self._refresh_model_badge)
         self.state.heatmap_changed.connect(self._refresh_model_badge)
@@ -298,16 +311,20 @@ class MainWindow(QMainWindow):
 
     def confirm(self, title: str, question: str) -> bool:
         """Ask a yes/no question (No by default)."""
-        answer = QMessageBox.question(self, title, question, QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
+        answer = QMessageBox.question(
+            self,
+            title,
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     # -- opening ----------------------------------------------------------------------------
     def choose_and_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open slide",
-                                              window_memory.last_folder(self.settings),
-                                              SLIDE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open slide", window_memory.last_folder(self.settings), SLIDE_FILTER
+        )
         if path:
             window_memory.remember_folder(self.settings, path)
             self.open_path(path)
@@ -337,7 +354,9 @@ class MainWindow(QMainWindow):
         if slide.info.mpp is None and self.state.slide_warning is None:
             self.statusBar().showMessage(
                 f"{name} does not say how many µm one pixel is: Analyse asks for it "
-                "(or Slide › Set scale…).", 10_000)
+                "(or Slide › Set scale…).",
+                10_000,
+            )
         self.slide_opened.emit(path)
         return True
 
@@ -349,8 +368,10 @@ class MainWindow(QMainWindow):
         warning = stain_warning(thumbnail)
         self.state.set_slide(slide, fingerprint or slide_fingerprint(slide), warning)
         self.view.set_slide(slide, thumbnail)
-        self.minimap.set_slide_thumbnail(shrink_to(thumbnail, MINIMAP_THUMBNAIL_SIDE),
-                                         (slide.info.l0_width, slide.info.l0_height))
+        self.minimap.set_slide_thumbnail(
+            shrink_to(thumbnail, MINIMAP_THUMBNAIL_SIDE),
+            (slide.info.l0_width, slide.info.l0_height),
+        )
         self.view.set_heatmap(None)
         self.marks.patch_l0 = self.marks.region_l0 = None
         self.gradcam_panel.clear()
@@ -368,8 +389,9 @@ class MainWindow(QMainWindow):
             return False
         value = slide_scale.ask_mpp(self, Path(slide.info.path).name, slide.info.mpp)
         if value is None:
-            self.statusBar().showMessage("Not analysed: the analysis needs the slide's scale.",
-                                         5000)
+            self.statusBar().showMessage(
+                "Not analysed: the analysis needs the slide's scale.", 5000
+            )
             return False
         return self.set_scale(value)
 
@@ -400,8 +422,9 @@ class MainWindow(QMainWindow):
             self.view.set_heatmap(None)  # made at another scale: its cells no longer fit
             self.state.set_heatmap(None)
         self.show_stored_heatmap()
-        self.statusBar().showMessage(f"Scale set to {mpp:g} µm/px (remembered for this file).",
-                                     5000)
+        self.statusBar().showMessage(
+            f"Scale set to {mpp:g} µm/px (remembered for this file).", 5000
+        )
         return True
 
     def show_stored_heatmap(self) -> bool:
@@ -413,8 +436,12 @@ class MainWindow(QMainWindow):
         if self.store is None or self.state.fingerprint is None:
             return False
         slide = self.state.slide
-        found = analysis_runner.find_stored(self.store, self.state.fingerprint, self.state.model,
-                                            slide.info.mpp if slide is not None else None)
+        found = analysis_runner.find_stored(
+            self.store,
+            self.state.fingerprint,
+            self.state.model,
+            slide.info.mpp if slide is not None else None,
+        )
         if found is None or (self.state.model is not None and not found.by_loaded_model):
             return False
         if self.state.model is None and found.threshold is not None:
@@ -438,8 +465,9 @@ class MainWindow(QMainWindow):
         label = model_label(model.spec.name, model.spec.model_hash)
         self.gradcam_panel.set_model(label)
         if self.state.slide is not None and self.state.heatmap is None:
-            self.model_badge.show_model(label, "no analysis of this slide",
-                                        analyse_name=str(model.spec.name))
+            self.model_badge.show_model(
+                label, "no analysis of this slide", analyse_name=str(model.spec.name)
+            )
         else:
             self.model_badge.show_model(label)
 
@@ -471,9 +499,9 @@ class MainWindow(QMainWindow):
 
     # -- model ------------------------------------------------------------------------------
     def choose_and_load_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model",
-                                              window_memory.last_folder(self.settings),
-                                              MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load model", window_memory.last_folder(self.settings), MODEL_FILTER
+        )
         if path:
             window_memory.remember_folder(self.settings, path)
             self.load_model(path)
@@ -508,15 +536,21 @@ class MainWindow(QMainWindow):
             self.view.set_heatmap(None)
             self.statusBar().showMessage(
                 f"Model {label} loaded: it has not analysed this slide yet; "
-                f"Analyse with {model.spec.name} (F5).", 0)
+                f"Analyse with {model.spec.name} (F5).",
+                0,
+            )
         self._refresh_model_badge()
 
     def _warm_inspector(self, model: Any) -> None:
         """Build the inspector's Grad-CAM now, off the GUI thread: the first click is instant."""
         cam = SharedGradCam(model, self._explainer_factory)
         self._inspector_cam = cam
-        worker = CallWorker("gradcam-warm", lambda: cam.compute_batch(np.zeros(
-            (0, model.spec.patch_size_px, model.spec.patch_size_px, 3), np.uint8)))
+        worker = CallWorker(
+            "gradcam-warm",
+            lambda: cam.compute_batch(
+                np.zeros((0, model.spec.patch_size_px, model.spec.patch_size_px, 3), np.uint8)
+            ),
+        )
         worker.failed.connect(lambda message: log.warning("Grad-CAM warm-up: %s", message))
         self.pool.start(worker)
 
@@ -539,7 +573,8 @@ class MainWindow(QMainWindow):
         mpp = slide.info.mpp if slide is not None else None
         if mpp:
             self.cursor_label.setText(
-                f"x {format_length_um(l0_x * mpp)}, y {format_length_um(l0_y * mpp)}")
+                f"x {format_length_um(l0_x * mpp)}, y {format_length_um(l0_y * mpp)}"
+            )
         else:
             self.cursor_label.setText(f"x {l0_x:.0f}, y {l0_y:.0f} px")
 
@@ -560,8 +595,12 @@ class MainWindow(QMainWindow):
     def _on_region_selected(self, region: Region) -> None:
         self.marks.region_l0 = (region.l0_x, region.l0_y, region.l0_width, region.l0_height)
         margin = 0.25 * max(region.l0_width, region.l0_height)
-        self.view.zoom_to_l0_rect(region.l0_x - margin, region.l0_y - margin,
-                                  region.l0_width + 2 * margin, region.l0_height + 2 * margin)
+        self.view.zoom_to_l0_rect(
+            region.l0_x - margin,
+            region.l0_y - margin,
+            region.l0_width + 2 * margin,
+            region.l0_height + 2 * margin,
+        )
 
     # -- Grad-CAM ---------------------------------------------------------------------------
     def _on_patch_clicked(self, l0_x: float, l0_y: float) -> None:
@@ -616,8 +655,9 @@ class MainWindow(QMainWindow):
         heatmap = self.state.decision_map()
         if heatmap is None:
             return
-        cell = step_cell(flagged_cells(heatmap, self.state.threshold),
-                         self.state.selected_cell, step)
+        cell = step_cell(
+            flagged_cells(heatmap, self.state.threshold), self.state.selected_cell, step
+        )
         if cell is None:
             self.statusBar().showMessage("No patch at or above the threshold.", 5000)
             return
@@ -634,8 +674,9 @@ class MainWindow(QMainWindow):
         return (Path(slide.info.path).name.split(".")[0] if slide is not None else "") or "slide"
 
     def choose_and_export(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export results into folder",
-                                                  window_memory.last_folder(self.settings))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Export results into folder", window_memory.last_folder(self.settings)
+        )
         if folder:
             window_memory.remember_folder(self.settings, folder)
             self.export_results(Path(folder))
@@ -647,11 +688,15 @@ class MainWindow(QMainWindow):
         *Open folder* button.
         """
         if self.state.slide is not None and self.state.heatmap is not None:
-            existing = sorted(p.name for p in Path(folder).glob(f"{self._slide_stem()}.*")
-                              if p.name.split(".", 1)[-1] in EXPORT_SUFFIXES)
+            existing = sorted(
+                p.name
+                for p in Path(folder).glob(f"{self._slide_stem()}.*")
+                if p.name.split(".", 1)[-1] in EXPORT_SUFFIXES
+            )
             if existing and not self.confirm(
-                    "Replace files?", f"{folder} already holds {', '.join(existing)}.\n\n"
-                    "Replace them with this export?"):
+                "Replace files?",
+                f"{folder} already holds {', '.join(existing)}.\n\nReplace them with this export?",
+            ):
                 self.statusBar().showMessage("Export cancelled: nothing was replaced.", 5000)
                 return []
         try:
@@ -665,19 +710,26 @@ class MainWindow(QMainWindow):
         return paths
 
     def _show_exported(self, folder: Path, text: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Export done", text + ".",
-                          QMessageBox.StandardButton.Close, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Export done",
+            text + ".",
+            QMessageBox.StandardButton.Close,
+            self,
+        )
         open_button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
         open_button.clicked.connect(
-            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))))
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        )
         box.setModal(False)
         box.open()  # non-blocking: the app stays usable
         self.export_box = box
 
     def choose_and_export_png(self) -> None:
         start = Path(window_memory.last_folder(self.settings) or ".") / f"{self._slide_stem()}.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", str(start),
-                                              "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export view as PNG", str(start), "PNG images (*.png)"
+        )
         if path:
             window_memory.remember_folder(self.settings, path)
             self.export_view_png(Path(path))

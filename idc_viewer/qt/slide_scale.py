@@ -44,9 +44,13 @@ def remember_mpp(settings: QSettings | None, path: str, mpp: float) -> None:
 def ask_mpp(parent: QWidget, name: str, current: float | None) -> float | None:
     """Ask for µm per pixel; None when the user cancels."""
     value, ok = QInputDialog.getDouble(
-        parent, "Slide scale",
+        parent,
+        "Slide scale",
         f"How many µm is one pixel of {name}?\n"
         "0.25 for a 40× scan, 0.5 for 20×, 4.0 for the IDC patches. Remembered for this file.",
-        current or DEFAULT_MPP, 0.01, 100.0, 4,
+        current or DEFAULT_MPP,
+        0.01,
+        100.0,
+        4,
     )
     return float(value) if ok else None

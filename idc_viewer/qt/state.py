@@ -76,8 +76,9 @@ class AppState(QObject):
         #: (CNN heatmap, its analysed count, model hash, context) -> decision map
         self._decision_cache: tuple[Heatmap, tuple[object, ...], Heatmap] | None = None
 
-    def set_slide(self, slide: Slide | None, fingerprint: str | None = None,
-                  warning: str | None = None) -> None:
+    def set_slide(
+        self, slide: Slide | None, fingerprint: str | None = None, warning: str | None = None
+    ) -> None:
         old = self.slide
         self.slide, self.fingerprint = slide, fingerprint
         self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
@@ -143,8 +144,12 @@ class AppState(QObject):
         self.map_mode_changed.emit()
         self.heatmap_changed.emit()
 
-    def set_heatmap(self, heatmap: Heatmap | None, source: str = "",
-                    tissue_mask: NDArray[np.bool_] | None = None) -> None:
+    def set_heatmap(
+        self,
+        heatmap: Heatmap | None,
+        source: str = "",
+        tissue_mask: NDArray[np.bool_] | None = None,
+    ) -> None:
         """Show ``heatmap``; ``tissue_mask`` (its grid's tissue cells) is kept until replaced."""
         self.heatmap = heatmap
         if source or heatmap is None:
@@ -153,8 +158,11 @@ class AppState(QObject):
             self.tissue_mask = None
         elif tissue_mask is not None:
             self.tissue_mask = np.asarray(tissue_mask, dtype=bool)
-        if (self.tissue_mask is not None and heatmap is not None
-                and self.tissue_mask.shape != heatmap.probabilities.shape):
+        if (
+            self.tissue_mask is not None
+            and heatmap is not None
+            and self.tissue_mask.shape != heatmap.probabilities.shape
+        ):
             self.tissue_mask = None  # another grid: the old mask says nothing about it
         self.heatmap_changed.emit()
 
@@ -170,8 +178,10 @@ class AppState(QObject):
         if self.tissue_mask is None:
             n = int(np.count_nonzero(analysed))
             return n, n
-        return (int(np.count_nonzero(analysed & self.tissue_mask)),
-                int(np.count_nonzero(self.tissue_mask)))
+        return (
+            int(np.count_nonzero(analysed & self.tissue_mask)),
+            int(np.count_nonzero(self.tissue_mask)),
+        )
 
     def pending_mask(self) -> NDArray[np.bool_] | None:
         """Tissue cells not analysed yet (painted apart from "analysed, low"); None if unknown."""

@@ -31,8 +31,17 @@ NAMES = ["s.patches.csv", "s.regions.csv", "s.regions.geojson", "s.provenance.js
 
 
 def make_heatmap(value: float) -> Heatmap:
-    grid = PatchGrid(l0_patch_size=100.0, cols=3, rows=2, patch_px=50, model_mpp=4.0,
-                     slide_mpp=2.0, read_level=0, l0_width=300, l0_height=200)
+    grid = PatchGrid(
+        l0_patch_size=100.0,
+        cols=3,
+        rows=2,
+        patch_px=50,
+        model_mpp=4.0,
+        slide_mpp=2.0,
+        read_level=0,
+        l0_width=300,
+        l0_height=200,
+    )
     probs = np.full((2, 3), value, dtype=np.float32)
     probs[1, 2] = np.nan
     return Heatmap(grid, probs)
@@ -118,8 +127,12 @@ def test_an_export_running_elsewhere_is_not_disturbed(tmp_path, monkeypatch):
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(dead.stdout)
     out, old, _ = old_and_new(tmp_path)
     (out / f".s.patches.csv.{pid}.tmp").write_text("half")
@@ -177,12 +190,17 @@ def count_moves(tmp_path: Path) -> int:
     return int(probe.stdout.split()[-1])
 
 
-def run_child(out: Path, at: int, how: str, fail_at: int = -1, mode: str = "full"
-              ) -> subprocess.CompletedProcess[str]:
+def run_child(
+    out: Path, at: int, how: str, fail_at: int = -1, mode: str = "full"
+) -> subprocess.CompletedProcess[str]:
     code = CHILD.format(tests=str(Path(__file__).resolve().parents[1]))
     return subprocess.run(
         [sys.executable, "-c", code, str(out), str(at), how, str(fail_at), mode],
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @POSIX_ONLY
@@ -292,8 +310,12 @@ def test_a_work_folder_that_cannot_be_renamed_is_still_read_as_finished(
     monkeypatch.undo()
     assert (out / ".s.idc-export").exists() == old_file_locked
     if old_file_locked:  # the next run is another process; this one has ended by then
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         owner = out / ".s.idc-export" / "owner.json"
         owner.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
     recover_exports(out)

@@ -40,8 +40,11 @@ def twin_slides(tmp_path: Path) -> tuple[Path, Path]:
     paths = []
     for folder, pixels in (("a", image), ("b", edited)):
         (tmp_path / folder).mkdir()
-        paths.append(write_pyramid_tiff(tmp_path / folder / "slide.tiff", pixels, levels=1,
-                                        mpp=4.0, compression=None))
+        paths.append(
+            write_pyramid_tiff(
+                tmp_path / folder / "slide.tiff", pixels, levels=1, mpp=4.0, compression=None
+            )
+        )
     return paths[0], paths[1]
 
 
@@ -99,8 +102,11 @@ def test_companion_files_of_multi_file_formats_are_part_of_the_slide(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "Data0000.dat").write_bytes(b"tiles")
     (tmp_path / "s" / "Slidedat.ini").write_bytes(b"ini")
-    assert slide_files(mrxs) == [mrxs, tmp_path / "s" / "Data0000.dat",
-                                 tmp_path / "s" / "Slidedat.ini"]
+    assert slide_files(mrxs) == [
+        mrxs,
+        tmp_path / "s" / "Data0000.dat",
+        tmp_path / "s" / "Slidedat.ini",
+    ]
     for name in ("b_0.dcm", "b_1.dcm", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     assert slide_files(tmp_path / "b_0.dcm") == [tmp_path / "b_0.dcm", tmp_path / "b_1.dcm"]

@@ -62,10 +62,19 @@ WRITER = textwrap.dedent("""
 
 
 def grid() -> PatchGrid:
-    info = SlideInfo(path="memory", format="generic-tiff", l0_width=WIDTH, l0_height=HEIGHT,
-                     level_count=1, level_dimensions=((WIDTH, HEIGHT),),
-                     level_downsamples=(1.0,), mpp=MPP, mpp_source="metadata",
-                     objective_power=None, properties={})
+    info = SlideInfo(
+        path="memory",
+        format="generic-tiff",
+        l0_width=WIDTH,
+        l0_height=HEIGHT,
+        level_count=1,
+        level_dimensions=((WIDTH, HEIGHT),),
+        level_downsamples=(1.0,),
+        mpp=MPP,
+        mpp_source="metadata",
+        objective_power=None,
+        properties={},
+    )
     return make_grid(info)
 
 
@@ -77,8 +86,21 @@ def run_writers(root: Path, writers: list[tuple[str, str, str]], tmp_path: Path)
     """
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(root), slide, value, order, str(go),
-                          str(len(writers))], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                str(root),
+                slide,
+                value,
+                order,
+                str(go),
+                str(len(writers)),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for slide, value, order in writers
     ]
     time.sleep(0.5)  # let them import; the file releases them at once
@@ -112,13 +134,17 @@ def test_processes_writing_different_slides_do_not_disturb_each_other(tmp_path):
         stored.close()
 
 
-@pytest.mark.parametrize("values", [("0.25", "0.25"), ("0.25", "0.75")],
-                         ids=["same-probabilities", "different-probabilities"])
+@pytest.mark.parametrize(
+    "values",
+    [("0.25", "0.25"), ("0.25", "0.75")],
+    ids=["same-probabilities", "different-probabilities"],
+)
 def test_two_processes_writing_the_same_slide_leave_one_sound_analysis(tmp_path, values):
     root = tmp_path / "results"
     # opposite orders: the two writers meet in the middle and overwrite each other's cells
-    run_writers(root, [("slide-x", values[0], "forward"), ("slide-x", values[1], "reverse")],
-                tmp_path)
+    run_writers(
+        root, [("slide-x", values[0], "forward"), ("slide-x", values[1], "reverse")], tmp_path
+    )
     store = ResultStore(root)
     found = store.find("slide-x")
     assert len(found) == 1  # one analysis, not two half ones

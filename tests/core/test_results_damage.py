@@ -22,8 +22,17 @@ KEY = AnalysisKey("slide-damage", "model-1", {"patch_px": 50})
 
 
 def grid(cols: int = 200, rows: int = 100) -> PatchGrid:
-    return PatchGrid(l0_patch_size=50.0, cols=cols, rows=rows, patch_px=50, model_mpp=4.0,
-                     slide_mpp=4.0, read_level=0, l0_width=cols * 50, l0_height=rows * 50)
+    return PatchGrid(
+        l0_patch_size=50.0,
+        cols=cols,
+        rows=rows,
+        patch_px=50,
+        model_mpp=4.0,
+        slide_mpp=4.0,
+        read_level=0,
+        l0_width=cols * 50,
+        l0_height=rows * 50,
+    )
 
 
 def stored(tmp_path: Path) -> tuple[ResultStore, Path, list[str]]:
@@ -60,9 +69,11 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "grid row deleted": lambda p: sql(p, "DELETE FROM info WHERE name = 'grid'"),
     "meta not JSON": lambda p: sql(p, "UPDATE info SET value = '{oops' WHERE name = 'meta'"),
     "tissue mask truncated": lambda p: sql(
-        p, "UPDATE info SET value = x'0102' WHERE name = 'tissue_mask'"),
+        p, "UPDATE info SET value = x'0102' WHERE name = 'tissue_mask'"
+    ),
     "cell outside the grid": lambda p: sql(
-        p, "INSERT INTO cells(col, row, probability) VALUES (5000, 3, 0.5)"),
+        p, "INSERT INTO cells(col, row, probability) VALUES (5000, 3, 0.5)"
+    ),
     "probability 'abc'": lambda p: sql(p, "UPDATE cells SET probability = 'abc' WHERE col = 3"),
     "probability 7.0": lambda p: sql(p, "UPDATE cells SET probability = 7.0 WHERE col = 4"),
     "probability -inf": lambda p: sql(p, "UPDATE cells SET probability = -1e999 WHERE col = 5"),
@@ -86,8 +97,9 @@ def test_a_damaged_analysis_is_moved_aside_and_started_afresh(tmp_path, damage):
     assert store.find(KEY.slide_fingerprint)[0].done_cells() == {(0, 0)}
 
 
-@pytest.mark.parametrize("damage", ["probability 7.0", "cell outside the grid",
-                                    "probability 'abc'", "meta not JSON"])
+@pytest.mark.parametrize(
+    "damage", ["probability 7.0", "cell outside the grid", "probability 'abc'", "meta not JSON"]
+)
 def test_find_skips_damaged_analyses(tmp_path, damage):
     store, path, _ = stored(tmp_path)
     DAMAGE[damage](path)

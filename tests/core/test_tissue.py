@@ -152,8 +152,9 @@ def test_many_cells_get_fewer_view_pixels_each() -> None:
     result, peak = traced_peak_bytes(lambda: detect_tissue(slide, grid))
     assert peak < 400e6  # the full 8 px/cell view would be 768 MB before HSV and masks
     assert result.warning is None and result.mask.any()
-    truth = slide.is_tissue((np.arange(grid.cols)[None, :] + 0.5) * 50.0,
-                            (np.arange(grid.rows)[:, None] + 0.5) * 50.0)
+    truth = slide.is_tissue(
+        (np.arange(grid.cols)[None, :] + 0.5) * 50.0, (np.arange(grid.rows)[:, None] + 0.5) * 50.0
+    )
     assert (result.mask == truth).mean() > 0.95  # one pixel per cell still finds the tissue
 
 
@@ -171,8 +172,9 @@ def test_the_issues_200000_px_slide_at_4_um_per_px_is_planned_quickly_in_little_
     read_px = [0]
 
     class Counting(SyntheticSlide):
-        def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int
-                        ) -> np.ndarray:
+        def read_region(
+            self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int
+        ) -> np.ndarray:
             read_px[0] += lvl_w * lvl_h
             return super().read_region(l0_x, l0_y, level, lvl_w, lvl_h)
 

@@ -72,10 +72,17 @@ def random_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("model")
     keras_model = build_model(50)
     spec = ModelSpec(
-        name="random50", preset="native", input_size=50, patch_size_px=50, patch_mpp=4.0,
-        threshold=0.5, weights_file="", weights_sha256="",
+        name="random50",
+        preset="native",
+        input_size=50,
+        patch_size_px=50,
+        patch_mpp=4.0,
+        threshold=0.5,
+        weights_file="",
+        weights_sha256="",
     )
     return Path(save_model(keras_model, spec, directory, tflite=True))
+
 
 def run_all(*args: object, **kwargs: object) -> list[AnalysisUpdate]:
     return list(analyze(*args, **kwargs))  # type: ignore[arg-type]
@@ -198,8 +205,13 @@ def test_crash_in_reader_keeps_done_batches(tmp_path):
         for update in analyze(slide, FakeModel(), store, None, batch_size=10):
             seen = update.progress.done
     assert seen > 0
-    resumed = run_all(ArraySlide([tissue_image()], mpp=4.0, path="counting"), FakeModel(), store,
-                      None, batch_size=10)
+    resumed = run_all(
+        ArraySlide([tissue_image()], mpp=4.0, path="counting"),
+        FakeModel(),
+        store,
+        None,
+        batch_size=10,
+    )
     assert resumed[0].resumed_cells == seen
 
 
@@ -216,8 +228,9 @@ def test_reader_stays_a_bounded_number_of_batches_ahead():
         ahead.append(batch_reads - call)
 
     predictor = FakePredictor(delay_s=0.02, on_call=watch)
-    updates = run_all(slide, FakeModel(predictor=predictor), None, None, batch_size=10,
-                      prefetch_batches=prefetch)
+    updates = run_all(
+        slide, FakeModel(predictor=predictor), None, None, batch_size=10, prefetch_batches=prefetch
+    )
     assert updates[-1].done and predictor.calls > 10
     # Batch in hand + queue + the one being assembled: never more.
     assert max(ahead) <= 1 + prefetch + 1

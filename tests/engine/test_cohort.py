@@ -70,7 +70,8 @@ if not hasattr(inference.LiteRtPredictor, "_unslowed_predict"):  # Dask may run 
 def synthetic_tiff(path: Path, seed: int, width: int = 900, height: int = 700) -> Path:
     """A small H&E-like slide at 4 µm/px (the model's scale: one patch = 50 level-0 px)."""
     image = SyntheticSlide(width, height, mpp=4.0, seed=seed, n_blobs=4).read_region(
-        0, 0, 0, width, height)
+        0, 0, 0, width, height
+    )
     return write_pyramid_tiff(path, image, levels=2, mpp=4.0, tile=128)
 
 
@@ -99,9 +100,19 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def serial_out(cohort: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The serial run's outputs (``idc-viewer analyze`` without --workers), the reference."""
     out = tmp_path_factory.mktemp("serial")
-    rc = main(["analyze", *map(str, cohort.values()), "--out", str(out), "--results-dir",
-               str(tmp_path_factory.mktemp("serial-results")), "--batch-size", str(BATCH),
-               "--quiet"])
+    rc = main(
+        [
+            "analyze",
+            *map(str, cohort.values()),
+            "--out",
+            str(out),
+            "--results-dir",
+            str(tmp_path_factory.mktemp("serial-results")),
+            "--batch-size",
+            str(BATCH),
+            "--quiet",
+        ]
+    )
     assert rc == 1  # the bad file
     assert not (out / "cohort.csv").exists()  # the serial command is unchanged
     return out
@@ -135,10 +146,17 @@ def read_cohort_csv(out: Path) -> dict[str, dict[str, str]]:
     return {Path(r["file"]).stem: r for r in rows}
 
 
-def options(out: Path, results: Path, model_hash: str, cluster, batch: int = BATCH
-            ) -> CohortOptions:
-    return CohortOptions(out_dir=out, model_hash=model_hash, results_dir=str(results),
-                         batch_size=batch, scheduler=cluster.scheduler_address, quiet=True)
+def options(
+    out: Path, results: Path, model_hash: str, cluster, batch: int = BATCH
+) -> CohortOptions:
+    return CohortOptions(
+        out_dir=out,
+        model_hash=model_hash,
+        results_dir=str(results),
+        batch_size=batch,
+        scheduler=cluster.scheduler_address,
+        quiet=True,
+    )
 
 
 # --------------------------------------------------------------------------- cluster runs
@@ -159,16 +177,22 @@ def test_killed_workers_cost_one_slide_and_outputs_equal_the_serial_run(
     def on_event(msg):
         i = msg["index"]
         with lock:
-            if (i in targets and len(killed[i]) < targets[i] and msg["pid"] not in killed[i]
-                    and msg["new"] >= 2 * BATCH and not msg["final"]):
+            if (
+                i in targets
+                and len(killed[i]) < targets[i]
+                and msg["pid"] not in killed[i]
+                and msg["new"] >= 2 * BATCH
+                and not msg["final"]
+            ):
                 killed[i].append(msg["pid"])
                 os.kill(msg["pid"], signal.SIGKILL)
 
     out, results = tmp_path / "out", tmp_path / "results"
     out.mkdir()
     stems = [p.stem for p in cohort.values()]
-    report = run_cohort(list(cohort.values()), stems, options(out, results, model_hash, cluster),
-                        on_event=on_event)
+    report = run_cohort(
+        list(cohort.values()), stems, options(out, results, model_hash, cluster), on_event=on_event
+    )
 
     assert [len(v) for v in killed.values()] == [1, 2]  # the kills really happened mid-slide
     by_name = {Path(o.file).stem: o for o in report.outcomes}
@@ -215,8 +239,12 @@ def test_ctrl_c_stops_the_workers_within_a_batch_and_nothing_half_done_looks_com
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_cohort(slides, [p.stem for p in slides],
-                       options(out, results, model_hash, cluster, batch), on_event=on_event)
+            run_cohort(
+                slides,
+                [p.stem for p in slides],
+                options(out, results, model_hash, cluster, batch),
+                on_event=on_event,
+            )
     finally:
         signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - t0 < 60
@@ -243,9 +271,21 @@ def test_ctrl_c_stops_the_workers_within_a_batch_and_nothing_half_done_looks_com
 @pytest.mark.timeout(300)
 def test_cli_workers_flag_runs_a_local_cluster(cohort, serial_out, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["analyze", str(cohort["small1"]), str(cohort["bad"]), "--out", str(out),
-               "--workers", "2", "--results-dir", str(tmp_path / "results"),
-               "--batch-size", str(BATCH)])
+    rc = main(
+        [
+            "analyze",
+            str(cohort["small1"]),
+            str(cohort["bad"]),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--batch-size",
+            str(BATCH),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1
     assert "Traceback" not in err
@@ -269,9 +309,16 @@ def test_workers_and_scheduler_exclude_each_other(capsys):
 def test_run_slide_task_outside_a_cluster_matches_the_serial_run(
     cohort, serial_out, model_hash, tmp_path
 ):
-    task = SlideTask(index=0, slide_path=str(cohort["small2"]), stem="small2",
-                     out_dir=str(tmp_path), model_hash=model_hash, run_id="t",
-                     results_dir=str(tmp_path / "results"), batch_size=BATCH)
+    task = SlideTask(
+        index=0,
+        slide_path=str(cohort["small2"]),
+        stem="small2",
+        out_dir=str(tmp_path),
+        model_hash=model_hash,
+        run_id="t",
+        results_dir=str(tmp_path / "results"),
+        batch_size=BATCH,
+    )
     outcome = run_slide_task(task)
     assert outcome.status == DONE and outcome.analysed_patches == outcome.tissue_patches > 0
     outputs_equal(serial_out, tmp_path, "small2")
@@ -281,41 +328,87 @@ def test_run_slide_task_outside_a_cluster_matches_the_serial_run(
 
 
 def test_run_slide_task_reports_a_bad_file_and_a_foreign_model(cohort, model_hash, tmp_path):
-    bad = run_slide_task(SlideTask(index=3, slide_path=str(cohort["bad"]), stem="bad",
-                                   out_dir=str(tmp_path), model_hash=model_hash, run_id="t",
-                                   results_dir=str(tmp_path / "r")))
+    bad = run_slide_task(
+        SlideTask(
+            index=3,
+            slide_path=str(cohort["bad"]),
+            stem="bad",
+            out_dir=str(tmp_path),
+            model_hash=model_hash,
+            run_id="t",
+            results_dir=str(tmp_path / "r"),
+        )
+    )
     assert bad.status == FAILED and "bad.tiff" in bad.message and "\n" not in bad.message
-    foreign = run_slide_task(SlideTask(index=0, slide_path=str(cohort["small1"]), stem="s",
-                                       out_dir=str(tmp_path), model_hash="0" * 16, run_id="t",
-                                       results_dir=str(tmp_path / "r")))
+    foreign = run_slide_task(
+        SlideTask(
+            index=0,
+            slide_path=str(cohort["small1"]),
+            stem="s",
+            out_dir=str(tmp_path),
+            model_hash="0" * 16,
+            run_id="t",
+            results_dir=str(tmp_path / "r"),
+        )
+    )
     assert foreign.status == FAILED and "same --model" in foreign.message
     assert not list(tmp_path.glob("s.*"))
 
 
 def test_run_slide_task_on_empty_glass_writes_only_the_provenance(model_hash, tmp_path):
-    glass = write_pyramid_tiff(tmp_path / "glass.tiff", np.full((600, 800, 3), 244, np.uint8),
-                               levels=1, mpp=4.0, tile=128)
+    glass = write_pyramid_tiff(
+        tmp_path / "glass.tiff", np.full((600, 800, 3), 244, np.uint8), levels=1, mpp=4.0, tile=128
+    )
     out = tmp_path / "out"
-    outcome = run_slide_task(SlideTask(index=0, slide_path=str(glass), stem="glass",
-                                       out_dir=str(out), model_hash=model_hash, run_id="t",
-                                       results_dir=str(tmp_path / "r")))
+    outcome = run_slide_task(
+        SlideTask(
+            index=0,
+            slide_path=str(glass),
+            stem="glass",
+            out_dir=str(out),
+            model_hash=model_hash,
+            run_id="t",
+            results_dir=str(tmp_path / "r"),
+        )
+    )
     assert outcome.status == NO_TISSUE and "no heatmap written" in outcome.message
     assert sorted(p.name for p in out.iterdir()) == ["glass.provenance.json"]
 
 
 def test_cohort_csv_is_complete_and_leaves_figures_empty_for_unfinished_slides(tmp_path):
-    done = SlideOutcome(index=0, file="/s/a.svs", stem="a", status=DONE, mpp=0.25,
-                        tissue_patches=10, flagged_patches=3, flagged_area_mm2=0.12,
-                        largest_region_mm2=0.08, max_probability=0.97, model_hash="h",
-                        seconds=1.5)
-    failed = SlideOutcome(index=1, file="/s/=b.svs", stem="=b", status=FAILED,
-                          message="cannot open =b.svs: damaged")
+    done = SlideOutcome(
+        index=0,
+        file="/s/a.svs",
+        stem="a",
+        status=DONE,
+        mpp=0.25,
+        tissue_patches=10,
+        flagged_patches=3,
+        flagged_area_mm2=0.12,
+        largest_region_mm2=0.08,
+        max_probability=0.97,
+        model_hash="h",
+        seconds=1.5,
+    )
+    failed = SlideOutcome(
+        index=1, file="/s/=b.svs", stem="=b", status=FAILED, message="cannot open =b.svs: damaged"
+    )
     path = write_cohort_csv(tmp_path, [done, failed])
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == list(HEADER)
-    assert rows[1][:10] == ["/s/a.svs", "done", "0.250000", "10", "3", "0.120000", "0.080000",
-                            "0.970000", "h", "1.50"]
+    assert rows[1][:10] == [
+        "/s/a.svs",
+        "done",
+        "0.250000",
+        "10",
+        "3",
+        "0.120000",
+        "0.080000",
+        "0.970000",
+        "h",
+        "1.50",
+    ]
     assert rows[2][1] == "failed" and rows[2][3:8] == [""] * 5
     assert rows[2][0] == "/s/=b.svs"  # a path starts with "/": no formula guard needed
     assert rows[2][10] == "'=b"  # formula-looking text is neutralised

@@ -90,8 +90,9 @@ def test_a_resumed_analysis_exports_the_same_as_an_uninterrupted_one(tmp_path: P
     decided = decision_heatmap(partial, model.spec).probabilities
     assert np.isnan(decided[np.isnan(partial.probabilities)]).all()
 
-    resumed = list(analyze(slide, context_model(), ResultStore(tmp_path / "store"), None,
-                           batch_size=16))[-1].heatmap
+    resumed = list(
+        analyze(slide, context_model(), ResultStore(tmp_path / "store"), None, batch_size=16)
+    )[-1].heatmap
     write_outputs(tmp_path / "resumed", "s", slide, model, resumed, 0.45)
     for name in ("s.patches.csv", "s.regions.csv", "s.regions.geojson"):
         assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes()

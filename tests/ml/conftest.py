@@ -33,8 +33,14 @@ class SavedModel:
 def make_spec(name: str = "test-native-50", input_size: int = 50, **kwargs: Any) -> Any:
     from idc_viewer.ml.spec import ModelSpec
 
-    return ModelSpec(name=name, preset="native", input_size=input_size,
-                     weights_file=f"{name}.keras", weights_sha256="0" * 64, **kwargs)
+    return ModelSpec(
+        name=name,
+        preset="native",
+        input_size=input_size,
+        weights_file=f"{name}.keras",
+        weights_sha256="0" * 64,
+        **kwargs,
+    )
 
 
 def random_patches(n: int, seed: int = 0, size: int = 50) -> np.ndarray:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from conftest import SavedModel
 
 
-
 def _copy_model(saved: SavedModel, tmp_path: Path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(saved.directory, target)
@@ -42,8 +41,13 @@ def _assert_refused(path: Path, match: str) -> ModelContractError:
 
 def _spec_for_file(path: Path, input_size: int = 50) -> Path:
     """A valid spec whose hash matches ``path``, so only the file's content can be refused."""
-    spec = ModelSpec(name=path.stem, preset="native", input_size=input_size,
-                     weights_file=path.name, weights_sha256=sha256_of(path))
+    spec = ModelSpec(
+        name=path.stem,
+        preset="native",
+        input_size=input_size,
+        weights_file=path.name,
+        weights_sha256=sha256_of(path),
+    )
     return write_spec(spec, path.parent)
 
 
@@ -67,8 +71,11 @@ def test_round_trip(saved_model: SavedModel, patch_factory: Any) -> None:
     original = saved_model.keras_model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), original, strict=True))
     x = patch_factory(16)
-    np.testing.assert_allclose(loaded.predictor.predict(x),
-                               np.asarray(saved_model.keras_model(x / 255.0)).ravel(), atol=1e-4)
+    np.testing.assert_allclose(
+        loaded.predictor.predict(x),
+        np.asarray(saved_model.keras_model(x / 255.0)).ravel(),
+        atol=1e-4,
+    )
 
 
 def test_wrong_weights_hash_is_refused(saved_model: SavedModel, tmp_path: Path) -> None:
@@ -221,8 +228,9 @@ def test_save_refuses_a_conversion_that_differs(
     assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob("*.spec.json"))
 
 
-def test_default_model_path(saved_model: SavedModel, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_model_path(
+    saved_model: SavedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(loading.MODEL_ENV_VAR, str(saved_model.spec_path))
     assert loading.default_model_path() == saved_model.spec_path
 

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from conftest import SavedModel
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLED = {name: models_dir() / f"{name}.spec.json"
-           for name in ("idc-native-50", "idc-paper-128")}
+BUNDLED = {name: models_dir() / f"{name}.spec.json" for name in ("idc-native-50", "idc-paper-128")}
 #: The issue's bound: the app's Grad-CAM equals TensorFlow's within 1e-4.
 TOLERANCE = 1e-4
 
@@ -47,12 +46,13 @@ def kink_distance(head: Head, features: np.ndarray) -> np.ndarray:
     n, h, w, c = a.shape
     pre3 = a * head.bn3[0] + head.bn3[1]
     hp, wp = h // 2, w // 2
-    window_max = pre3[:, :2 * hp, :2 * wp].reshape(n, hp, 2, wp, 2, c).max(axis=(2, 4))
+    window_max = pre3[:, : 2 * hp, : 2 * wp].reshape(n, hp, 2, wp, 2, c).max(axis=(2, 4))
     gap = np.maximum(window_max, 0.0).mean(axis=(1, 2))
     pre4 = (gap @ head.w1 + head.b1) * head.bn4[0] + head.bn4[1]
     pre5 = (np.maximum(pre4, 0) @ head.w2 + head.b2) * head.bn5[0] + head.bn5[1]
-    return np.minimum.reduce([np.abs(window_max).min(axis=(1, 2, 3)),
-                              np.abs(pre4).min(axis=1), np.abs(pre5).min(axis=1)])
+    return np.minimum.reduce(
+        [np.abs(window_max).min(axis=(1, 2, 3)), np.abs(pre4).min(axis=1), np.abs(pre5).min(axis=1)]
+    )
 
 
 #: A map whose peak is below this share of the batch's median peak is all but empty: dividing
@@ -124,9 +124,10 @@ def test_equals_tensorflow_on_real_patches_of_the_bundled_models(
     want = KerasGradCam(model.keras_model, model.spec).compute_batch(patches)
     assert sum(bool(w.cam_raw is not None and w.cam_raw.any()) for w in want) >= len(want) // 2
     tf_features = KerasFeatures(model.keras_model, model.spec)
-    at_kink = kink_distance(
-        explainer.head, tf_features.features(to_model_input(patches, model.spec))[0]
-    ) < KINK_MARGIN
+    at_kink = (
+        kink_distance(explainer.head, tf_features.features(to_model_input(patches, model.spec))[0])
+        < KINK_MARGIN
+    )
     assert at_kink.sum() <= 0.02 * len(patches)
     smooth = np.flatnonzero(~at_kink)
     assert_equal_maps([got[i] for i in smooth], [want[i] for i in smooth])
@@ -134,8 +135,9 @@ def test_equals_tensorflow_on_real_patches_of_the_bundled_models(
     if len(kinked):
         same_features = GradCam(tf_features, explainer.head, model.spec)
         assert_equal_maps(same_features.compute_batch(patches[kinked]), [want[i] for i in kinked])
-    np.testing.assert_allclose([r.probability for r in got],
-                               model.predictor.predict(patches), atol=1e-6)
+    np.testing.assert_allclose(
+        [r.probability for r in got], model.predictor.predict(patches), atol=1e-6
+    )
 
 
 def test_the_app_path_never_imports_tensorflow(saved_model: SavedModel) -> None:
@@ -155,8 +157,9 @@ def test_the_app_path_never_imports_tensorflow(saved_model: SavedModel) -> None:
         print("imported:", heavy)
         sys.exit(1 if heavy else 0)
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -172,8 +175,7 @@ def test_all_zero_map_gives_zeros_not_nan(cam: GradCam, patch_factory: Any) -> N
     assert np.all(np.isfinite(maps)) and not np.any(maps)
 
 
-def test_weights_of_another_model_are_refused(saved_model: SavedModel,
-                                              patch_factory: Any) -> None:
+def test_weights_of_another_model_are_refused(saved_model: SavedModel, patch_factory: Any) -> None:
     """A head that does not belong to the .tflite is caught by the probability check."""
     bundled = load_model(BUNDLED["idc-native-50"])
     fixture = load_model(saved_model.spec_path)
@@ -204,8 +206,9 @@ def test_reference_never_changes_the_model(saved_model: SavedModel, patch_factor
     KerasGradCam(model, "separable_conv2d", read_spec(saved_model.spec_path)).compute_batch(patches)
     assert model.layers[-1].activation is keras.activations.sigmoid
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
-    np.testing.assert_array_equal(np.asarray(model(patches / 255.0, training=False)),
-                                  prediction_before)
+    np.testing.assert_array_equal(
+        np.asarray(model(patches / 255.0, training=False)), prediction_before
+    )
 
 
 def test_upsampled_maps_are_one_function_at_any_size() -> None:

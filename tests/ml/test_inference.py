@@ -20,9 +20,14 @@ if TYPE_CHECKING:
 
 
 def _spec(input_size: int, interpolation: str) -> ModelSpec:
-    return ModelSpec(name="x", preset="p", input_size=input_size, weights_file="x.keras",
-                     weights_sha256="0" * 64,
-                     preprocessing=Preprocessing(resize_interpolation=interpolation))
+    return ModelSpec(
+        name="x",
+        preset="p",
+        input_size=input_size,
+        weights_file="x.keras",
+        weights_sha256="0" * 64,
+        preprocessing=Preprocessing(resize_interpolation=interpolation),
+    )
 
 
 def test_to_model_input_scales_without_resize(patch_factory: Any) -> None:
@@ -87,15 +92,21 @@ def test_litert_agrees_with_keras_on_real_patches(
 def test_any_batch_size(cls: str, saved_model: SavedModel, patch_factory: Any) -> None:
     spec = read_spec(saved_model.spec_path)
     if cls == "litert":
-        predictor: Any = LiteRtPredictor(saved_model.directory / str(spec.tflite_file), spec,
-                                         max_batch=64)
+        predictor: Any = LiteRtPredictor(
+            saved_model.directory / str(spec.tflite_file), spec, max_batch=64
+        )
     else:
         predictor = KerasPredictor(saved_model.keras_model, spec, max_batch=64)
     patches = patch_factory(150, seed=3)
     whole = predictor.predict(patches)  # split 64 + 64 + 22
     assert whole.shape == (150,)
-    parts = np.concatenate([predictor.predict(patches[:1]), predictor.predict(patches[1:38]),
-                            predictor.predict(patches[38:])])
+    parts = np.concatenate(
+        [
+            predictor.predict(patches[:1]),
+            predictor.predict(patches[1:38]),
+            predictor.predict(patches[38:]),
+        ]
+    )
     np.testing.assert_allclose(parts, whole, atol=1e-5)
     empty = predictor.predict(np.zeros((0, 50, 50, 3), np.uint8))
     assert empty.shape == (0,) and empty.dtype == np.float32
@@ -113,7 +124,8 @@ def test_litert_path_does_not_import_tensorflow(saved_model: SavedModel) -> None
         print("HEAVY", heavy[:5])
         assert not heavy, heavy
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HEAVY []" in result.stdout

@@ -71,8 +71,9 @@ def test_pickled_weights_are_refused_even_with_a_tflite(saved_model, tmp_path):
     refused(spec_path, "not an HDF5 file")
 
 
-@pytest.mark.parametrize("extra", ["payload.py", "../../../tmp/zipslip.txt", "assets/x.bin",
-                                   "/abs/path.txt"])
+@pytest.mark.parametrize(
+    "extra", ["payload.py", "../../../tmp/zipslip.txt", "assets/x.bin", "/abs/path.txt"]
+)
 def test_extra_members_are_refused(saved_model, tmp_path, extra):
     spec_path, keras_path = copy_model(saved_model, tmp_path)
     rewrite_archive(keras_path, spec_path, **{extra: b"print('hi')"})
@@ -106,21 +107,24 @@ def test_a_config_with_odd_types_is_refused(saved_model, tmp_path):
     refused(spec_path, "malformed Keras configuration")
 
 
-@pytest.mark.parametrize(("change", "value", "match"), [
-    ("threshold", True, "threshold True"),
-    ("threshold", float("nan"), "threshold nan"),
-    ("input_size", True, "input_size True"),
-    ("input_size", 50.0, "input_size 50.0"),
-    ("patch_mpp", "4.0", "patch_mpp '4.0'"),
-    ("preprocessing.scale", float("nan"), "scale nan"),
-    ("preprocessing.scale", True, "scale True"),
-    ("preprocessing.color", "BGR", "color 'BGR' is not supported"),
-    ("preprocessing.colour", "RGB", "unknown preprocessing field 'colour'"),
-    ("weights_sha256", "z" * 64, "64-hex-digit"),
-    ("gradcam_layer", 7, "gradcam_layer 7"),
-    ("metrics", [], "metrics must be an object"),
-    ("name", None, "name None"),
-])
+@pytest.mark.parametrize(
+    ("change", "value", "match"),
+    [
+        ("threshold", True, "threshold True"),
+        ("threshold", float("nan"), "threshold nan"),
+        ("input_size", True, "input_size True"),
+        ("input_size", 50.0, "input_size 50.0"),
+        ("patch_mpp", "4.0", "patch_mpp '4.0'"),
+        ("preprocessing.scale", float("nan"), "scale nan"),
+        ("preprocessing.scale", True, "scale True"),
+        ("preprocessing.color", "BGR", "color 'BGR' is not supported"),
+        ("preprocessing.colour", "RGB", "unknown preprocessing field 'colour'"),
+        ("weights_sha256", "z" * 64, "64-hex-digit"),
+        ("gradcam_layer", 7, "gradcam_layer 7"),
+        ("metrics", [], "metrics must be an object"),
+        ("name", None, "name None"),
+    ],
+)
 def test_spec_values_are_type_checked_strictly(saved_model, tmp_path, change, value, match):
     spec_path, _ = copy_model(saved_model, tmp_path)
     rewrite_spec(spec_path, **{change: value})
@@ -169,8 +173,20 @@ def test_gradcam_of_a_model_keras_would_refuse_needs_no_keras(saved_model, tmp_p
     image = np.full((400, 400, 3), 240, np.uint8)
     image[100:300, 100:300] = (200, 100, 170)
     slide = write_pyramid_tiff(tmp_path / "s.tiff", image, levels=1, mpp=4.0)
-    rc = main(["gradcam", str(slide), "--x", "200", "--y", "200", "-o", str(tmp_path / "g.png"),
-               "--model", str(spec_path)])
+    rc = main(
+        [
+            "gradcam",
+            str(slide),
+            "--x",
+            "200",
+            "--y",
+            "200",
+            "-o",
+            str(tmp_path / "g.png"),
+            "--model",
+            str(spec_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert [line for line in err.splitlines() if line.strip()] == [err.strip()]

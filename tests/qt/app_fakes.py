@@ -37,8 +37,13 @@ def fake_gradcam(
     cam = np.exp(-((xx - 25) ** 2 + (yy - 25) ** 2) / 200.0).astype(np.float32)
     rect = grid.l0_rect(*cell)
     return GradCamView(
-        cell=cell, patch=patch, full=read_full_resolution(slide, rect), cam=cam,
-        overlay=patch.copy(), probability=float(patch[..., 0].mean() / 255.0), l0_rect=rect,
+        cell=cell,
+        patch=patch,
+        full=read_full_resolution(slide, rect),
+        cam=cam,
+        overlay=patch.copy(),
+        probability=float(patch[..., 0].mean() / 255.0),
+        l0_rect=rect,
         mpp=slide.info.mpp,
     )
 
@@ -63,9 +68,16 @@ class FakeExplainer:
         patches = np.asarray(patches)
         self.patches_seen += len(patches)
         probabilities = patches[..., 0].mean(axis=(1, 2)) / 255.0
-        return [GradCamResult(cam=upsample_cam(FAKE_CAM_LOWRES, 50, 50), probability=float(p),
-                              score=0.0, cam_lowres=FAKE_CAM_LOWRES.copy(),
-                              cam_raw=FAKE_CAM_LOWRES.copy()) for p in probabilities]
+        return [
+            GradCamResult(
+                cam=upsample_cam(FAKE_CAM_LOWRES, 50, 50),
+                probability=float(p),
+                score=0.0,
+                cam_lowres=FAKE_CAM_LOWRES.copy(),
+                cam_raw=FAKE_CAM_LOWRES.copy(),
+            )
+            for p in probabilities
+        ]
 
     def compute(self, patch: np.ndarray):  # type: ignore[no-untyped-def]
         return self.compute_batch(np.asarray(patch)[np.newaxis])[0]

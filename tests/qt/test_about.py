@@ -18,8 +18,12 @@ from idc_viewer.qt.state import AppState
 
 def _window(qtbot, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(AppState(), store=ResultStore(tmp_path / "results"), settings=settings,
-                        runs_root=tmp_path / "runs")
+    window = MainWindow(
+        AppState(),
+        store=ResultStore(tmp_path / "results"),
+        settings=settings,
+        runs_root=tmp_path / "runs",
+    )
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
@@ -46,8 +50,16 @@ def test_about_shows_version_model_and_licences(qtbot, tmp_path: Path) -> None: 
     assert dialog.isVisible() and dialog.windowTitle() == "About IDC Viewer"
     assert f"IDC Viewer {__version__}" in text
     assert f"{model.spec.name} (hash {model.spec.model_hash})" in text
-    for needed in ("OpenSlide", "LGPL-2.1", "github.com/openslide/openslide", "PySide6",
-                   "LGPL-3.0", "TensorFlow", "LiteRT", "Apache-2.0"):
+    for needed in (
+        "OpenSlide",
+        "LGPL-2.1",
+        "github.com/openslide/openslide",
+        "PySide6",
+        "LGPL-3.0",
+        "TensorFlow",
+        "LiteRT",
+        "Apache-2.0",
+    ):
         assert needed in text, needed
 
     dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close).click()

@@ -61,8 +61,7 @@ def view_rect(view, grid, cell):  # type: ignore[no-untyped-def]
 def test_layer_paints_each_visible_patch_on_its_footprint(qtbot, scene, grab) -> None:  # type: ignore[no-untyped-def]
     view, controller, grid = scene
     # 2 view px per level-0 px: a patch is 100 px; cells (1..5, 2..5) on screen
-    view.set_view_transform(ViewTransform(l0_origin_x=60.0, l0_origin_y=110.0,
-                                          view_px_per_l0=2.0))
+    view.set_view_transform(ViewTransform(l0_origin_x=60.0, l0_origin_y=110.0, view_px_per_l0=2.0))
     controller.set_mode("none")
     qtbot.waitUntil(lambda: view.pending_tiles() == 0, timeout=10_000)  # the sharp tiles
     base = grab(view).astype(int)
@@ -112,10 +111,10 @@ def test_layer_waits_for_large_patches_and_follows_the_mode(qtbot, scene) -> Non
 
 def test_a_new_model_empties_the_layer(qtbot, scene) -> None:  # type: ignore[no-untyped-def]
     view, controller, _grid = scene
-    view.set_view_transform(ViewTransform(l0_origin_x=60.0, l0_origin_y=110.0,
-                                          view_px_per_l0=2.0))
-    qtbot.waitUntil(lambda: len(controller.layer) > 0 and not controller.pending_cells(),
-                    timeout=10_000)
+    view.set_view_transform(ViewTransform(l0_origin_x=60.0, l0_origin_y=110.0, view_px_per_l0=2.0))
+    qtbot.waitUntil(
+        lambda: len(controller.layer) > 0 and not controller.pending_cells(), timeout=10_000
+    )
     controller.state.set_model(FakeModel(), "other.keras")  # type: ignore[arg-type]
     assert len(controller.layer) == 0  # never the other model's maps
 

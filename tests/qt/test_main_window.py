@@ -133,8 +133,10 @@ def test_cancel_keeps_partial_results_and_resumes(qtbot, make_window, slide_file
     with qtbot.waitSignal(window.analysis_stopped, timeout=30_000) as blocker:
         worker = window.analysis.start()
         assert worker is not None
-        qtbot.waitUntil(lambda: window.state.heatmap is not None
-                        and window.state.heatmap.analysed_count >= 8, timeout=10_000)
+        qtbot.waitUntil(
+            lambda: window.state.heatmap is not None and window.state.heatmap.analysed_count >= 8,
+            timeout=10_000,
+        )
         window.analysis_panel.cancel_button.click()
     assert blocker.args == ["cancelled"]
     partial = window.state.heatmap.analysed_count
@@ -290,7 +292,7 @@ def test_inspected_patch_is_outlined_and_n_zooms_in_to_see_it(
     t = window.view.view_transform()
     x0, y0 = t.view_from_l0(rect[0], rect[1])
     _x1, y1 = t.view_from_l0(rect[0] + rect[2], rect[1] + rect[3])
-    edge = pixels[int((y0 + y1) / 2), round(x0) - 1: round(x0) + 2]  # the left edge
+    edge = pixels[int((y0 + y1) / 2), round(x0) - 1 : round(x0) + 2]  # the left edge
     yellow = np.array([PATCH_COLOUR.red(), PATCH_COLOUR.green(), PATCH_COLOUR.blue()])
     assert np.abs(edge - yellow).sum(axis=1).min() < 60
     # the full-resolution patch, enlarged, carries its map at full resolution
@@ -321,8 +323,7 @@ def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path
     assert window.view.view_px_per_l0() > zoom_before
     assert visible.contains(region.l0_centroid_x, region.l0_centroid_y)
     assert visible.width() < 2 * max(region.l0_width, region.l0_height) + 1
-    assert window.marks.region_l0 == (region.l0_x, region.l0_y, region.l0_width,
-                                      region.l0_height)
+    assert window.marks.region_l0 == (region.l0_x, region.l0_y, region.l0_width, region.l0_height)
 
 
 def test_export_writes_engine_files_and_png(
@@ -333,8 +334,14 @@ def test_export_writes_engine_files_and_png(
     run_analysis(qtbot, window)
     paths = window.export_results(tmp_path / "out")
     names = sorted(p.name for p in paths)
-    assert names == sorted(["two-regions.patches.csv", "two-regions.regions.csv",
-                            "two-regions.regions.geojson", "two-regions.provenance.json"])
+    assert names == sorted(
+        [
+            "two-regions.patches.csv",
+            "two-regions.regions.csv",
+            "two-regions.regions.geojson",
+            "two-regions.provenance.json",
+        ]
+    )
     assert all(p.stat().st_size > 0 for p in paths)
     assert "fake" in (tmp_path / "out" / "two-regions.provenance.json").read_text()
     png = tmp_path / "view.png"

@@ -117,10 +117,12 @@ def test_parse_event_ignores_plain_output() -> None:
 
 def fake_training(script: str):  # type: ignore[no-untyped-def]
     """A command factory running ``script`` with this Python instead of the training package."""
+
     def command(
         data: str, run_dir: str, epochs: int, resume: bool, paper_recipe: bool
     ) -> tuple[str, list[str]]:
         return sys.executable, ["-c", textwrap.dedent(script), data, run_dir, str(epochs)]
+
     return command
 
 
@@ -150,8 +152,7 @@ TRAINING_SCRIPT = """
 
 
 def test_retrain_dialog_runs_training_and_offers_the_new_model(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     dialog = RetrainDialog(tmp_path / "runs", command=fake_training(TRAINING_SCRIPT))
     qtbot.addWidget(dialog)
     dialog.data_edit.setText(str(tmp_path))
@@ -169,8 +170,10 @@ def test_retrain_dialog_runs_training_and_offers_the_new_model(qtbot, tmp_path, 
 def test_retrain_error_event_is_shown(qtbot, tmp_path, monkeypatch) -> None:
     warnings: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a: warnings.append(text))
-    script = ("import json, sys; print(json.dumps({'event': 'error', 'message': 'no patients'}));"
-              " sys.exit(1)")
+    script = (
+        "import json, sys; print(json.dumps({'event': 'error', 'message': 'no patients'}));"
+        " sys.exit(1)"
+    )
     dialog = RetrainDialog(tmp_path, command=fake_training(script))
     qtbot.addWidget(dialog)
     dialog.data_edit.setText(str(tmp_path))
@@ -181,9 +184,11 @@ def test_retrain_error_event_is_shown(qtbot, tmp_path, monkeypatch) -> None:
 
 
 def test_retrain_cancel_kills_the_process(qtbot, tmp_path) -> None:
-    script = ("import json, time\nfor e in range(1, 1000):\n"
-              "    print(json.dumps({'event': 'epoch', 'epoch': e, 'epochs': 999}), flush=True)\n"
-              "    time.sleep(0.2)\n")
+    script = (
+        "import json, time\nfor e in range(1, 1000):\n"
+        "    print(json.dumps({'event': 'epoch', 'epoch': e, 'epochs': 999}), flush=True)\n"
+        "    time.sleep(0.2)\n"
+    )
     dialog = RetrainDialog(tmp_path, command=fake_training(script))
     qtbot.addWidget(dialog)
     dialog.data_edit.setText(str(tmp_path))

@@ -25,15 +25,21 @@ def _window(qtbot: Any, tmp_path: Path, exported_spec: str | None) -> MainWindow
         lines.append({"event": "exported", "spec": exported_spec})
     script = "".join(f"print({json.dumps(json.dumps(line))})\n" for line in lines)
 
-    def command(data: str, run_dir: str, epochs: int, resume: bool, paper: bool
-                ) -> tuple[str, list[str]]:
+    def command(
+        data: str, run_dir: str, epochs: int, resume: bool, paper: bool
+    ) -> tuple[str, list[str]]:
         assert epochs == 1 and Path(data) == tmp_path / "patches"
         return sys.executable, ["-c", script]
 
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(AppState(), store=ResultStore(tmp_path / "results"), settings=settings,
-                        runs_root=tmp_path / "runs", model_loader=lambda path: FakeModel(),
-                        retrain_command=command)
+    window = MainWindow(
+        AppState(),
+        store=ResultStore(tmp_path / "results"),
+        settings=settings,
+        runs_root=tmp_path / "runs",
+        model_loader=lambda path: FakeModel(),
+        retrain_command=command,
+    )
     qtbot.addWidget(window)
     window.show()
     return window
@@ -44,8 +50,11 @@ def test_smoke_retrain_takes_the_new_model_and_reports_it(qtbot, tmp_path: Path,
     spec = str(tmp_path / "runs" / "r" / "model" / "new.spec.json")
     window = _window(qtbot, tmp_path, spec)
     quits: list[bool] = []
-    smoke._retrain(SimpleNamespace(quit=lambda: quits.append(True)), window,  # type: ignore[arg-type]
-                   str(tmp_path / "patches"))
+    smoke._retrain(
+        SimpleNamespace(quit=lambda: quits.append(True)),
+        window,  # type: ignore[arg-type]
+        str(tmp_path / "patches"),
+    )
     qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
     out = capsys.readouterr().out.splitlines()
     assert "message: Training finished. Use the new model?" in out
@@ -58,8 +67,11 @@ def test_smoke_retrain_reports_a_run_that_exports_nothing(qtbot, tmp_path: Path,
     (tmp_path / "patches").mkdir()
     window = _window(qtbot, tmp_path, None)
     quits: list[bool] = []
-    smoke._retrain(SimpleNamespace(quit=lambda: quits.append(True)), window,  # type: ignore[arg-type]
-                   str(tmp_path / "patches"))
+    smoke._retrain(
+        SimpleNamespace(quit=lambda: quits.append(True)),
+        window,  # type: ignore[arg-type]
+        str(tmp_path / "patches"),
+    )
     qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
     out = capsys.readouterr().out.splitlines()
     assert "retrain: exit=0 exported=None" in out

@@ -39,8 +39,9 @@ def test_docks_are_restored_and_toggled_from_the_view_menu(qtbot, tmp_path) -> N
     settings_path = str(tmp_path / "layout.ini")
 
     def window() -> MainWindow:
-        w = MainWindow(AppState(), store=None,
-                       settings=QSettings(settings_path, QSettings.Format.IniFormat))
+        w = MainWindow(
+            AppState(), store=None, settings=QSettings(settings_path, QSettings.Format.IniFormat)
+        )
         qtbot.addWidget(w)
         w.show()
         qtbot.waitExposed(w)
@@ -102,8 +103,9 @@ def test_results_export_asks_before_replacing_and_offers_the_folder(
     qtbot, make_window, slide_file, questions, monkeypatch, tmp_path
 ) -> None:
     opened: list[str] = []
-    monkeypatch.setattr(QDesktopServices, "openUrl",
-                        lambda url: opened.append(QUrl(url).toLocalFile()) or True)
+    monkeypatch.setattr(
+        QDesktopServices, "openUrl", lambda url: opened.append(QUrl(url).toLocalFile()) or True
+    )
     window = make_window()
     assert not window.actions_.export.isEnabled()
     window.open_path(str(slide_file))
@@ -141,8 +143,9 @@ def test_zoom_between_half_fit_and_eight_times_native(make_view, quadrant_slide)
     assert view.view_px_per_l0() == pytest.approx(8.0 / view.devicePixelRatioF())
 
 
-def test_pixels_stay_crisp_beyond_one_to_one(qtbot, make_view, quadrant_slide, grab,
-                                             quadrants) -> None:
+def test_pixels_stay_crisp_beyond_one_to_one(
+    qtbot, make_view, quadrant_slide, grab, quadrants
+) -> None:
     from idc_viewer.qt.viewer.geometry import ViewTransform
 
     view = make_view(quadrant_slide)
@@ -157,8 +160,9 @@ def test_pixels_stay_crisp_beyond_one_to_one(qtbot, make_view, quadrant_slide, g
 # -- 11. ruler and display adjustments ------------------------------------------------------
 
 
-def test_ruler_measures_a_drag_in_micrometres_without_panning(qtbot, make_view,
-                                                              quadrant_slide) -> None:
+def test_ruler_measures_a_drag_in_micrometres_without_panning(
+    qtbot, make_view, quadrant_slide
+) -> None:
     view = make_view(quadrant_slide)
     view.fit()
     before = view.view_transform()
@@ -238,14 +242,22 @@ def test_model_tab_speaks_to_a_pathologist_and_opens_the_card(make_window, monke
     if not spec_path.is_file():
         pytest.skip(f"{spec_path} is absent")
     opened: list[str] = []
-    monkeypatch.setattr(QDesktopServices, "openUrl",
-                        lambda url: opened.append(QUrl(url).toLocalFile()) or True)
+    monkeypatch.setattr(
+        QDesktopServices, "openUrl", lambda url: opened.append(QUrl(url).toLocalFile()) or True
+    )
     window = make_window(model=None)
     window.state.set_model(FakeModel(spec=read_spec(spec_path)), str(spec_path))
     panel = window.model_panel
-    texts = " ".join(label.text() for label in (panel.name_label, panel.scale_label,
-                                                panel.use_label, panel.threshold_label,
-                                                panel.metrics_label))
+    texts = " ".join(
+        label.text()
+        for label in (
+            panel.name_label,
+            panel.scale_label,
+            panel.use_label,
+            panel.threshold_label,
+            panel.metrics_label,
+        )
+    )
     assert "idc-native-50" in texts and "4 µm/px" in texts and "2.5×" in texts
     spec = read_spec(spec_path)
     assert spec.context is not None  # the bundled model decides on its context map
@@ -267,6 +279,7 @@ def test_model_tab_speaks_to_a_pathologist_and_opens_the_card(make_window, monke
 def _fake_training(script: str):  # type: ignore[no-untyped-def]
     def command(data: str, run_dir: str, epochs: int, resume: bool, paper: bool):  # type: ignore[no-untyped-def]
         return sys.executable, ["-c", textwrap.dedent(script), data, run_dir, str(epochs)]
+
     return command
 
 
@@ -286,8 +299,9 @@ def test_retrain_progress_shows_the_chosen_epochs_and_batches_with_eta(qtbot, tm
     dialog.handle_line('{"event": "batch", "epoch": 2, "epochs": 12, "batch": 2, "seconds": 1.0}')
     assert dialog.epoch_bar.format() == "epoch 2: batch 2 / 7 · ETA 0:02"
     # a known length wins
-    dialog.handle_line('{"event": "batch", "epoch": 2, "epochs": 12, "batch": 50, '
-                       '"batches": 200, "seconds": 10.0}')
+    dialog.handle_line(
+        '{"event": "batch", "epoch": 2, "epochs": 12, "batch": 50, "batches": 200, "seconds": 10.0}'
+    )
     assert dialog.epoch_bar.value() == 250
     assert dialog.epoch_bar.format() == "epoch 2: batch 50 / 200 · ETA 0:30"
 

@@ -106,8 +106,17 @@ def test_a_partial_stored_analysis_is_shown_as_partial_with_resume(
 
 def test_not_analysed_tissue_looks_unlike_analysed_low(qtbot, make_view, grab) -> None:
     slide = ArraySlide([np.full((400, 400, 3), 255, np.uint8)], mpp=4.0)
-    grid = PatchGrid(l0_patch_size=100.0, cols=4, rows=4, patch_px=50, model_mpp=4.0,
-                     slide_mpp=4.0, read_level=0, l0_width=400, l0_height=400)
+    grid = PatchGrid(
+        l0_patch_size=100.0,
+        cols=4,
+        rows=4,
+        patch_px=50,
+        model_mpp=4.0,
+        slide_mpp=4.0,
+        read_level=0,
+        l0_width=400,
+        l0_height=400,
+    )
     probs = np.full((4, 4), np.nan, np.float32)
     probs[0, 0] = 0.05  # analysed, low
     tissue = np.zeros((4, 4), bool)
@@ -182,8 +191,12 @@ def test_info_panel_and_progress_agree_during_a_run(qtbot, make_window, slide_fi
 
     def recording_flush() -> None:
         flush()
-        seen.append((window.info_panel.values["Heatmap"].text(),
-                     window.analysis_panel.progress_bar.format()))
+        seen.append(
+            (
+                window.info_panel.values["Heatmap"].text(),
+                window.analysis_panel.progress_bar.format(),
+            )
+        )
 
     runner.flush_updates = recording_flush  # type: ignore[method-assign]
     runner._flush_timer.timeout.disconnect()
@@ -201,8 +214,17 @@ def test_info_panel_and_progress_agree_during_a_run(qtbot, make_window, slide_fi
 def test_heatmap_is_clipped_to_the_slide_edge(qtbot, make_view, grab) -> None:
     slide = ArraySlide([np.full((700, 1000, 3), 255, np.uint8)], mpp=4.0)
     # 300-px cells: the last column and row reach 1200 x 900, past the 1000 x 700 slide
-    grid = PatchGrid(l0_patch_size=300.0, cols=4, rows=3, patch_px=50, model_mpp=4.0,
-                     slide_mpp=4.0 * 50 / 300, read_level=0, l0_width=1000, l0_height=700)
+    grid = PatchGrid(
+        l0_patch_size=300.0,
+        cols=4,
+        rows=3,
+        patch_px=50,
+        model_mpp=4.0,
+        slide_mpp=4.0 * 50 / 300,
+        read_level=0,
+        l0_width=1000,
+        l0_height=700,
+    )
     view = make_view(slide, width=600, height=600)
     view.set_heatmap(Heatmap(grid, np.ones((3, 4), np.float32)))
     view.set_overlay_opacity(1.0)
@@ -290,8 +312,9 @@ def test_info_levels_fit_and_regions_headers_are_whole(qtbot, make_window, slide
 
     window = make_window()
     levels = [(4864 // 2**i, 3968 // 2**i) for i in range(7)]  # the NDPI's seven levels
-    slide = ArraySlide([np.full((h // 8, w // 8, 3), 240, np.uint8) for w, h in levels[3:]],
-                       mpp=0.228)
+    slide = ArraySlide(
+        [np.full((h // 8, w // 8, 3), 240, np.uint8) for w, h in levels[3:]], mpp=0.228
+    )
     window.show_slide(slide, name="seven")
     from idc_viewer.qt.panels.info_panel import levels_text
 
@@ -311,8 +334,10 @@ def test_info_levels_fit_and_regions_headers_are_whole(qtbot, make_window, slide
     for col in range(panel.table.columnCount()):
         label_text = panel.table.horizontalHeaderItem(col).text()
         assert header.sectionSize(col) >= metrics.horizontalAdvance(label_text)
-    needed = sum(max(header.sectionSizeHint(c), panel.table.sizeHintForColumn(c))
-                 for c in range(panel.table.columnCount()))
+    needed = sum(
+        max(header.sectionSizeHint(c), panel.table.sizeHintForColumn(c))
+        for c in range(panel.table.columnCount())
+    )
     assert needed <= panel.table.viewport().width()  # every column whole, none scrolled away
     assert not panel.table.horizontalScrollBar().isVisible()
 
@@ -365,8 +390,12 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
     after = grab(window.view)  # default opacity
     window.view.set_overlay_visible(False)
     heatmap_free = grab(window.view)
-    assert np.abs(after[int(vy), int(vx)].astype(int)
-                  - heatmap_free[int(vy), int(vx)].astype(int)).max() <= 3
+    assert (
+        np.abs(
+            after[int(vy), int(vx)].astype(int) - heatmap_free[int(vy), int(vx)].astype(int)
+        ).max()
+        <= 3
+    )
 
 
 def test_counts_read_as_english() -> None:

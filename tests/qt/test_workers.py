@@ -22,6 +22,7 @@ def counting(n: int, delay_s: float = 0.0):  # type: ignore[no-untyped-def]
             token.raise_if_cancelled()
             time.sleep(delay_s)
             yield i
+
     return make
 
 

@@ -67,8 +67,13 @@ def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("gradcam_fn", fake_gradcam)
         kwargs.setdefault("explainer_factory", fake_explainer)
         kwargs.setdefault("batch_size", 8)
-        window = MainWindow(AppState(), store=ResultStore(store_dir or tmp_path / "results"),
-                            settings=settings, runs_root=tmp_path / "runs", **kwargs)
+        window = MainWindow(
+            AppState(),
+            store=ResultStore(store_dir or tmp_path / "results"),
+            settings=settings,
+            runs_root=tmp_path / "runs",
+            **kwargs,
+        )
         qtbot.addWidget(window)
         window.resize(1000, 700)
         window.show()

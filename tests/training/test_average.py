@@ -31,7 +31,9 @@ def test_average_run_writes_a_run_with_the_mean_of_the_best_epochs(
     source = tmp_path / "run"
     (source / "epochs").mkdir(parents=True)
     config = TrainConfig(
-        data_dir=str(shared_data / "idc"), run_dir=str(source), max_patients=6,
+        data_dir=str(shared_data / "idc"),
+        run_dir=str(source),
+        max_patients=6,
         keep_epoch_weights=True,
     )
     (source / "config.json").write_text(json.dumps(asdict(config)))
@@ -39,8 +41,11 @@ def test_average_run_writes_a_run_with_the_mean_of_the_best_epochs(
     (source / "split.json").write_text(
         json.dumps({"train": patients[:4], "validation": patients[4:5], "test": patients[5:]})
     )
-    state = {"epoch": 2, "history": {"val_loss": [0.7, 0.3, 0.5]},
-             "early_stopping": {"best_epoch": 1}}
+    state = {
+        "epoch": 2,
+        "history": {"val_loss": [0.7, 0.3, 0.5]},
+        "early_stopping": {"best_epoch": 1},
+    }
     (source / "state.json").write_text(json.dumps(state))
     kernels = []
     for epoch in (1, 2, 3):
@@ -55,7 +60,9 @@ def test_average_run_writes_a_run_with_the_mean_of_the_best_epochs(
     # epochs 2 and 3 have the lowest validation losses
     np.testing.assert_allclose(
         averaged.get_layer("separable_conv2d").get_weights()[0],
-        (kernels[1] + kernels[2]) / 2, rtol=1e-6, atol=1e-7,
+        (kernels[1] + kernels[2]) / 2,
+        rtol=1e-6,
+        atol=1e-7,
     )
     norm = averaged.get_layer("batch_normalization")
     moving_mean = norm.get_weights()[2]

@@ -20,9 +20,12 @@ PATIENT = "8951"
 def _app_spec(preset: str) -> ModelSpec:
     settings = PRESETS[preset]
     return ModelSpec(
-        name="parity", preset=preset, input_size=int(settings["input_size"]),
+        name="parity",
+        preset=preset,
+        input_size=int(settings["input_size"]),
         preprocessing=Preprocessing(resize_interpolation=settings["resize_interpolation"]),
-        weights_file="parity.keras", weights_sha256="0" * 64,
+        weights_file="parity.keras",
+        weights_sha256="0" * 64,
     )
 
 
@@ -40,7 +43,8 @@ def test_training_preprocessing_equals_the_apps(preset: str, shared_data: Path) 
     spec = _app_spec(preset)
     trained_on = rescaler(spec.input_size)(tf.constant(patches)).numpy()
     app_feeds = to_model_input(patches, spec)
-    assert trained_on.shape == app_feeds.shape == (len(patches), spec.input_size,
-                                                   spec.input_size, 3)
+    assert (
+        trained_on.shape == app_feeds.shape == (len(patches), spec.input_size, spec.input_size, 3)
+    )
     # measured on 64 patches of 8951: max 1.2e-7 (paper preset, bilinear resize), 6e-8 (native)
     np.testing.assert_allclose(trained_on, app_feeds, atol=1e-5, rtol=0)

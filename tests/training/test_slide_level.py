@@ -41,7 +41,8 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     storages = ["lossless", "JPEG Q90", "20x"]
     assert loaded.spec.context is not None
     assert [(r["patient"], r["storage"], r["mode"]) for r in rows] == [
-        *((PATIENT, s, "cnn") for s in storages), *((PATIENT, s, "context") for s in storages)
+        *((PATIENT, s, "cnn") for s in storages),
+        *((PATIENT, s, "context") for s in storages),
     ]
     rows = rows[:3]
     lossless, jpeg, scanned_20x = rows
@@ -78,8 +79,12 @@ def test_rescore_slides_updates_report_and_card_and_leaves_the_model_alone(
     # small complete patients keep the test short: one to choose the context on, one to test
     (tmp_path / "idc-native-50.split.json").write_text(
         json.dumps(
-            {"train": [], "validation": [VALIDATION_PATIENT], "test": [PATIENT],
-             "complete_patients": [PATIENT, VALIDATION_PATIENT]}
+            {
+                "train": [],
+                "validation": [VALIDATION_PATIENT],
+                "test": [PATIENT],
+                "complete_patients": [PATIENT, VALIDATION_PATIENT],
+            }
         )
     )
     weights = tmp_path / "idc-native-50.keras"

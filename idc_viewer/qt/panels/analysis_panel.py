@@ -38,8 +38,12 @@ def idle_status(state: AppState) -> tuple[str, float | None, bool]:
     done, total = coverage
     fraction = done / total if total else 1.0
     if not state.heatmap_by_loaded_model():
-        return (f"Another model's heatmap ({format_count(done, total)}): "
-                "Analyse slide scores it with the loaded model.", fraction, False)
+        return (
+            f"Another model's heatmap ({format_count(done, total)}): "
+            "Analyse slide scores it with the loaded model.",
+            fraction,
+            False,
+        )
     if done < total:
         return f"{format_count(done, total)} — Resume", fraction, True
     return f"Done: {patches(total)} analysed.", fraction, False

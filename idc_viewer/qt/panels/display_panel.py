@@ -8,8 +8,11 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QSlider, QWidget
 from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments
 
 #: (name, slider range, slider value of "no change", slider steps per unit)
-_SLIDERS = (("Brightness", (-100, 100), 0, 100.0), ("Contrast", (20, 300), 100, 100.0),
-            ("Gamma", (20, 300), 100, 100.0))
+_SLIDERS = (
+    ("Brightness", (-100, 100), 0, 100.0),
+    ("Contrast", (20, 300), 100, 100.0),
+    ("Gamma", (20, 300), 100, 100.0),
+)
 
 
 class DisplayPanel(QWidget):
@@ -49,8 +52,9 @@ class DisplayPanel(QWidget):
 
     def adjustments(self) -> DisplayAdjustments:
         values = {name: self.sliders[name].value() / scale for name, _r, _n, scale in _SLIDERS}
-        return DisplayAdjustments(brightness=values["Brightness"], contrast=values["Contrast"],
-                                  gamma=values["Gamma"])
+        return DisplayAdjustments(
+            brightness=values["Brightness"], contrast=values["Contrast"], gamma=values["Gamma"]
+        )
 
     def reset(self) -> None:
         for name, _range, neutral, _scale in _SLIDERS:

@@ -90,9 +90,14 @@ def compute_gradcam_view(
     result = explainer.compute(patch)
     cam = np.asarray(result.cam, dtype=np.float32)
     return GradCamView(
-        cell=cell, patch=patch, full=read_full_resolution(slide, rect), cam=cam,
+        cell=cell,
+        patch=patch,
+        full=read_full_resolution(slide, rect),
+        cam=cam,
         overlay=np.asarray(overlay(patch, cam), dtype=np.uint8),
-        probability=float(result.probability), l0_rect=rect, mpp=slide.info.mpp,
+        probability=float(result.probability),
+        l0_rect=rect,
+        mpp=slide.info.mpp,
         cam_lowres=np.asarray(result.cam_lowres, np.float32),
         model_label=str(getattr(explainer, "model_label", "")),
     )
@@ -124,8 +129,7 @@ def position_text(view: GradCamView) -> str:
 
 def probability_text(view: GradCamView, context_probability: float | None = None) -> str:
     """The patch's own CNN score (what Grad-CAM explains) first, its context value beside it."""
-    context = (context_probability if context_probability is not None
-               else view.context_probability)
+    context = context_probability if context_probability is not None else view.context_probability
     if context is None:
         return f"P(IDC) = {view.probability:.3f}  patch {view.cell}"
     return f"P(IDC) patch {view.probability:.3f} · context {context:.3f}  patch {view.cell}"
@@ -182,8 +186,12 @@ class EnlargedPatchDialog(QDialog):
         side = max(ENLARGED_MIN_SIDE, max(h, w))
         pixmap = qpixmap_from_array(np.ascontiguousarray(array))
         if max(h, w) < side:  # magnify small footprints without inventing detail
-            pixmap = pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                   Qt.TransformationMode.FastTransformation)
+            pixmap = pixmap.scaled(
+                side,
+                side,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.FastTransformation,
+            )
         self.image.setPixmap(pixmap)
 
 
@@ -197,8 +205,12 @@ class GradCamPanel(QWidget):
     """
 
     step_requested = Signal(int)
-    TITLES = ("Model input", "Full resolution + Grad-CAM (click to enlarge)", "Grad-CAM",
-              "Overlay on the model input")
+    TITLES = (
+        "Model input",
+        "Full resolution + Grad-CAM (click to enlarge)",
+        "Grad-CAM",
+        "Overlay on the model input",
+    )
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -276,14 +288,18 @@ class GradCamPanel(QWidget):
         arrays = (view.patch, full_with_cam(view), cam_to_rgb(view.cam), view.overlay)
         for label, array in zip(self.images, arrays, strict=True):
             smooth = array.shape[0] > IMAGE_SIDE
-            mode = (Qt.TransformationMode.SmoothTransformation if smooth
-                    else Qt.TransformationMode.FastTransformation)
+            mode = (
+                Qt.TransformationMode.SmoothTransformation
+                if smooth
+                else Qt.TransformationMode.FastTransformation
+            )
             pixmap: QPixmap = qpixmap_from_array(np.ascontiguousarray(array)).scaled(
                 IMAGE_SIDE, IMAGE_SIDE, Qt.AspectRatioMode.KeepAspectRatio, mode
             )
             label.setPixmap(pixmap)
-        self._context = (context_probability if context_probability is not None
-                         else view.context_probability)
+        self._context = (
+            context_probability if context_probability is not None else view.context_probability
+        )
         self.probability_label.setText(probability_text(view, self._context))
         name = view.model_label or self._model_text
         self.model_label.setText(f"Grad-CAM of model {name}" if name else "")
@@ -300,8 +316,10 @@ class GradCamPanel(QWidget):
             self.dialog = EnlargedPatchDialog(self)
         h, w = self.view.full.shape[:2]
         name = self.view.model_label or self._model_text
-        caption = (f"{probability_text(self.view, self._context)} — model {name} — "
-                   f"{w}×{h} px read from the slide")
+        caption = (
+            f"{probability_text(self.view, self._context)} — model {name} — "
+            f"{w}×{h} px read from the slide"
+        )
         self.dialog.show_view(self.view, caption)
         self.dialog.show()
         self.dialog.raise_()

@@ -58,7 +58,8 @@ class SlideInfoPanel(QWidget):
         self.values["µm/px"].setText(mpp)
         self.values["Levels"].setText(levels_text(info.level_dimensions))
         self.values["Levels"].setToolTip(
-            "\n".join(f"level {i}: {w}×{h}" for i, (w, h) in enumerate(info.level_dimensions)))
+            "\n".join(f"level {i}: {w}×{h}" for i, (w, h) in enumerate(info.level_dimensions))
+        )
         power = info.objective_power
         self.values["Objective"].setText(f"{power:g}×" if power else "–")
         warning = self._state.slide_warning

@@ -12,8 +12,10 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QWi
 
 from idc_viewer.qt.state import AppState
 
-INTENDED_USE = ("Research aid: marks patches of H&E breast tissue that look like invasive "
-                "ductal carcinoma. Not a diagnostic device.")
+INTENDED_USE = (
+    "Research aid: marks patches of H&E breast tissue that look like invasive "
+    "ductal carcinoma. Not a diagnostic device."
+)
 #: Spec metric groups holding held-out (test) figures, most specific first.
 TEST_GROUPS = ("test_patients", "test")
 
@@ -30,8 +32,11 @@ def held_out_words(metrics: dict[str, Any], test_patients: Any = None) -> str:
     parts = []
     n = group.get("n")
     who = f"{test_patients} patients" if isinstance(test_patients, int) else "patients"
-    intro = (f"On {n:,} patches of {who} it never saw" if isinstance(n, int)
-             else f"On {who} it never saw")
+    intro = (
+        f"On {n:,} patches of {who} it never saw"
+        if isinstance(n, int)
+        else f"On {who} it never saw"
+    )
     sens, spec = _pct(group.get("sensitivity")), _pct(group.get("specificity"))
     prec = _pct(group.get("precision"))
     if sens:
@@ -42,8 +47,11 @@ def held_out_words(metrics: dict[str, Any], test_patients: Any = None) -> str:
         parts.append(f"and {prec} of the patches it flagged were IDC")
     text = intro + (": " + ", ".join(parts) + "." if parts else ".")
     extra: list[str] = []
-    for key, name in (("balanced_accuracy", "balanced accuracy"), ("roc_auc", "ROC AUC"),
-                      ("auc", "ROC AUC")):
+    for key, name in (
+        ("balanced_accuracy", "balanced accuracy"),
+        ("roc_auc", "ROC AUC"),
+        ("auc", "ROC AUC"),
+    ):
         value = group.get(key)
         if isinstance(value, int | float) and not any(name in e for e in extra):
             extra.append(f"{name} {float(value):.2f}")
@@ -57,8 +65,10 @@ def training_words(spec: Any) -> str:
     """``2.5× (4 µm/px), 50×50 px patches = 200×200 µm``."""
     side_um = spec.patch_size_px * spec.patch_mpp
     objective = 10.0 / spec.patch_mpp  # 10x objective ~ 1 µm/px
-    return (f"{objective:.3g}× ({spec.patch_mpp:g} µm/px): {spec.patch_size_px}×"
-            f"{spec.patch_size_px} px patches of {side_um:.0f}×{side_um:.0f} µm tissue")
+    return (
+        f"{objective:.3g}× ({spec.patch_mpp:g} µm/px): {spec.patch_size_px}×"
+        f"{spec.patch_size_px} px patches of {side_um:.0f}×{side_um:.0f} µm tissue"
+    )
 
 
 def model_card_path(spec: Any, model_path: str | None) -> Path | None:
@@ -89,8 +99,13 @@ class ModelPanel(QWidget):
         self.threshold_label = QLabel("–")
         self.metrics_label = QLabel("–")
         self.hash_label = QLabel("–")
-        for label in (self.name_label, self.scale_label, self.use_label, self.threshold_label,
-                      self.metrics_label):
+        for label in (
+            self.name_label,
+            self.scale_label,
+            self.use_label,
+            self.threshold_label,
+            self.metrics_label,
+        ):
             label.setWordWrap(True)
         self.card_button = QPushButton("Read the model card…")
         self.card_button.clicked.connect(self.open_model_card)
@@ -125,8 +140,13 @@ class ModelPanel(QWidget):
     def _on_model_changed(self) -> None:
         model = self._state.model
         if model is None:
-            for label in (self.name_label, self.scale_label, self.threshold_label,
-                          self.metrics_label, self.hash_label):
+            for label in (
+                self.name_label,
+                self.scale_label,
+                self.threshold_label,
+                self.metrics_label,
+                self.hash_label,
+            ):
                 label.setText("–")
             self.name_label.setText("no model loaded")
             self.card_button.setEnabled(False)
@@ -140,11 +160,13 @@ class ModelPanel(QWidget):
                 f"context P(IDC) ≥ {spec.context.threshold:.2f} flags a patch: the mean of its "
                 f"tissue neighbourhood (σ {spec.context.sigma_patches:g} patches), chosen on "
                 f"validation slides; a patch's own P ≥ {float(spec.threshold):.2f} with the "
-                "context map off")
+                "context map off"
+            )
         else:
             self.threshold_label.setText(
                 f"P(IDC) ≥ {float(spec.threshold):.2f} flags a patch (chosen on validation "
-                "patients)")
+                "patients)"
+            )
         self.threshold_label.setWordWrap(True)
         patients = dict(spec.training_data).get("patients")
         test_patients = patients.get("test") if isinstance(patients, dict) else None

@@ -18,8 +18,12 @@ CONTEXT_TIP = (
     "Off: each patch's own CNN probability, at the patch threshold."
 )
 NO_CONTEXT_TIP = "The loaded model has no context stage: the map is each patch's own CNN output."
-LAYER_TEXTS = {"heatmap": "Heatmap", "gradcam": "Grad-CAM", "both": "Heatmap + Grad-CAM",
-               "none": "None"}
+LAYER_TEXTS = {
+    "heatmap": "Heatmap",
+    "gradcam": "Grad-CAM",
+    "both": "Heatmap + Grad-CAM",
+    "none": "None",
+}
 
 
 class OverlayPanel(QWidget):
@@ -49,8 +53,10 @@ class OverlayPanel(QWidget):
         for mode in LAYER_CHOICES:
             self.mode_combo.addItem(LAYER_TEXTS[mode], mode)
         self.mode_combo.setCurrentIndex(LAYER_CHOICES.index("both"))
-        self.mode_combo.setToolTip("H toggles the heatmap. Grad-CAM shows when patches are at "
-                                   "least 64 screen pixels (zoom in).")
+        self.mode_combo.setToolTip(
+            "H toggles the heatmap. Grad-CAM shows when patches are at "
+            "least 64 screen pixels (zoom in)."
+        )
         self.context_box = QCheckBox("Context map (the model's decision)")
         self.context_box.setChecked(state.show_context)
         self.opacity_slider = self._slider(50)
@@ -79,7 +85,8 @@ class OverlayPanel(QWidget):
         self._on_model_changed()
         self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
         self.gradcam_opacity_slider.valueChanged.connect(
-            lambda v: self.gradcam_opacity_changed.emit(v / 100))
+            lambda v: self.gradcam_opacity_changed.emit(v / 100)
+        )
         self.threshold_slider.valueChanged.connect(self._on_slider_moved)
         state.threshold_changed.connect(self._on_threshold_changed)
         self._on_threshold_changed(state.threshold)

@@ -20,8 +20,13 @@ from idc_viewer.qt.state import AppState
 
 #: Short headers (the dock is narrow); each says its unit, the tooltip says more.
 COLUMNS = ("#", "Patches", "mm²", "Max P", "Mean P")
-COLUMN_TIPS = ("Region number", "Flagged patches in the region", "Area in square millimetres",
-               "Highest P(IDC) in the region", "Mean P(IDC) of its patches")
+COLUMN_TIPS = (
+    "Region number",
+    "Flagged patches in the region",
+    "Area in square millimetres",
+    "Highest P(IDC) in the region",
+    "Mean P(IDC) of its patches",
+)
 
 
 class _NumberItem(QTableWidgetItem):
@@ -132,8 +137,10 @@ class RegionsPanel(QWidget):
     def _fit_columns(self) -> None:
         """Make the table (and so its dock) wide enough for every column: no cut numbers."""
         header = self.table.horizontalHeader()
-        needed = sum(max(header.sectionSizeHint(c), self.table.sizeHintForColumn(c))
-                     for c in range(self.table.columnCount()))
+        needed = sum(
+            max(header.sectionSizeHint(c), self.table.sizeHintForColumn(c))
+            for c in range(self.table.columnCount())
+        )
         scroll = self.table.verticalScrollBar().sizeHint().width()
         self.table.setMinimumWidth(needed + 2 * self.table.frameWidth() + scroll)
 

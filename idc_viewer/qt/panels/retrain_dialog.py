@@ -48,8 +48,17 @@ def training_command(
 ) -> tuple[str, list[str]]:
     """The real training command, run with this interpreter (the bundled model's recipe, or
     exactly the paper's)."""
-    args = ["-m", "training", "train", data, "--run-dir", run_dir, "--progress-json",
-            "--epochs", str(epochs)]
+    args = [
+        "-m",
+        "training",
+        "train",
+        data,
+        "--run-dir",
+        run_dir,
+        "--progress-json",
+        "--epochs",
+        str(epochs),
+    ]
     if not paper_recipe:
         args += BUNDLED_RECIPE_ARGS
     if resume:
@@ -121,9 +130,11 @@ class RetrainDialog(QDialog):
         self.resume_box = QCheckBox("Resume an interrupted run in this folder")
         self.paper_recipe_box = QCheckBox(
             "Paper's exact recipe (unticked: the bundled model's, + JPEG and orientation "
-            "augmentation)")
+            "augmentation)"
+        )
         self.paper_recipe_box.setToolTip(
-            "Unticked: " + " ".join(BUNDLED_RECIPE_ARGS) + " on top of the paper's recipe.")
+            "Unticked: " + " ".join(BUNDLED_RECIPE_ARGS) + " on top of the paper's recipe."
+        )
         form = QFormLayout()
         form.addRow("Dataset folder", data_row)
         form.addRow("Run folder", self.run_edit)
@@ -177,9 +188,13 @@ class RetrainDialog(QDialog):
         if not data or not Path(data).is_dir():
             QMessageBox.warning(self, "Retrain", f"Choose an existing dataset folder ({data!r}).")
             return
-        program, args = self._command(data, self.run_edit.text().strip(),
-                                      self.epochs_spin.value(), self.resume_box.isChecked(),
-                                      self.paper_recipe_box.isChecked())
+        program, args = self._command(
+            data,
+            self.run_edit.text().strip(),
+            self.epochs_spin.value(),
+            self.resume_box.isChecked(),
+            self.paper_recipe_box.isChecked(),
+        )
         self.exported_spec, self.last_error, self._buffer = None, None, ""
         self._epochs_done, self._cancelled = 0, False
         self.progress_bar.setRange(0, self.epochs_spin.value())
@@ -209,11 +224,15 @@ class RetrainDialog(QDialog):
         run_dir = Path(self.run_edit.text().strip())
         saved = self._epochs_done > 0 or (run_dir / "last.keras").is_file()
         if self._epochs_done:
-            return (f"Cancelled after epoch {self._epochs_done}: it is saved; tick Resume and "
-                    "Start to continue from it.")
+            return (
+                f"Cancelled after epoch {self._epochs_done}: it is saved; tick Resume and "
+                "Start to continue from it."
+            )
         if saved:
-            return ("Cancelled before this run finished an epoch: the folder's earlier "
-                    "checkpoint is kept; tick Resume to continue from it.")
+            return (
+                "Cancelled before this run finished an epoch: the folder's earlier "
+                "checkpoint is kept; tick Resume to continue from it."
+            )
         return "Cancelled before the first epoch finished: nothing was saved to resume from."
 
     def _on_epochs_changed(self, epochs: int) -> None:
@@ -223,8 +242,7 @@ class RetrainDialog(QDialog):
     def _on_browse(self) -> None:
         current = self.data_edit.text().strip()
         start = current if current and Path(current).is_dir() else ""
-        folder = QFileDialog.getExistingDirectory(self, "Dataset folder (patient/0|1/*.png)",
-                                                  start)
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder (patient/0|1/*.png)", start)
         if folder:
             self.data_edit.setText(folder)
 
@@ -286,12 +304,16 @@ class RetrainDialog(QDialog):
             batches = max(self._epoch_batches, batch)  # as long as the last epoch
         if batches is not None:
             fraction = min(1.0, batch / batches)
-            eta = (float(seconds) / batch * (batches - batch)
-                   if isinstance(seconds, int | float) else None)
+            eta = (
+                float(seconds) / batch * (batches - batch)
+                if isinstance(seconds, int | float)
+                else None
+            )
             self.epoch_bar.setRange(0, 1000)
             self.epoch_bar.setValue(round(fraction * 1000))
-            self.epoch_bar.setFormat(f"epoch {epoch}: batch {batch:,} / {batches:,} · "
-                                     f"ETA {format_duration(eta)}")
+            self.epoch_bar.setFormat(
+                f"epoch {epoch}: batch {batch:,} / {batches:,} · ETA {format_duration(eta)}"
+            )
         else:  # the number of batches is unknown (a resampled stream): count them
             self.epoch_bar.setRange(0, 0)
             self.epoch_bar.setFormat(f"epoch {epoch}: batch {batch:,}")
@@ -311,11 +333,13 @@ class RetrainDialog(QDialog):
         if self._cancelled:
             return  # cancel() said what is kept
         if not ok:
-            how = ("the training process crashed" if status == QProcess.ExitStatus.CrashExit
-                   else f"the training process ended with an error (exit code {exit_code})")
+            how = (
+                "the training process crashed"
+                if status == QProcess.ExitStatus.CrashExit
+                else f"the training process ended with an error (exit code {exit_code})"
+            )
             self._append(f"Training stopped: {how}; the log above says why.")
-            QMessageBox.warning(self, "Retrain",
-                                f"Training failed: {self.last_error or how}.")
+            QMessageBox.warning(self, "Retrain", f"Training failed: {self.last_error or how}.")
             return
         self._append("Training finished.")
         if self.exported_spec:

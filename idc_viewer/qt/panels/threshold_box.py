@@ -46,5 +46,7 @@ class ThresholdBox(QWidget):
         model = self._state.model
         self.reset_button.setEnabled(model is not None)
         self.reset_button.setToolTip(
-            f"Back to the model's threshold {float(model.spec.threshold):.3f}" if model else
-            "Load a model first")
+            f"Back to the model's threshold {float(model.spec.threshold):.3f}"
+            if model
+            else "Load a model first"
+        )

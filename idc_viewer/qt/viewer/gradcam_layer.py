@@ -97,8 +97,9 @@ class GradCamLoader(QObject):
     tiles_ready = Signal(int, int, object)
     failed = Signal(int, str)
 
-    def __init__(self, make_explainer: Callable[[Any], Explainer],
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, make_explainer: Callable[[Any], Explainer], parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self._make_explainer = make_explainer
         self._cond = threading.Condition()
@@ -132,8 +133,11 @@ class GradCamLoader(QObject):
         """Replace the queue with ``cells`` (most wanted first); returns the generation."""
         with self._cond:
             self._generation += 1
-            self._pending = (CamRequest(self._context, self._generation, tuple(cells), grid, slide)
-                             if cells else None)
+            self._pending = (
+                CamRequest(self._context, self._generation, tuple(cells), grid, slide)
+                if cells
+                else None
+            )
             self._cond.notify_all()
             return self._generation
 
@@ -157,8 +161,11 @@ class GradCamLoader(QObject):
     def _next(self, built_for: int) -> tuple[CamRequest | None, int, Any] | None:
         """The next request, or ``(None, context, model)`` to build an explainer first."""
         with self._cond:
-            while (self._pending is None and not self._stopping
-                   and (self._model is None or built_for == self._context)):
+            while (
+                self._pending is None
+                and not self._stopping
+                and (self._model is None or built_for == self._context)
+            ):
                 self._cond.wait()
             if self._stopping:
                 return None
@@ -172,8 +179,7 @@ class GradCamLoader(QObject):
         """Make this thread yield to the GUI thread on a busy CPU (Linux: a thread's nice)."""
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
             tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
-                           + WORKER_NICE)
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
 
     def _work(self) -> None:
         self._lower_priority()
@@ -188,10 +194,13 @@ class GradCamLoader(QObject):
                 if request is None or explainer is None:
                     continue
                 side = map_side_px(request.grid)
-                for batch in explain_cells(request.slide, request.grid, request.cells,
-                                           explainer, LOADER_BATCH):
-                    tiles = [CamTile(c, qimage_for_painting(cam_rgba(c.cam_lowres, side, side)))
-                             for c in batch]
+                for batch in explain_cells(
+                    request.slide, request.grid, request.cells, explainer, LOADER_BATCH
+                ):
+                    tiles = [
+                        CamTile(c, qimage_for_painting(cam_rgba(c.cam_lowres, side, side)))
+                        for c in batch
+                    ]
                     if self._stopping:
                         return
                     try:
@@ -234,8 +243,9 @@ class GradCamLayer:
     # -- data ---------------------------------------------------------------------------------
     def set_heatmap(self, heatmap: Heatmap | None, keep_maps: bool = False) -> None:
         """The analysed cells (and grid) the layer explains; ``keep_maps`` for the same model."""
-        same_grid = (heatmap is not None and self.heatmap is not None
-                     and heatmap.grid == self.heatmap.grid)
+        same_grid = (
+            heatmap is not None and self.heatmap is not None and heatmap.grid == self.heatmap.grid
+        )
         self.heatmap = heatmap
         if not same_grid:  # per batch of a running analysis the grid stays: keep its edges
             self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
@@ -273,19 +283,17 @@ class GradCamLayer:
         if self.heatmap is None:
             return False
         return transform.view_px_per_l0 * float(self.heatmap.grid.l0_patch_size) >= (
-            MIN_PATCH_VIEW_PX)
+            MIN_PATCH_VIEW_PX
+        )
 
-    def visible_cells(self, transform: ViewTransform, view_w: float,
-                      view_h: float) -> list[Cell]:
+    def visible_cells(self, transform: ViewTransform, view_w: float, view_h: float) -> list[Cell]:
         """Analysed cells on screen, nearest the centre first (empty when not active)."""
         if not self.active_at(transform) or self.heatmap is None:
             return []
         rect = transform.l0_rect_from_view_size(view_w, view_h)
-        return cells_in_l0_rect(self.heatmap.grid, rect,
-                                probabilities=self.heatmap.probabilities)
+        return cells_in_l0_rect(self.heatmap.grid, rect, probabilities=self.heatmap.probabilities)
 
-    def missing_cells(self, transform: ViewTransform, view_w: float,
-                      view_h: float) -> list[Cell]:
+    def missing_cells(self, transform: ViewTransform, view_w: float, view_h: float) -> list[Cell]:
         return [c for c in self.visible_cells(transform, view_w, view_h) if c not in self._tiles]
 
     # -- painting -----------------------------------------------------------------------------
@@ -307,8 +315,10 @@ class GradCamLayer:
             self._tiles.move_to_end(cell)
             col, row = cell
             view_x0, view_y0 = transform.view_from_l0(float(x_edges[col]), float(y_edges[row]))
-            view_x1, view_y1 = transform.view_from_l0(float(x_edges[col + 1]),
-                                                      float(y_edges[row + 1]))
-            painter.drawImage(QRectF(view_x0, view_y0, view_x1 - view_x0, view_y1 - view_y0),
-                              tile.image)
+            view_x1, view_y1 = transform.view_from_l0(
+                float(x_edges[col + 1]), float(y_edges[row + 1])
+            )
+            painter.drawImage(
+                QRectF(view_x0, view_y0, view_x1 - view_x0, view_y1 - view_y0), tile.image
+            )
         painter.restore()

@@ -12,8 +12,9 @@ from idc_viewer.qt.viewer.color_legend import ColorLegend
 class GradCamLegend(ColorLegend):
     """0 (left, clear) to 1 (right) of a patch's Grad-CAM map, exactly as the layer paints it."""
 
-    def __init__(self, title: str = "Grad-CAM (each patch to its max)",
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str = "Grad-CAM (each patch to its max)", parent: QWidget | None = None
+    ) -> None:
         super().__init__(colormap=GRADCAM_COLORMAP, threshold=None, title=title, parent=parent)
 
     @staticmethod

@@ -121,8 +121,9 @@ class HeatmapOverlay:
         """Show ``heatmap`` (None removes the layer and its pending mask)."""
         self.heatmap = heatmap
         self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
-        if heatmap is None or (self._pending is not None
-                               and self._pending.shape != heatmap.probabilities.shape):
+        if heatmap is None or (
+            self._pending is not None and self._pending.shape != heatmap.probabilities.shape
+        ):
             self._pending = None
         self.refresh()
 
@@ -172,8 +173,10 @@ class HeatmapOverlay:
         grid = self.heatmap.grid
         view_x0, view_y0 = transform.view_from_l0(0.0, 0.0)
         view_x1, view_y1 = transform.view_from_l0(float(grid.l0_width), float(grid.l0_height))
-        painter.setClipRect(QRectF(view_x0, view_y0, view_x1 - view_x0, view_y1 - view_y0),
-                            Qt.ClipOperation.IntersectClip)
+        painter.setClipRect(
+            QRectF(view_x0, view_y0, view_x1 - view_x0, view_y1 - view_y0),
+            Qt.ClipOperation.IntersectClip,
+        )
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         painter.setOpacity(self.opacity)
@@ -192,15 +195,18 @@ class HeatmapOverlay:
         if self._pending is None or self._edges is None or self.heatmap is None:
             return
         if self._pending_path is None:
-            self._pending_path = _cells_path(self._pending & np.isnan(self.heatmap.probabilities),
-                                             *self._edges)
+            self._pending_path = _cells_path(
+                self._pending & np.isnan(self.heatmap.probabilities), *self._edges
+            )
         if self._pending_path.isEmpty():
             return
         zoom = transform.view_px_per_l0
-        to_view = QTransform(zoom, 0, 0, zoom, -transform.l0_origin_x * zoom,
-                             -transform.l0_origin_y * zoom)
-        painter.fillPath(to_view.map(self._pending_path),
-                         QBrush(PENDING_HATCH, Qt.BrushStyle.BDiagPattern))
+        to_view = QTransform(
+            zoom, 0, 0, zoom, -transform.l0_origin_x * zoom, -transform.l0_origin_y * zoom
+        )
+        painter.fillPath(
+            to_view.map(self._pending_path), QBrush(PENDING_HATCH, Qt.BrushStyle.BDiagPattern)
+        )
 
     def _visible_cells(
         self, transform: ViewTransform, view_rect: QRectF

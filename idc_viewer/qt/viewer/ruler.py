@@ -73,8 +73,12 @@ class Ruler:
                 painter.drawEllipse(point, 3.0, 3.0)
         label = self.text(mpp)
         metrics = QFontMetricsF(painter.font())
-        box = QRectF(x1 + 8, y1 - metrics.height() - 8, metrics.horizontalAdvance(label) + 10,
-                     metrics.height() + 6)
+        box = QRectF(
+            x1 + 8,
+            y1 - metrics.height() - 8,
+            metrics.horizontalAdvance(label) + 10,
+            metrics.height() + 6,
+        )
         painter.fillRect(box, QColor(255, 255, 255, 220))
         painter.setPen(QColor(0, 0, 0))
         painter.drawText(box.adjusted(5, 3, -5, -3), label)

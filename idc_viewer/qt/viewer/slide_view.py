@@ -219,7 +219,8 @@ class SlideView(QWidget):
         transform = transform_showing_l0_rect(l0_x, l0_y, l0_w, l0_h, self.width(), self.height())
         zoom = self._clamped_zoom(transform.view_px_per_l0)
         self._transform = ViewTransform(view_px_per_l0=zoom).centered_on_l0(
-            l0_x + l0_w / 2, l0_y + l0_h / 2, self.width(), self.height())
+            l0_x + l0_w / 2, l0_y + l0_h / 2, self.width(), self.height()
+        )
         self._on_viewport_changed()
 
     def zoom_limits(self) -> tuple[float, float]:
@@ -228,8 +229,10 @@ class SlideView(QWidget):
         if self._slide is None:
             return 1.0 / 4096.0, top
         info = self._slide.info
-        fit = min(max(self.width(), 1) / max(info.l0_width, 1),
-                  max(self.height(), 1) / max(info.l0_height, 1))
+        fit = min(
+            max(self.width(), 1) / max(info.l0_width, 1),
+            max(self.height(), 1) / max(info.l0_height, 1),
+        )
         return min(fit * MIN_ZOOM_OF_FIT, top), top
 
     def _clamped_zoom(self, view_px_per_l0: float) -> float:
@@ -402,8 +405,11 @@ class SlideView(QWidget):
             self._paint_slide_layer(painter)
         else:  # the slide layer alone goes through the table; heatmap and labels do not
             ratio = self.devicePixelRatioF()
-            layer = QImage(round(self.width() * ratio), round(self.height() * ratio),
-                           QImage.Format.Format_RGB32)
+            layer = QImage(
+                round(self.width() * ratio),
+                round(self.height() * ratio),
+                QImage.Format.Format_RGB32,
+            )
             layer.setDevicePixelRatio(ratio)
             layer_painter = QPainter(layer)
             self._paint_slide_layer(layer_painter)
