@@ -19,6 +19,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from idc_viewer.core.bundled import demo_dir, icon_path
+from idc_viewer.core.errors import IdcViewerError
 from idc_viewer.core.results import ResultStore, default_results_dir
 from idc_viewer.qt import smoke
 from idc_viewer.qt.main_window import MainWindow
@@ -29,7 +30,7 @@ DEMO_DIR = demo_dir()
 ORGANIZATION, APPLICATION = "idc-viewer", "IDC Viewer"
 
 
-class DemoMissingError(FileNotFoundError):
+class DemoMissingError(IdcViewerError, FileNotFoundError):
     """The bundled demo slide is not there; the message says how to make it."""
 
 

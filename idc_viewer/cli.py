@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from idc_viewer import __version__
+from idc_viewer.core.errors import IdcViewerError
 from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 1
 GRADCAM_MIN_TISSUE = 0.1
 
 
-class UserError(Exception):
+class UserError(IdcViewerError):
     """An error whose message is shown to the user as one line, without a traceback."""
 
 

@@ -77,7 +77,7 @@ class KerasGradCam:
         size = spec.input_size
         signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
+        @tf.function(input_signature=signature, reduce_retracing=True)  # type: ignore[untyped-decorator]
         def compute_maps(x: Any) -> tuple[Any, Any]:
             with tf.GradientTape() as tape:
                 conv, features = grad_model(x, training=False)

@@ -62,7 +62,8 @@ class ScoredSlide:
 
         grid = context_probabilities(self.probabilities, sigma_patches)
         values = grid[self.truth_cells[:, 1], self.truth_cells[:, 0]]
-        return np.nan_to_num(values, nan=0.0)
+        filled: np.ndarray = np.nan_to_num(values, nan=0.0)
+        return filled
 
     @property
     def not_analysed(self) -> int:

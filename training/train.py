@@ -274,7 +274,7 @@ def recalibrated_validation(clean_batches: Any, val_ds: Any) -> Any:
     """
     import keras
 
-    class RecalibratedValidation(keras.callbacks.Callback):
+    class RecalibratedValidation(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             norms = [
                 layer
@@ -300,7 +300,7 @@ def _epoch_callbacks(config: TrainConfig, report: Callable[[dict[str, Any]], Non
 
     run_dir = Path(config.run_dir)
 
-    class Checkpoint(keras.callbacks.Callback):
+    class Checkpoint(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
         """Saves model+optimizer and callback counters after every epoch (resume point)."""
 
         def __init__(self) -> None:
@@ -455,7 +455,7 @@ def train(
         initial_epoch = state["epoch"] + 1
         if es.wait >= es.patience or initial_epoch >= config.epochs:
             log("run already finished; nothing to resume")
-            return state
+            return dict(state)
         log(f"resuming at epoch {initial_epoch + 1}")
     else:
         model = build_model(config.input_size, l2=config.l2)
@@ -469,7 +469,7 @@ def train(
         saved_es = (es.best, es.wait, es.best_epoch, es.best_weights)
         saved_plateau = (plateau.best, plateau.wait, plateau.cooldown_counter)
 
-        class _Restore(keras.callbacks.Callback):
+        class _Restore(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
             def on_train_begin(self, logs: Any = None) -> None:
                 es.best, es.wait, es.best_epoch, es.best_weights = saved_es
                 plateau.best, plateau.wait, plateau.cooldown_counter = saved_plateau
@@ -489,7 +489,7 @@ def train(
     state["finished"] = True
     state_file.write_text(json.dumps(state, indent=1))
     report({"event": "finished", "best_epoch": es.best_epoch + 1, "best_val_loss": float(es.best)})
-    return state
+    return dict(state)
 
 
 def _console_report(log: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:

@@ -37,7 +37,8 @@ def gaussian_kernel_1d(sigma_patches: float) -> NDArray[np.float64]:
     radius = max(1, math.ceil(TRUNCATE_SIGMAS * sigma_patches))
     offsets = np.arange(-radius, radius + 1, dtype=np.float64)
     weights = np.exp(-0.5 * (offsets / sigma_patches) ** 2)
-    return weights / weights.sum()
+    normalised: NDArray[np.float64] = weights / weights.sum()
+    return normalised
 
 
 def context_probabilities(

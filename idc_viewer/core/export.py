@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from idc_viewer.core import fileset
+from idc_viewer.core.errors import IdcViewerError
 from idc_viewer.core.heatmap import Heatmap
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FEATURE_NAMESPACE = uuid.UUID("5b0c3f0e-9a59-4d8e-8f53-2f1c2b6f7a11")
 
 
-class ExportError(Exception):
+class ExportError(IdcViewerError):
     """An export file could not be written; ``str(exc)`` is a one-line reason."""
 
 

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from idc_viewer.core.errors import IdcViewerError
+
 WORK_SUFFIX = ".idc-export"
 _DONE_MARK = ".done-"
 _OWNER = "owner.json"
@@ -48,7 +50,7 @@ LOCK_WAIT_S = 60.0
 _FOREIGN_STALE_S = 24 * 3600.0
 
 
-class FileSetError(Exception):
+class FileSetError(IdcViewerError):
     """The set could not be written or replaced; ``str(exc)`` is a one-line reason."""
 
 

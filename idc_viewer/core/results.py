@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from idc_viewer import __version__
+from idc_viewer.core.errors import IdcViewerError
 from idc_viewer.core.heatmap import Heatmap, cells_to_arrays
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ _SUFFIX = ".sqlite3"
 MAX_STORED_CELLS = 1 << 26
 
 
-class ResultStoreError(Exception):
+class ResultStoreError(IdcViewerError):
     """The results store cannot be read or written; ``str(exc)`` is a one-line reason."""
 
 

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 import openslide
 
+from idc_viewer.core.errors import IdcViewerError
+
 # tifffile reports damaged files through logging; without a handler Python prints those records
 # on stderr as a second line beside our one-line error (the SlideError says it all).
 logging.getLogger("tifffile").addHandler(logging.NullHandler())
@@ -72,7 +74,7 @@ _STRIP_PX = 1 << 20
 _KEPT_PROPERTY_PREFIXES = ("openslide.", "aperio.AppMag", "aperio.MPP", "hamamatsu.SourceLens")
 
 
-class SlideError(Exception):
+class SlideError(IdcViewerError):
     """A slide cannot be opened or read; ``str(exc)`` is a one-line reason for the user."""
 
 

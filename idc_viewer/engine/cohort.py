@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from idc_viewer.core.errors import IdcViewerError
 from idc_viewer.engine.cohort_summary import write_cohort_csv
 from idc_viewer.engine.cohort_task import (
     CANCELLED,
@@ -56,7 +57,7 @@ CANCEL_WAIT_S = 30.0
 POLL_S = 0.2
 
 
-class CohortError(Exception):
+class CohortError(IdcViewerError):
     """The cohort cannot run at all (no Dask installed, scheduler unreachable); one line."""
 
 
@@ -177,7 +178,7 @@ def _client(options: CohortOptions) -> Iterator[tuple[Any, Any]]:
 def _threads_by_host(client: Any) -> tuple[tuple[str, int], ...]:
     """LiteRT threads per task slot for each host of a running cluster: its cores shared by all
     the slots its workers offer."""
-    from distributed.comm import get_address_host
+    from distributed.comm.addressing import get_address_host
 
     workers = client.scheduler_info(n_workers=-1).get("workers", {})
     cores = client.run(os.cpu_count)
@@ -417,7 +418,7 @@ def run_cohort(
                 on_event(msg)
 
         client.subscribe_topic(progress_topic(run_id), handler)
-        cancel = Event(cancel_event_name(run_id), client=client)
+        cancel = Event(cancel_event_name(run_id), client=client)  # type: ignore[no-untyped-call]
         pending: dict[int, Any] = {}
         progress.t0 = time.perf_counter()
 
@@ -454,7 +455,7 @@ def run_cohort(
                 "(Ctrl-C again to stop waiting)"
             )
             with contextlib.suppress(Exception):
-                cancel.set()
+                cancel.set()  # type: ignore[no-untyped-call]
             with contextlib.suppress(KeyboardInterrupt):
                 deadline = time.monotonic() + CANCEL_WAIT_S
                 while pending and time.monotonic() < deadline:

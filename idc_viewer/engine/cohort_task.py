@@ -20,6 +20,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,7 +168,7 @@ def _litert_threads(task: SlideTask, worker: Any) -> int:
     if task.litert_threads:
         return max(1, int(task.litert_threads))
     if worker is not None and task.litert_threads_by_host:
-        from distributed.comm import get_address_host
+        from distributed.comm.addressing import get_address_host
 
         by_host = dict(task.litert_threads_by_host)
         host = get_address_host(worker.address)
@@ -205,7 +206,8 @@ def _cancel_token(task: SlideTask, worker: Any) -> CancelToken:
         return CancelToken()
     from distributed import Event
 
-    return _ClusterCancel(Event(cancel_event_name(task.run_id), client=worker.client))
+    event = Event(cancel_event_name(task.run_id), client=worker.client)  # type: ignore[no-untyped-call]
+    return _ClusterCancel(event)
 
 
 class _Reporter:
@@ -327,7 +329,7 @@ def _analyse_and_export(
     store: Any,
     cancel: CancelToken,
     report: _Reporter,
-    outcome: Any,
+    outcome: Callable[..., SlideOutcome],
 ) -> SlideOutcome:
     from idc_viewer.engine.analysis import analyze
     from idc_viewer.engine.decision import decision_heatmap

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 PANEL_PX = 256
 MARGIN_PX = 12
@@ -22,7 +23,8 @@ def _panel(image: np.ndarray, interpolation: int) -> np.ndarray:
 def cam_to_rgb(cam: np.ndarray) -> np.ndarray:
     """A [0, 1] Grad-CAM map as a JET-coloured uint8 RGB image."""
     index = np.rint(np.clip(np.nan_to_num(cam, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
-    return cv2.applyColorMap(index, cv2.COLORMAP_JET)[..., ::-1].copy()
+    rgb: NDArray[np.uint8] = cv2.applyColorMap(index, cv2.COLORMAP_JET)[..., ::-1].copy()
+    return rgb
 
 
 def _put_text(canvas: np.ndarray, text: str, x: int, y: int, scale: float) -> None:

@@ -164,7 +164,7 @@ class KerasPredictor:
         signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
         model = keras_model
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
+        @tf.function(input_signature=signature, reduce_retracing=True)  # type: ignore[untyped-decorator]
         def forward(x: Any) -> Any:
             return model(x, training=False)
 

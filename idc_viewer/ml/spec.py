@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from idc_viewer.core.errors import IdcViewerError
 from idc_viewer.core.fileset import sha256_file
 
 SPEC_FORMAT = "idc-viewer-model/1"
@@ -26,7 +27,7 @@ MAX_SPEC_BYTES = 1 << 20
 MAX_INPUT_PX = 1024
 
 
-class ModelContractError(Exception):
+class ModelContractError(IdcViewerError):
     """A model file or spec that the app refuses, with a message fit for the user."""
 
 

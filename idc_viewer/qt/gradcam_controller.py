@@ -78,7 +78,7 @@ class GradCamLayerController(QObject):
         """``heatmap`` / ``gradcam`` / ``both`` / ``none``: which layers the view shows."""
         if mode not in LAYER_CHOICES:
             raise ValueError(f"unknown layer mode {mode!r}; choose one of {LAYER_CHOICES}")
-        self.mode = mode  # type: ignore[assignment]
+        self.mode = mode
         self.view.set_overlay_visible(mode in ("heatmap", "both"))
         self.layer.visible = mode in ("gradcam", "both")
         self.refresh()

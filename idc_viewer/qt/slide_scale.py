@@ -29,7 +29,7 @@ def remembered_mpp(settings: QSettings | None, path: str) -> float | None:
         return None
     value = settings.value(_key(path))
     try:
-        mpp = float(value) if value is not None else None  # type: ignore[arg-type]
+        mpp = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
     return mpp if mpp is not None and mpp > 0 else None

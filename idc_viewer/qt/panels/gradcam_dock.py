@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
@@ -116,7 +117,10 @@ def full_with_cam(view: GradCamView, opacity: float = CAM_OPACITY) -> np.ndarray
     h, w = full.shape[:2]
     rgba = cam_rgba(low, w, h).astype(np.float32)
     alpha = rgba[..., 3:4] / 255.0 * opacity
-    return np.rint(full * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
+    blended: NDArray[np.uint8] = np.rint(full * (1 - alpha) + rgba[..., :3] * alpha).astype(
+        np.uint8
+    )
+    return blended
 
 
 def position_text(view: GradCamView) -> str:

@@ -116,7 +116,7 @@ class OverlayPanel(QWidget):
         return str(self.mode_combo.currentData())
 
     def set_mode(self, mode: str) -> None:
-        self.mode_combo.setCurrentIndex(LAYER_CHOICES.index(mode))  # type: ignore[arg-type]
+        self.mode_combo.setCurrentIndex(LAYER_CHOICES.index(mode))
 
     def toggle_heatmap(self) -> None:
         """H: the heatmap on/off, Grad-CAM as it was."""

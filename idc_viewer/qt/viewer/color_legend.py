@@ -7,6 +7,7 @@ the floor), and a note says what clear and grey mean.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRectF, QSize
 from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
@@ -112,7 +113,10 @@ class ColorLegend(QWidget):
     def _on_white(probabilities: np.ndarray, colormap: str) -> np.ndarray:
         rgba = overlay_rgba(probabilities, colormap).astype(np.float32)
         alpha = rgba[..., 3:4] / 255.0
-        return np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        on_white: NDArray[np.uint8] = np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(
+            np.uint8
+        )
+        return on_white
 
     @classmethod
     def _make_gradient(cls, colormap: str) -> QImage:

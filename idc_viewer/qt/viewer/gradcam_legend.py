@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from PySide6.QtWidgets import QWidget
 
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, cam_rgba
@@ -26,4 +27,7 @@ class GradCamLegend(ColorLegend):
         values = np.asarray(probabilities, np.float32).reshape(1, -1)
         rgba = cam_rgba(values, values.shape[1], 1, colormap).astype(np.float32)
         alpha = rgba[..., 3:4] / 255.0
-        return np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        on_white: NDArray[np.uint8] = np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(
+            np.uint8
+        )
+        return on_white
