@@ -71,9 +71,9 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
     from PySide6.QtWidgets import QApplication
 
     from idc_viewer.app import create_window
+    from idc_viewer.core.flagged import flagged_cells
     from idc_viewer.core.results import ResultStore
     from idc_viewer.ml.loading import load_model
-    from idc_viewer.qt.state import flagged_cells
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     tmp = Path(tempfile.mkdtemp(prefix="idc-bench-gradcam-"))
@@ -82,7 +82,7 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
     window.show()
     model = load_model(model_path)
     window.state.set_model(model, model_path)
-    if not window.open_path(slide_path):
+    if not window.slides.open_path(slide_path):
         raise SystemExit(f"cannot open {slide_path}")
 
     def wait(signal: object, timeout_s: float) -> list[object]:
@@ -121,13 +121,15 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
         return list(lateness), elapsed
 
     window.analysis.start()
-    if wait(window.analysis_stopped, 900) != [("done",)]:
+    if wait(window.analysis.stopped, 900) != [("done",)]:
         raise SystemExit("the analysis did not finish")
     heatmap = window.state.heatmap
     assert heatmap is not None
     cell = flagged_cells(heatmap, 0.0)[0]
     window.gradcam_layer.set_mode("heatmap")  # the click alone, not the layer
-    _, first_click_s = measure(lambda: window.inspect_cell(cell), window.gradcam_shown, 60)
+    _, first_click_s = measure(
+        lambda: window.inspection.inspect_cell(cell), window.inspection.gradcam_shown, 60
+    )
     idle_timer = _Timeout(app, 1.5)  # kept: its signal must outlive the wait
     idle, _ = measure(None, idle_timer.fired, 5)
 

@@ -101,7 +101,7 @@ def main() -> int:
         window.resize(1400, 900)
         window.show()
         window.state.set_model(model, "bench")  # type: ignore[arg-type]
-        window.show_slide(slide, name=Path(slide_path).name)
+        window.slides.show_slide(slide, name=Path(slide_path).name)
         view = window.view
 
         clock = QElapsedTimer()
@@ -177,7 +177,7 @@ def main() -> int:
         view.fit()
         settle(300)
         outcome: list[str] = []
-        window.analysis_stopped.connect(outcome.append)
+        window.analysis.stopped.connect(outcome.append)
         started = {"t": 0.0}
 
         def analysis_step() -> bool:

@@ -19,7 +19,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from idc_viewer.core.bundled import demo_dir, icon_path
-from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.errors import IdcViewerError, one_line
 from idc_viewer.core.results import ResultStore, default_results_dir
 from idc_viewer.qt import smoke
 from idc_viewer.qt.main_window import MainWindow
@@ -70,8 +70,7 @@ def _excepthook(window: MainWindow | None) -> Any:
     def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
         log.error("unhandled exception", exc_info=(exc_type, exc, tb))
         if window is not None:
-            message = str(exc).splitlines()[0] if str(exc) else exc_type.__name__
-            QMessageBox.warning(window, "Unexpected error", message)
+            QMessageBox.warning(window, "Unexpected error", one_line(exc))
 
     return hook
 
@@ -112,15 +111,15 @@ def run_app(
     def start() -> None:
         model = model_path or _default_model()
         if model:
-            window.load_model(model)
+            window.models.load_model(model)
         path = slide_path
         if demo:
             try:
                 path = str(demo_slide_path())
             except DemoMissingError as exc:
-                window.show_error("Demo slide missing", str(exc))
+                window.messages.show_error("Demo slide missing", str(exc))
         if path:
-            window.open_path(path)
+            window.slides.open_path(path)
 
     smoke.install(app, window)  # only when IDC_VIEWER_SMOKE_TEST is set
     QTimer.singleShot(0, start)  # the window appears first, then the slide opens

@@ -81,7 +81,7 @@ def main() -> int:
 
     model = load_model(default_model_path())
     window.state.set_model(model, str(default_model_path()))
-    if not window.open_path(slide):
+    if not window.slides.open_path(slide):
         return 1
     shot("01-opened.png")
     # A run stopped part-way (as a quit at 40 %), then the slide opened again.
@@ -93,16 +93,16 @@ def main() -> int:
             break
     runs.close()
     partial.close()
-    if not window.open_path(slide):
+    if not window.slides.open_path(slide):
         return 1
     shot("05-partial-resume.png")
     window.analysis.start()
-    if wait(window.analysis_stopped, 600) != ["done"]:
+    if wait(window.analysis.stopped, 600) != ["done"]:
         print("analysis did not finish", file=sys.stderr)
         return 1
     shot("02-heatmap.png")
-    window.step_flagged(1)  # the most probable IDC patch, as a click on it would
-    if not wait(window.gradcam_shown, 120):
+    window.inspection.step_flagged(1)  # the most probable IDC patch, as a click on it would
+    if not wait(window.inspection.gradcam_shown, 120):
         print("Grad-CAM did not finish", file=sys.stderr)
         return 1
     shot("03-gradcam.png")
@@ -131,17 +131,17 @@ def main() -> int:
 
 def gradcam_layer_shots(window: object, wait: object, shot: object) -> int:
     """The Grad-CAM layer zoomed in on a 20x slide, and the inspector's enlarged patch."""
-    from idc_viewer.qt.state import flagged_cells
+    from idc_viewer.core.flagged import flagged_cells
 
     w: Any = window
     if not SLIDE_20X.is_file():
         print(f"skipped the 20x screenshots: {SLIDE_20X} not found", file=sys.stderr)
         return 0
-    if not w.open_path(str(SLIDE_20X)):
+    if not w.slides.open_path(str(SLIDE_20X)):
         return 1
     if not w.state.heatmap:
         w.analysis.start()
-        if wait(w.analysis_stopped, 600) != ["done"]:  # type: ignore[operator]
+        if wait(w.analysis.stopped, 600) != ["done"]:  # type: ignore[operator]
             print("analysis of the 20x slide did not finish", file=sys.stderr)
             return 1
     heatmap = w.state.heatmap
@@ -152,7 +152,7 @@ def gradcam_layer_shots(window: object, wait: object, shot: object) -> int:
     view = w.view
     view.zoom_by(190.0 / max(pw, ph) / view.view_px_per_l0())  # a patch ~190 screen px
     view.center_on_l0(x + pw / 2, y + ph / 2)
-    w.inspect_cell(cell)
+    w.inspection.inspect_cell(cell)
     if not wait(w.gradcam_layer.filled, 120):  # type: ignore[operator]
         print("the Grad-CAM layer did not fill", file=sys.stderr)
         return 1

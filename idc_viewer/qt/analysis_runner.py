@@ -1,31 +1,32 @@
-"""Running the engine's analysis from the window, and the logic around stored results.
+"""Running the engine's analysis for the window, and finding a slide's stored analysis.
 
 :class:`AnalysisRunner` starts :func:`idc_viewer.engine.analysis.analyze` in a
 :class:`~idc_viewer.qt.workers.GeneratorWorker`, paints each batch into a GUI-side heatmap
 (the engine's live array is written by the worker thread, so the GUI keeps its own copy and
-applies each batch's cells), and reports progress. :func:`find_stored` and
-:func:`export_results` are plain functions the tests call directly.
+applies each batch's cells), and says what happens through its signals: it knows neither the
+window nor its widgets.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from idc_viewer.core.errors import one_line
 from idc_viewer.core.heatmap import Heatmap
-from idc_viewer.core.patches import PatchGrid, make_grid
+from idc_viewer.core.labels import model_label
 from idc_viewer.core.results import ResultStore
-from idc_viewer.qt.state import AppState, format_count, model_label, patches
+from idc_viewer.core.slide import MissingMppError
+from idc_viewer.qt.messenger import Messenger
+from idc_viewer.qt.state import AppState, format_count, patches
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:
     from idc_viewer.engine.analysis import AnalysisUpdate
-    from idc_viewer.qt.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -39,101 +40,64 @@ def _snapshot(update: AnalysisUpdate) -> tuple[AnalysisUpdate, Heatmap | None]:
     return update, (update.heatmap.copy() if len(update.cols) == 0 else None)
 
 
-@dataclass(frozen=True)
-class StoredHeatmap:
-    """A slide's stored analysis as the window shows it.
-
-    ``threshold`` is the decision threshold of the model that made it (None for analyses stored
-    before it was recorded); ``by_loaded_model`` says whether that model is the loaded one.
-    """
-
-    heatmap: Heatmap
-    label: str
-    threshold: float | None
-    by_loaded_model: bool
-    #: The tissue cells the analysis set out to score (None for stores without one).
-    tissue_mask: np.ndarray | None = None
-
-
-def find_stored(
-    store: ResultStore, fingerprint: str, model: Any | None, slide_mpp: float | None = None
-) -> StoredHeatmap | None:
-    """The stored heatmap of a slide, or None.
-
-    Prefers the current model's analysis; otherwise the most recently updated one. With
-    ``slide_mpp``, only analyses made at that scale (others' cells would not fit the slide).
-    """
-    analyses = store.find(fingerprint)
-    try:
-        current = model.spec.model_hash if model is not None else None
-        usable = [
-            a
-            for a in analyses
-            if a.done_mask().any()
-            and (slide_mpp is None or abs(a.grid.slide_mpp - slide_mpp) <= 1e-6 * slide_mpp)
-        ]
-        if not usable:
-            return None
-        chosen = next((a for a in usable if a.key.model_hash == current), usable[0])
-        model_hash = chosen.key.model_hash
-        by_loaded_model = model is not None and model_hash == current
-        name = chosen.meta.get("model_name") or "model"
-        threshold = chosen.meta.get("model_threshold")
-        if model is not None and by_loaded_model:
-            name, threshold = model.spec.name, float(model.spec.threshold)
-        return StoredHeatmap(
-            heatmap=chosen.heatmap(),
-            label=model_label(str(name), model_hash),
-            threshold=None if threshold is None else float(threshold),
-            by_loaded_model=by_loaded_model,
-            tissue_mask=chosen.tissue_mask,
-        )
-    finally:
-        for analysis in analyses:
-            analysis.close()
-
-
-def export_results(state: AppState, folder: Path) -> list[Path]:
-    """Write the engine's export files of the current heatmap into ``folder``."""
-    from idc_viewer.core.export import export_all
-    from idc_viewer.engine.outputs import provenance, slide_stem
-
-    slide, heatmap, model = state.slide, state.decision_map(), state.model
-    if slide is None or heatmap is None or state.heatmap is None:
-        raise ValueError("Nothing to export: analyse a slide first.")
-    stem = slide_stem(slide.info.path)
-    if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
-        info = provenance(slide, model, state.threshold, state.heatmap)
-    else:  # a stored heatmap from another model: say only what is known
-        info = {
-            "app": "idc-viewer",
-            "slide": {"path": slide.info.path},
-            "model": {"label": state.heatmap_source},
-            "mpp": slide.info.mpp,
-        }
-    # what "probability" (flags, regions) means in these files: the map the user looked at
-    info["decision_map"] = "context" if state.context_active() else "patch"
-    return export_all(folder, stem, heatmap, state.threshold, info, patch_heatmap=state.heatmap)
-
-
 class AnalysisRunner(QObject):
     """Starts, follows and cancels the analysis of the open slide.
+
+    Parameters
+    ----------
+    state : AppState
+        The slide and model to analyse; the heatmap it shows grows batch by batch.
+    pool : WorkerPool
+        Runs the analysis worker.
+    messages : Messenger
+        Errors and questions for the user.
+    ask_scale : callable
+        ``ask_scale()`` asks the user for the open slide's µm/px; False when cancelled.
+    store : ResultStore, optional
+        Where results are stored and resumed from (None: nothing is stored).
+    batch_size : int
+        Patches per engine batch.
+    parent : QObject, optional
 
     Signals
     -------
     stopped(str)
         ``"done"``, ``"cancelled"``, ``"failed"`` or ``"warning"`` (no H&E tissue found).
+    running_changed(bool)
+        A run started (True) or ended (False).
+    message(str)
+        What the run is doing or how it ended, for the analysis panel.
+    progress(object)
+        A :class:`~idc_viewer.core.jobs.Progress`.
+    heatmap_replaced()
+        ``state.heatmap`` is another heatmap: repaint all of it.
+    cells_changed(object)
+        ``(N, 2)`` ``(col, row)`` cells of ``state.heatmap`` that gained probabilities.
     """
 
     stopped = Signal(str)
+    running_changed = Signal(bool)
+    message = Signal(str)
+    progress = Signal(object)
+    heatmap_replaced = Signal()
+    cells_changed = Signal(object)
 
     def __init__(
-        self, window: MainWindow, state: AppState, pool: WorkerPool, batch_size: int = 256
+        self,
+        state: AppState,
+        pool: WorkerPool,
+        messages: Messenger,
+        ask_scale: Callable[[], bool],
+        store: ResultStore | None = None,
+        batch_size: int = 256,
+        parent: QObject | None = None,
     ) -> None:
-        super().__init__(window)
-        self._window = window
+        super().__init__(parent)
         self._state = state
         self._pool = pool
+        self._messages = messages
+        self._ask_scale = ask_scale
+        self.store = store
         self.batch_size = batch_size
         self.worker: GeneratorWorker | None = None
         self._run_model: Any = None  # the model the running analysis scores with
@@ -150,36 +114,25 @@ class AnalysisRunner(QObject):
 
     @property
     def running(self) -> bool:
+        """An analysis worker is running."""
         return self.worker is not None and self.worker.running
-
-    def current_grid(self) -> PatchGrid | None:
-        """The grid of the heatmap shown, else the current model's grid over the slide."""
-        if self._state.heatmap is not None:
-            return self._state.heatmap.grid
-        slide, model = self._state.slide, self._state.model
-        if slide is None or model is None or slide.info.mpp is None:
-            return None
-        return make_grid(slide.info, model.spec.patch_size_px, model.spec.patch_mpp)
 
     def start(self) -> GeneratorWorker | None:
         """Analyse the open slide with the current model (resuming stored results)."""
         from idc_viewer.engine.analysis import analyze
 
-        window, slide, model = self._window, self._state.slide, self._state.model
+        slide, model = self._state.slide, self._state.model
         if self.running:
             return self.worker
         if slide is None or model is None:
-            window.show_error("Cannot analyse", "Open a slide and load a model first.")
+            self._messages.show_error("Cannot analyse", "Open a slide and load a model first.")
             return None
         warning = self._state.slide_warning
-        if warning and not window.confirm("Not H&E?", f"{warning}.\n\nAnalyse anyway?"):
+        if warning and not self._messages.confirm("Not H&E?", f"{warning}.\n\nAnalyse anyway?"):
             return None
-        if slide.info.mpp is None:
-            if not window.ask_scale_for_analysis():
-                return None
-            slide = self._state.slide
-            assert slide is not None
-        store, batch_size = window.store, self.batch_size
+        if slide.info.mpp is None and not self._ask_scale():
+            return None
+        store, batch_size = self.store, self.batch_size
         worker = GeneratorWorker(
             "analysis",
             lambda token: analyze(slide, model, store, token, batch_size),
@@ -196,12 +149,13 @@ class AnalysisRunner(QObject):
         self.worker, self._live, self._outcome = worker, None, ""
         self._run_model = model
         self._label = model_label(model.spec.name, model.spec.model_hash)
-        window.analysis_panel.set_running(True)
-        window.analysis_panel.show_message("Finding tissue…")
+        self.running_changed.emit(True)
+        self.message.emit("Finding tissue…")
         self._pool.start(worker)
         return worker
 
     def cancel(self) -> None:
+        """Ask the running analysis to stop after its current batch."""
         if self.worker is not None:
             self.worker.cancel()
 
@@ -233,20 +187,18 @@ class AnalysisRunner(QObject):
         if not self._run_is_on_screen:
             self._discard_pending()
             return
-        window = self._window
         for update, snapshot in payloads:
             if update.tissue_warning:
                 self._outcome = "warning"
-                window.show_error("No tissue to analyse", update.tissue_warning)
+                self._messages.show_error("No tissue to analyse", update.tissue_warning)
                 continue
             if snapshot is not None:
                 self._discard_pending()
                 self._live = snapshot
                 tissue = update.tissue.mask if update.tissue is not None else None
                 self._state.set_heatmap(snapshot, self._label, tissue)
-                window.view.set_heatmap(self._state.decision_map())
-                window.view.set_pending_mask(self._state.pending_mask())
-                window.analysis_panel.show_progress(update.progress)
+                self.heatmap_replaced.emit()
+                self.progress.emit(update.progress)
                 continue
             if self._live is not None and len(update.cols):
                 self._live.probabilities[update.rows, update.cols] = update.probabilities
@@ -266,12 +218,11 @@ class AnalysisRunner(QObject):
         if cells and live is not None and self._state.heatmap is live:
             self._state.set_heatmap(live)
             if self._state.context_active():  # new cells change their neighbours' context
-                self._window.view.set_heatmap(self._state.decision_map())
-                self._window.view.set_pending_mask(self._state.pending_mask())
+                self.heatmap_replaced.emit()
             else:
-                self._window.view.update_heatmap_cells(np.concatenate(cells))  # recolours them
+                self.cells_changed.emit(np.concatenate(cells))  # recolours them
         if progress is not None:
-            self._window.analysis_panel.show_progress(progress)
+            self.progress.emit(progress)
 
     def _drain(self) -> None:
         worker = self.worker
@@ -288,18 +239,20 @@ class AnalysisRunner(QObject):
         if not self._outcome:
             self._outcome = outcome
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: Exception) -> None:
         self._drain()
         self._outcome = "failed"
-        self._window.show_error("Analysis failed", message)
+        if isinstance(exc, MissingMppError):  # the scale went missing: ask for it again
+            self._ask_scale()
+            return
+        self._messages.show_error("Analysis failed", one_line(exc))
 
     def _on_stopped(self) -> None:
         self._drain()
         outcome = self._outcome or "done"
-        panel = self._window.analysis_panel
-        panel.set_running(False)
+        self.running_changed.emit(False)
         if not self._run_is_on_screen:  # the model was switched while it ran
-            panel.show_message(f"Stopped: {self._label} was replaced by another model.")
+            self.message.emit(f"Stopped: {self._label} was replaced by another model.")
             self.stopped.emit("cancelled")
             return
         coverage = self._state.coverage() or (0, 0)
@@ -309,5 +262,5 @@ class AnalysisRunner(QObject):
             "failed": "The analysis failed (see the message).",
             "warning": "Nothing analysed: no H&E tissue found.",
         }
-        panel.show_message(texts[outcome])
+        self.message.emit(texts[outcome])
         self.stopped.emit(outcome)

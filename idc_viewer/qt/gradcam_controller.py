@@ -42,12 +42,12 @@ class GradCamLayerController(QObject):
     -------
     filled()
         Every visible analysed cell has its map (tests and the benchmark wait for it).
-    failed(str)
-        The maps could not be computed (one line).
+    failed(object)
+        The exception that stopped the maps being computed (once per slide/model/grid).
     """
 
     filled = Signal()
-    failed = Signal(str)
+    failed = Signal(object)
 
     def __init__(
         self,
@@ -142,7 +142,7 @@ class GradCamLayerController(QObject):
             if self.active and not self.pending_cells():
                 self.filled.emit()
 
-    def _on_failed(self, context: int, message: str) -> None:
+    def _on_failed(self, context: int, exc: Exception) -> None:
         if context == self._context and not self._reported_failure:
             self._reported_failure = True  # once per context, not once per viewport
-            self.failed.emit(message)
+            self.failed.emit(exc)

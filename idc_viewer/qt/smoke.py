@@ -41,12 +41,12 @@ def install(app: QApplication, window: MainWindow) -> None:
         else:
             QTimer.singleShot(0, app.quit)
 
-    window.slide_opened.connect(report_and_continue)
+    window.slides.slide_opened.connect(report_and_continue)
 
 
 def _retrain(app: QApplication, window: MainWindow, data: str) -> None:
     window.actions_.retrain.trigger()
-    dialog = window.retrain_dialog
+    dialog = window.models.retrain_dialog
     assert dialog is not None, "Model › Retrain… opened no dialog"
     dialog.data_edit.setText(data)
     dialog.epochs_spin.setValue(1)

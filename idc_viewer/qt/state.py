@@ -1,8 +1,7 @@
 """The application's shared state, one QObject that widgets receive and listen to.
 
 Widgets never reach into each other: they read :class:`AppState` and react to its signals
-(``_on_<thing>_changed`` handlers). The pure helpers at the bottom (flagged-cell stepping,
-formatting) need no Qt and are unit-tested directly.
+(``_on_<thing>_changed`` handlers). The formatting helpers at the bottom need no Qt.
 """
 
 from __future__ import annotations
@@ -12,6 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
+
+from idc_viewer.core.labels import model_label
+from idc_viewer.core.patches import PatchGrid, make_grid
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -196,6 +198,15 @@ class AppState(QObject):
         spec = self.model.spec
         return self.heatmap_source == model_label(spec.name, spec.model_hash)
 
+    def current_grid(self) -> PatchGrid | None:
+        """The grid of the heatmap shown, else the loaded model's grid over the slide."""
+        if self.heatmap is not None:
+            return self.heatmap.grid
+        slide, model = self.slide, self.model
+        if slide is None or model is None or slide.info.mpp is None:
+            return None
+        return make_grid(slide.info, model.spec.patch_size_px, model.spec.patch_mpp)
+
     def set_threshold(self, threshold: float) -> None:
         threshold = min(1.0, max(0.0, float(threshold)))
         if not math.isclose(threshold, self.threshold):
@@ -216,28 +227,6 @@ class AppState(QObject):
     def select_cell(self, cell: Cell | None) -> None:
         self.selected_cell = cell
         self.cell_selected.emit(cell)
-
-
-def model_label(name: str, model_hash: str) -> str:
-    """How a model is named next to a heatmap: ``name (hash[:8])``."""
-    return f"{name} ({model_hash[:8]})" if model_hash else name
-
-
-def flagged_cells(heatmap: Heatmap, threshold: float) -> list[Cell]:
-    """Flagged cells, most probable first (ties in reading order)."""
-    probs = heatmap.probabilities
-    rows, cols = np.nonzero(heatmap.flagged_mask(threshold))
-    order = np.lexsort((cols, rows, -probs[rows, cols]))
-    return [(int(cols[i]), int(rows[i])) for i in order]
-
-
-def step_cell(cells: list[Cell], current: Cell | None, step: int) -> Cell | None:
-    """The cell ``step`` places after ``current`` in ``cells`` (wrapping); first if not in it."""
-    if not cells:
-        return None
-    if current not in cells:
-        return cells[0] if step >= 0 else cells[-1]
-    return cells[(cells.index(current) + step) % len(cells)]
 
 
 def format_duration(seconds: float | None) -> str:

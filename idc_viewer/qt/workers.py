@@ -2,8 +2,10 @@
 
 Long work is a generator (the engine's :func:`~idc_viewer.engine.analysis.analyze`) or a plain
 call (loading a model, computing a Grad-CAM, whose first call imports TensorFlow). Each runs in
-its own :class:`QThread`; results come back to the GUI thread as queued signals, exceptions as a
-one-line message (and a full traceback in the log). Cancelling only sets a
+its own :class:`QThread`; results come back to the GUI thread as queued signals, exceptions as
+the exception object itself (superqt's habit: the receiver formats it with
+:func:`~idc_viewer.core.errors.one_line` and can react to its type; the full traceback goes to
+the log). Cancelling only sets a
 :class:`~idc_viewer.core.jobs.CancelToken` that the generator checks between batches.
 """
 
@@ -20,13 +22,6 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from idc_viewer.core.jobs import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
-
-
-def error_message(exc: BaseException) -> str:
-    """A one-line message for the user: the exception's text, or its type when empty."""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return first or type(exc).__name__
 
 
 class _Runner(QObject):
@@ -46,8 +41,8 @@ class Worker(QObject):
 
     Signals
     -------
-    failed(str)
-        An exception escaped the work; the message is one line for a dialog.
+    failed(object)
+        The exception that escaped the work (its traceback dropped: it is in the log).
     cancelled()
         The work stopped on the cancel token.
     finished(object)
@@ -56,7 +51,7 @@ class Worker(QObject):
         Emitted last, whatever the outcome (the thread is about to end).
     """
 
-    failed = Signal(str)
+    failed = Signal(object)
     cancelled = Signal()
     finished = Signal(object)
     stopped = Signal()
@@ -104,7 +99,7 @@ class Worker(QObject):
             self.cancelled.emit()
         except Exception as exc:  # every failure reaches the user, the app carries on
             log.error("worker %s failed:\n%s", self.name, traceback.format_exc())
-            self.failed.emit(error_message(exc))
+            self.failed.emit(exc.with_traceback(None))  # the frames need not outlive the log
         finally:
             self._running = False
             self.stopped.emit()

@@ -42,7 +42,7 @@ def test_the_context_map_is_shown_flagged_and_explained_and_the_toggle_shows_the
     qtbot, make_window, slide_file
 ) -> None:
     window = make_window(model=context_model())
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert run_analysis(qtbot, window) == "done"
     state = window.state
     raw = state.heatmap.probabilities
@@ -60,8 +60,8 @@ def test_the_context_map_is_shown_flagged_and_explained_and_the_toggle_shows_the
 
     # the Grad-CAM panel names both numbers: the patch's own score and its context value
     cell = tuple(int(v) for v in np.argwhere(~np.isnan(raw))[0][::-1])
-    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
-        window.inspect_cell(cell)
+    with qtbot.waitSignal(window.inspection.gradcam_shown, timeout=10_000):
+        window.inspection.inspect_cell(cell)
     text = window.gradcam_panel.probability_label.text()
     assert "patch" in text and f"context {expected[cell[1], cell[0]]:.3f}" in text
 
@@ -81,7 +81,7 @@ def test_a_model_without_context_shows_its_patch_map_and_disables_the_toggle(
     qtbot, make_window, slide_file
 ) -> None:
     window = make_window(model=FakeModel())
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert run_analysis(qtbot, window) == "done"
     assert not window.overlay_panel.context_box.isEnabled()
     assert window.state.decision_map() is window.state.heatmap
@@ -93,10 +93,10 @@ def test_the_gui_export_writes_the_context_decision_and_the_patch_probability(
 ) -> None:
     import csv
 
-    from idc_viewer.qt.analysis_runner import export_results
+    from idc_viewer.qt.export_controller import export_results
 
     window = make_window(model=context_model())
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert run_analysis(qtbot, window) == "done"
     paths = export_results(window.state, tmp_path / "out")
     patches_csv = next(p for p in paths if p.name.endswith(".patches.csv"))

@@ -25,7 +25,7 @@ from idc_viewer.qt.main_window import MainWindow
 def test_open_slide_sets_title_info_and_recent(make_window, slide_file: Path) -> None:
     window = make_window()
     assert "IDC" in window.windowTitle()
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert window.windowTitle().startswith("two-regions.tiff")
     assert "IDC" in window.windowTitle()
     assert window.info_panel.values["Size (px)"].text() == "1200 × 800"
@@ -48,7 +48,7 @@ def test_showing_a_slide_reads_its_thumbnail_once(make_window, monkeypatch) -> N
 
     monkeypatch.setattr(slide, "thumbnail", counting_thumbnail)
     window = make_window()
-    window.show_slide(slide, fingerprint="f" * 64, name="memory")
+    window.slides.show_slide(slide, fingerprint="f" * 64, name="memory")
     assert len(sides) == 1  # a whole-image read on single-level slides: view and minimap share it
     assert max(window.minimap._image.width(), window.minimap._image.height()) == 256
 
@@ -59,12 +59,12 @@ def test_unopenable_file_shows_reason_and_app_stays_usable(
     window = make_window()
     bad = tmp_path / "broken.svs"
     bad.write_bytes(b"this is not a slide" * 10)
-    assert not window.open_path(str(bad))
+    assert not window.slides.open_path(str(bad))
     assert len(dialogs) == 1
     assert "broken.svs" in dialogs[0][1]
     assert "\n" not in dialogs[0][1]
     assert window.state.slide is None
-    assert window.open_path(str(slide_file))  # still works afterwards
+    assert window.slides.open_path(str(slide_file))  # still works afterwards
     assert window.state.slide is not None
 
 
@@ -84,7 +84,7 @@ def test_slide_without_mpp_opens_and_scale_is_asked_by_the_analysis_and_remember
 
     monkeypatch.setattr(QInputDialog, "getDouble", get_double)
     window = make_window()
-    assert window.open_path(str(png))  # viewing needs no scale: shown at once, nothing asked
+    assert window.slides.open_path(str(png))  # viewing needs no scale: shown at once, nothing asked
     assert asked == [] and window.view.slide() is window.state.slide
     assert window.state.slide.info.mpp is None
     assert "Set scale" in window.statusBar().currentMessage()
@@ -99,7 +99,7 @@ def test_slide_without_mpp_opens_and_scale_is_asked_by_the_analysis_and_remember
     assert window.info_panel.values["µm/px"].text().startswith("4")
     # Reopened (Open recent, or a later session with the same settings): remembered, not asked.
     other = make_window()
-    assert other.open_path(str(png))
+    assert other.slides.open_path(str(png))
     assert other.state.slide.info.mpp == pytest.approx(4.0) and len(asked) == 2
     assert other.state.heatmap is not None  # and its stored analysis is shown at once
     # Slide › Set scale… changes it later.
@@ -111,7 +111,7 @@ def test_slide_without_mpp_opens_and_scale_is_asked_by_the_analysis_and_remember
 
 def test_analysis_paints_progressively_and_stores(qtbot, make_window, slide_file: Path) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.06)))
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     assert window.state.heatmap is None
     changes: list[int] = []
     window.state.heatmap_changed.connect(
@@ -129,8 +129,8 @@ def test_analysis_paints_progressively_and_stores(qtbot, make_window, slide_file
 
 def test_cancel_keeps_partial_results_and_resumes(qtbot, make_window, slide_file: Path) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.15)))
-    window.open_path(str(slide_file))
-    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000) as blocker:
+    window.slides.open_path(str(slide_file))
+    with qtbot.waitSignal(window.analysis.stopped, timeout=30_000) as blocker:
         worker = window.analysis.start()
         assert worker is not None
         qtbot.waitUntil(
@@ -152,11 +152,11 @@ def test_reopening_shows_stored_heatmap_at_once(
     qtbot, make_window, slide_file: Path, tmp_path: Path
 ) -> None:
     window = make_window(store_dir=tmp_path / "store")
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     expected = window.state.heatmap.probabilities.copy()
     other = make_window(store_dir=tmp_path / "store")
-    assert other.open_path(str(slide_file))
+    assert other.slides.open_path(str(slide_file))
     assert other.state.heatmap is not None  # no analysis run: it came from the store
     np.testing.assert_allclose(other.state.heatmap.probabilities, expected, equal_nan=True)
     assert "fake" in other.state.heatmap_source
@@ -164,7 +164,7 @@ def test_reopening_shows_stored_heatmap_at_once(
     # Another model never shows this analysis: no heatmap, its own threshold, an offer.
     other_model = FakeModel(spec=fake_spec("other", "b", threshold=0.3))
     third = make_window(model=other_model, store_dir=tmp_path / "store")
-    third.open_path(str(slide_file))
+    third.slides.open_path(str(slide_file))
     assert third.state.heatmap is None and third.state.threshold == pytest.approx(0.3)
     assert third.model_badge.analyse_button.text() == "Analyse with other"
     run_analysis(qtbot, third)
@@ -192,12 +192,12 @@ def test_switching_model_never_mixes_two_models(qtbot, make_window, slide_file: 
 
     def switch(path: str) -> None:
         with qtbot.waitSignal(window.state.model_changed, timeout=10_000):
-            window.load_model(path)
+            window.models.load_model(path)
         assert window.state.model is models[path]
         assert_one_model_on_screen(window)
 
     switch("alpha.keras")
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     assert_one_model_on_screen(window)
     by_alpha = window.state.heatmap.probabilities.copy()
@@ -215,7 +215,7 @@ def test_switching_model_never_mixes_two_models(qtbot, make_window, slide_file: 
     assert badge.analyse_button.isVisibleTo(badge)
     assert badge.analyse_button.text() == "Analyse with beta"
     assert "Analyse with beta" in window.statusBar().currentMessage()
-    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000):
+    with qtbot.waitSignal(window.analysis.stopped, timeout=30_000):
         badge.analyse_button.click()
     assert_one_model_on_screen(window)
     assert not badge.analyse_button.isVisibleTo(badge)
@@ -240,11 +240,11 @@ def test_switching_model_never_mixes_two_models(qtbot, make_window, slide_file: 
 
 def test_clicking_a_patch_opens_gradcam_dock(qtbot, make_window, slide_file: Path) -> None:
     window = make_window()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     grid = window.state.heatmap.grid
     x, y, w, h = grid.l0_rect(5, 5)  # inside the red block
-    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000) as blocker:
+    with qtbot.waitSignal(window.inspection.gradcam_shown, timeout=10_000) as blocker:
         window.view.patch_clicked.emit(x + w / 2, y + h / 2)
     view = blocker.args[0]
     assert view.cell == (5, 5)
@@ -256,18 +256,18 @@ def test_clicking_a_patch_opens_gradcam_dock(qtbot, make_window, slide_file: Pat
 
 def test_next_flagged_steps_from_most_probable(qtbot, make_window, slide_file: Path) -> None:
     window = make_window()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     probs = window.state.heatmap.probabilities
-    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
+    with qtbot.waitSignal(window.inspection.gradcam_shown, timeout=10_000):
         window.actions_.next_flagged.trigger()
     first = window.state.selected_cell
     assert probs[first[1], first[0]] == pytest.approx(np.nanmax(probs))
-    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
+    with qtbot.waitSignal(window.inspection.gradcam_shown, timeout=10_000):
         window.actions_.next_flagged.trigger()
     second = window.state.selected_cell
     assert second != first and probs[second[1], second[0]] <= probs[first[1], first[0]]
-    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000):
+    with qtbot.waitSignal(window.inspection.gradcam_shown, timeout=10_000):
         window.actions_.prev_flagged.trigger()
     assert window.state.selected_cell == first
 
@@ -275,14 +275,14 @@ def test_next_flagged_steps_from_most_probable(qtbot, make_window, slide_file: P
 def test_inspected_patch_is_outlined_and_n_zooms_in_to_see_it(
     qtbot, make_window, slide_file: Path, grab
 ) -> None:
-    from idc_viewer.qt.main_window import INSPECT_PATCH_VIEW_PX
+    from idc_viewer.qt.inspection_controller import INSPECT_PATCH_VIEW_PX
     from idc_viewer.qt.viewer.marks_layer import PATCH_COLOUR
 
     window = make_window()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     window.view.fit()  # a patch is a few screen pixels here
-    with qtbot.waitSignal(window.gradcam_shown, timeout=10_000) as blocker:
+    with qtbot.waitSignal(window.inspection.gradcam_shown, timeout=10_000) as blocker:
         window.actions_.next_flagged.trigger()
     view = blocker.args[0]
     rect = window.state.heatmap.grid.l0_rect(*view.cell)
@@ -307,7 +307,7 @@ def test_inspected_patch_is_outlined_and_n_zooms_in_to_see_it(
 
 def test_regions_sorted_and_selection_zooms(qtbot, make_window, slide_file: Path) -> None:
     window = make_window()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     panel = window.regions_panel
     panel.refresh()
@@ -330,9 +330,9 @@ def test_export_writes_engine_files_and_png(
     qtbot, make_window, slide_file: Path, tmp_path: Path
 ) -> None:
     window = make_window()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
-    paths = window.export_results(tmp_path / "out")
+    paths = window.exports.export_results(tmp_path / "out")
     names = sorted(p.name for p in paths)
     assert names == sorted(
         [
@@ -345,26 +345,26 @@ def test_export_writes_engine_files_and_png(
     assert all(p.stat().st_size > 0 for p in paths)
     assert "fake" in (tmp_path / "out" / "two-regions.provenance.json").read_text()
     png = tmp_path / "view.png"
-    assert window.export_view_png(png)
+    assert window.exports.export_view_png(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_export_without_heatmap_is_a_message(make_window, dialogs, slide_file, tmp_path) -> None:
     window = make_window()
-    window.open_path(str(slide_file))
-    assert window.export_results(tmp_path / "out") == []
+    window.slides.open_path(str(slide_file))
+    assert window.exports.export_results(tmp_path / "out") == []
     assert dialogs and "analyse" in dialogs[-1][1].lower()
 
 
 def test_wrong_model_file_keeps_previous_model(qtbot, make_window, dialogs, tmp_path) -> None:
-    from idc_viewer.qt.main_window import _default_model_loader
+    from idc_viewer.qt.model_controller import default_model_loader
 
-    window = make_window(model_loader=_default_model_loader)
+    window = make_window(model_loader=default_model_loader)
     old = window.state.model
     bad = tmp_path / "evil.keras"
     bad.write_bytes(b"not a model")
-    with qtbot.waitSignal(window.model_load_failed, timeout=10_000):
-        window.load_model(str(bad))
+    with qtbot.waitSignal(window.models.load_failed, timeout=10_000):
+        window.models.load_model(str(bad))
     assert window.state.model is old
     assert dialogs and dialogs[-1][0] == "Cannot load model" and "evil.keras" in dialogs[-1][1]
     assert window.model_panel.name_label.text().startswith("fake")
@@ -374,14 +374,14 @@ def test_load_model_switches_model(qtbot, make_window) -> None:
     new = FakeModel(spec=fake_spec("newer", "c"))
     window = make_window(model_loader=lambda path: new)
     with qtbot.waitSignal(window.state.model_changed, timeout=10_000):
-        window.load_model("newer.keras")
+        window.models.load_model("newer.keras")
     assert window.state.model is new
     assert "cccccccc" in window.model_panel.hash_label.text()
 
 
 def test_closing_mid_analysis_cancels_without_hanging(qtbot, make_window, slide_file) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.3)))
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     worker = window.analysis.start()
     assert worker is not None
     qtbot.waitUntil(lambda: worker.running, timeout=5_000)

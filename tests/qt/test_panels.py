@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QMessageBox
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
 from app_fakes import FakeModel, fake_spec, tissue_slide
 
-from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.jobs import Progress
 from idc_viewer.core.patches import make_grid
 from idc_viewer.qt.actions import push_recent
@@ -26,12 +25,7 @@ from idc_viewer.qt.panels.analysis_panel import progress_text
 from idc_viewer.qt.panels.model_panel import ModelPanel
 from idc_viewer.qt.panels.overlay_panel import OverlayPanel
 from idc_viewer.qt.panels.retrain_dialog import RetrainDialog, parse_event
-from idc_viewer.qt.state import (
-    AppState,
-    flagged_cells,
-    format_duration,
-    step_cell,
-)
+from idc_viewer.qt.state import AppState, format_duration
 
 
 def test_progress_text_has_rate_and_eta() -> None:
@@ -88,20 +82,6 @@ def test_model_panel_shows_name_hash_and_held_out_figures(qtbot) -> None:
     assert "ROC AUC 0.91" in panel.metrics_label.text()
     assert "balanced accuracy 0.84" in panel.metrics_label.text().lower()
     assert "_" not in panel.metrics_label.text()  # words, not raw keys
-
-
-def test_flagged_cells_most_probable_first_and_stepping() -> None:
-    slide = tissue_slide()
-    grid = make_grid(slide.info)
-    heatmap = Heatmap.empty(grid)
-    heatmap.set_cells([(1, 1), (2, 2), (3, 3)], [0.6, 0.9, 0.3])
-    cells = flagged_cells(heatmap, 0.5)
-    assert cells == [(2, 2), (1, 1)]
-    assert step_cell(cells, None, 1) == (2, 2)
-    assert step_cell(cells, (2, 2), 1) == (1, 1)
-    assert step_cell(cells, (1, 1), 1) == (2, 2)  # wraps
-    assert step_cell(cells, (2, 2), -1) == (1, 1)
-    assert step_cell([], None, 1) is None
 
 
 def test_push_recent_dedupes_and_limits() -> None:

@@ -75,8 +75,8 @@ def test_file_dialogs_start_in_the_last_folder(make_window, slide_file, monkeypa
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", get_open)
     window = make_window()
-    window.choose_and_open()
-    window.choose_and_open()
+    window.slides.choose_and_open()
+    window.slides.choose_and_open()
     assert starts[0] == "" and Path(starts[1]) == slide_file.parent
 
 
@@ -92,9 +92,9 @@ def test_png_export_is_named_after_the_slide_and_gets_png_added(
     monkeypatch.setattr(QFileDialog, "getSaveFileName", get_save)
     window = make_window()
     assert not window.actions_.export_png.isEnabled()  # nothing to export without a slide
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     assert window.actions_.export_png.isEnabled()
-    window.choose_and_export_png()
+    window.exports.choose_and_export_png()
     assert Path(offered[0]).name == "two-regions.png"
     assert (tmp_path / "for-report.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -108,13 +108,13 @@ def test_results_export_asks_before_replacing_and_offers_the_folder(
     )
     window = make_window()
     assert not window.actions_.export.isEnabled()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     assert not window.actions_.export.isEnabled()  # a slide, but no heatmap yet
     run_analysis(qtbot, window)
     assert window.actions_.export.isEnabled()
     out = tmp_path / "out"
-    assert len(window.export_results(out)) == 4 and questions == []
-    box = window.export_box
+    assert len(window.exports.export_results(out)) == 4 and questions == []
+    box = window.exports.export_box
     assert box is not None and str(out) in box.text()
     button = next(b for b in box.buttons() if b.text() == "Open folder")
     button.click()
@@ -122,10 +122,10 @@ def test_results_export_asks_before_replacing_and_offers_the_folder(
     csv = out / "two-regions.patches.csv"
     csv.write_text("kept")
     questions.answer = QMessageBox.StandardButton.No
-    assert window.export_results(out) == []
+    assert window.exports.export_results(out) == []
     assert "two-regions.patches.csv" in questions[-1] and csv.read_text() == "kept"
     questions.answer = QMessageBox.StandardButton.Yes
-    assert len(window.export_results(out)) == 4 and csv.read_text() != "kept"
+    assert len(window.exports.export_results(out)) == 4 and csv.read_text() != "kept"
 
 
 # -- 10. zoom limits and crisp pixels -------------------------------------------------------
@@ -186,7 +186,7 @@ def test_brightness_contrast_gamma_change_the_display_only(
     qtbot, make_window, slide_file, grab
 ) -> None:
     window = make_window()
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     qtbot.waitUntil(lambda: window.view.pending_tiles() == 0, timeout=5000)
     plain = grab(window.view).astype(int)
     window.display_panel.sliders["Brightness"].setValue(-30)
@@ -196,7 +196,7 @@ def test_brightness_contrast_gamma_change_the_display_only(
     assert run_analysis(qtbot, window) == "done"  # the model sees the slide's own pixels
     adjusted_probs = window.state.heatmap.probabilities.copy()
     other = make_window(store_dir=window.store.root.parent / "other")  # type: ignore[union-attr]
-    other.open_path(str(slide_file))
+    other.slides.open_path(str(slide_file))
     assert run_analysis(qtbot, other) == "done"
     np.testing.assert_array_equal(adjusted_probs, other.state.heatmap.probabilities)
     window.display_panel.reset()

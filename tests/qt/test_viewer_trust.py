@@ -49,7 +49,7 @@ def _store_partial(path: Path, store_dir: Path, batches: int) -> int:
 
 def test_status_follows_the_model_loaded_after_the_slide(make_window, slide_file) -> None:
     window = make_window(model=None)  # --demo: the slide opens before the model has loaded
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert window.analysis_panel.status.text() == "Load a model to analyse the slide."
     window.state.set_model(FakeModel(), "fake.keras")
     text = window.analysis_panel.status.text()
@@ -63,7 +63,7 @@ def test_status_with_a_slide_without_scale_is_not_open_a_slide(make_window, tmp_
     png = tmp_path / "no-scale.png"
     cv2.imwrite(str(png), two_region_image()[..., ::-1])
     window = make_window()
-    assert window.open_path(str(png))
+    assert window.slides.open_path(str(png))
     text = window.analysis_panel.status.text()
     assert "Open a slide" not in text and "scale" in text
 
@@ -72,10 +72,10 @@ def test_a_complete_stored_heatmap_shows_done_and_a_full_bar(
     qtbot, make_window, slide_file, tmp_path
 ) -> None:
     first = make_window(store_dir=tmp_path / "store")
-    first.open_path(str(slide_file))
+    first.slides.open_path(str(slide_file))
     assert run_analysis(qtbot, first) == "done"
     window = make_window(store_dir=tmp_path / "store")
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert window.state.heatmap is not None
     assert window.analysis_panel.progress_bar.value() == 1000
     assert window.analysis_panel.status.text() == "Done: 88 patches analysed."
@@ -89,7 +89,7 @@ def test_a_partial_stored_analysis_is_shown_as_partial_with_resume(
 ) -> None:
     total = _store_partial(slide_file, tmp_path / "store", batches=3)
     window = make_window(store_dir=tmp_path / "store")
-    assert window.open_path(str(slide_file))
+    assert window.slides.open_path(str(slide_file))
     assert window.state.coverage() == (24, total)
     assert window.analysis_panel.status.text() == f"24 of {total} patches — Resume"
     assert window.analysis_panel.run_button.text() == "Resume analysis"
@@ -150,10 +150,10 @@ def test_cancel_stops_within_a_batch_even_when_the_display_is_slow(
     path = synthetic_tiff(image=two_region_image(), name="many.tiff", mpp=8.0, levels=2)
     predictor = FakePredictor(delay_s=0.02)
     window = make_window(model=FakeModel(predictor=predictor), store_dir=tmp_path / "store")
-    assert window.open_path(str(path))
+    assert window.slides.open_path(str(path))
     window.state.heatmap_changed.connect(lambda: time.sleep(0.1))
     bar = window.analysis_panel.progress_bar
-    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.analysis.stopped, timeout=30_000) as blocker:
         assert window.analysis.start() is not None
         qtbot.waitUntil(lambda: bar.value() >= 100, timeout=20_000)
         calls_at_cancel = predictor.calls
@@ -171,9 +171,9 @@ def test_cancel_stops_within_a_batch_even_when_the_display_is_slow(
 
 def test_esc_cancels_the_analysis(qtbot, make_window, slide_file) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.1)))
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     assert window.actions_.cancel.shortcut().toString() == "Esc"
-    with qtbot.waitSignal(window.analysis_stopped, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.analysis.stopped, timeout=30_000) as blocker:
         assert window.analysis.start() is not None
         qtbot.waitUntil(lambda: window.analysis_panel.progress_bar.value() > 0, timeout=10_000)
         window.actions_.cancel.trigger()  # what Esc does, wherever the focus is
@@ -184,7 +184,7 @@ def test_esc_cancels_the_analysis(qtbot, make_window, slide_file) -> None:
 
 def test_info_panel_and_progress_agree_during_a_run(qtbot, make_window, slide_file) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor(delay_s=0.03)))
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     seen: list[tuple[str, str]] = []
     runner = window.analysis
     flush = runner.flush_updates
@@ -255,14 +255,14 @@ def test_coloured_boxes_are_flagged_on_opening_and_before_analysing(
     image[220:380, 300:550] = (30, 30, 220)
     image[50:150, 400:550] = (230, 220, 20)
     window = make_window()
-    window.show_slide(ArraySlide([image], mpp=4.0, path="boxes"), name="boxes")
+    window.slides.show_slide(ArraySlide([image], mpp=4.0, path="boxes"), name="boxes")
     assert window.state.slide_warning is not None
     assert "Not H&E?" in window.info_panel.values["Stain"].text()
     assert "Not H&E?" in window.statusBar().currentMessage()
     assert window.analysis.start() is None  # asked first; answered No
     assert questions and "Analyse anyway?" in questions[-1]
     he = make_window()
-    he.show_slide(ArraySlide([two_region_image()], mpp=4.0, path="he"), name="he")
+    he.slides.show_slide(ArraySlide([two_region_image()], mpp=4.0, path="he"), name="he")
     assert he.state.slide_warning is None
     assert he.info_panel.values["Stain"].text() == "looks like H&E"
 
@@ -270,7 +270,7 @@ def test_coloured_boxes_are_flagged_on_opening_and_before_analysing(
 @pytest.mark.parametrize("name", ["boxes.tiff", "fluorescence-DAPI.ndpi"])
 def test_real_non_he_slides_are_flagged_on_opening(make_window, name: str) -> None:
     window = make_window()
-    assert window.open_path(str(shared_wsi(name)))
+    assert window.slides.open_path(str(shared_wsi(name)))
     assert window.state.slide_warning is not None
 
 
@@ -291,7 +291,7 @@ def test_broken_dicom_error_is_explained_with_detail_in_the_log(
 ) -> None:
     window = make_window()
     with caplog.at_level(logging.ERROR):
-        assert not window.open_path(str(shared_wsi("broken-dicom.dcm")))
+        assert not window.slides.open_path(str(shared_wsi("broken-dicom.dcm")))
     _title, text = dialogs[-1]
     assert "Couldn't get image flavor" not in text and "\n" not in text
     assert "broken-dicom.dcm" in text and "DICOM" in text and "export it again" in text
@@ -315,7 +315,7 @@ def test_info_levels_fit_and_regions_headers_are_whole(qtbot, make_window, slide
     slide = ArraySlide(
         [np.full((h // 8, w // 8, 3), 240, np.uint8) for w, h in levels[3:]], mpp=0.228
     )
-    window.show_slide(slide, name="seven")
+    window.slides.show_slide(slide, name="seven")
     from idc_viewer.qt.panels.info_panel import levels_text
 
     text = levels_text(tuple(levels))
@@ -323,7 +323,7 @@ def test_info_levels_fit_and_regions_headers_are_whole(qtbot, make_window, slide
     label = window.info_panel.values["Levels"]
     assert label.sizeHint().width() <= 200  # one short line in the dock
     assert "level 6" in label.toolTip() or slide.info.level_count < 7
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     panel = window.regions_panel
     window.tabs.setCurrentWidget(panel)
@@ -373,7 +373,7 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
     qtbot, make_window, slide_file, grab
 ) -> None:
     window = make_window(model=FakeModel(predictor=FakePredictor()))
-    window.open_path(str(slide_file))
+    window.slides.open_path(str(slide_file))
     run_analysis(qtbot, window)
     probs = window.state.heatmap.probabilities.copy()
     low = np.argwhere(np.nan_to_num(probs, nan=1.0) < 0.2)

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from idc_viewer.core.errors import one_line
 from idc_viewer.core.jobs import CancelToken
-from idc_viewer.qt.workers import CallWorker, GeneratorWorker, WorkerPool, error_message
+from idc_viewer.qt.workers import CallWorker, GeneratorWorker, WorkerPool
 
 
 def counting(n: int, delay_s: float = 0.0):  # type: ignore[no-untyped-def]
@@ -63,7 +64,7 @@ def test_cancel_stops_between_items_and_keeps_what_was_emitted(qtbot) -> None:
     assert 3 <= len(items) < 1000 and not finished
 
 
-def test_exception_reaches_the_user_as_one_line_and_is_logged(qtbot, caplog) -> None:
+def test_the_exception_object_reaches_the_gui_and_is_logged(qtbot, caplog) -> None:
     def make(_token: CancelToken) -> Iterator[int]:
         yield 1
         raise RuntimeError("disk on fire\nsecond line")
@@ -71,7 +72,9 @@ def test_exception_reaches_the_user_as_one_line_and_is_logged(qtbot, caplog) -> 
     worker = GeneratorWorker("boom", make)
     with qtbot.waitSignal(worker.failed, timeout=5_000) as blocker:
         worker.start()
-    assert blocker.args == ["disk on fire"]
+    (exc,) = blocker.args
+    assert isinstance(exc, RuntimeError)  # the receiver can react to its type
+    assert one_line(exc) == "disk on fire second line" and exc.__traceback__ is None
     assert worker.wait(2_000)
     assert any("disk on fire" in r.getMessage() for r in caplog.records)
 
@@ -100,11 +103,6 @@ def test_pool_shutdown_cancels_and_joins(qtbot) -> None:
     t0 = time.perf_counter()
     assert pool.shutdown(5_000)
     assert time.perf_counter() - t0 < 2.0 and not worker.running
-
-
-def test_error_message_is_one_line() -> None:
-    assert error_message(ValueError("a\nb")) == "a"
-    assert error_message(KeyError()) == "KeyError"
 
 
 def test_coalescing_worker_hands_over_everything_in_order_with_few_notices(qtbot) -> None:

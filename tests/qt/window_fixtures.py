@@ -96,6 +96,6 @@ def slide_file(synthetic_tiff) -> Path:  # type: ignore[no-untyped-def]
 
 
 def run_analysis(qtbot, window: MainWindow, timeout: int = 30_000) -> str:  # type: ignore[no-untyped-def]
-    with qtbot.waitSignal(window.analysis_stopped, timeout=timeout) as blocker:
+    with qtbot.waitSignal(window.analysis.stopped, timeout=timeout) as blocker:
         assert window.analysis.start() is not None
     return str(blocker.args[0])

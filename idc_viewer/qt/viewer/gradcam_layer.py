@@ -26,6 +26,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRectF, Signal
 from PySide6.QtGui import QImage, QPainter
 
+from idc_viewer.core.errors import one_line
 from idc_viewer.engine.gradcam_layer import CellCam, cam_rgba, cells_in_l0_rect, explain_cells
 from idc_viewer.qt.image_convert import qimage_for_painting
 from idc_viewer.qt.viewer.geometry import ViewTransform
@@ -90,12 +91,12 @@ class GradCamLoader(QObject):
     -------
     tiles_ready(int, int, object)
         ``(context, generation, list[CamTile])`` in the GUI thread.
-    failed(int, str)
-        ``(context, one-line message)``: the explainer could not be built or failed.
+    failed(int, object)
+        ``(context, exception)``: the explainer could not be built or failed.
     """
 
     tiles_ready = Signal(int, int, object)
-    failed = Signal(int, str)
+    failed = Signal(int, object)
 
     def __init__(
         self, make_explainer: Callable[[Any], Explainer], parent: QObject | None = None
@@ -211,10 +212,9 @@ class GradCamLoader(QObject):
                         self.dropped_batches += 1
                         break  # a newer viewport wants other cells first
             except Exception as exc:  # a failure reaches the user, the thread carries on
-                message = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
-                log.warning("Grad-CAM layer: %s", message)
+                log.warning("Grad-CAM layer: %s", one_line(exc))
                 try:
-                    self.failed.emit(context, message)
+                    self.failed.emit(context, exc.with_traceback(None))
                 except RuntimeError:
                     return
             finally:

@@ -14,7 +14,7 @@ the last row and column of cells may extend past its edge.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,6 +93,15 @@ def _runs(
     line_idx, starts = np.nonzero(step == 1)
     _, stops = np.nonzero(step == -1)
     return line_idx, starts, stops
+
+
+class ViewLayer(Protocol):
+    """Something the slide view paints over the heatmap (Grad-CAM layer, outlines).
+
+    ``paint(painter, transform, view_rect)`` draws in view pixels.
+    """
+
+    def paint(self, painter: QPainter, transform: ViewTransform, view_rect: QRectF) -> None: ...
 
 
 class HeatmapOverlay:

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from idc_viewer.core.errors import one_line
 from idc_viewer.qt.image_convert import qimage_for_painting
 from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
 
@@ -71,13 +72,13 @@ class TileLoader(QObject):
     -------
     tile_ready(TileRequest)
         In the GUI thread, for a request of the current generation whose tile is now cached.
-    tile_failed(TileRequest, str)
-        In the GUI thread, when reading a current tile raised; the message is one line.
+    tile_failed(TileRequest, object)
+        In the GUI thread, when reading a current tile raised: the exception.
     """
 
     tile_ready = Signal(object)
-    tile_failed = Signal(object, str)
-    _result_ready = Signal(object)  # (TileRequest, error message or None), from readers
+    tile_failed = Signal(object, object)
+    _result_ready = Signal(object)  # (TileRequest, exception or None), from readers
 
     def __init__(
         self, cache: TileCache[QImage], n_threads: int = 2, parent: QObject | None = None
@@ -150,14 +151,16 @@ class TileLoader(QObject):
 
     def _work(self) -> None:
         while (request := self._next_request()) is not None:
-            error: str | None = None
+            error: Exception | None = None
             try:
                 if self._cache.get(request.key) is None:
                     image = qimage_for_painting(self._read(request))
                     self._cache.put(request.key, image, image.sizeInBytes())
             except Exception as exc:  # a bad tile must not kill the reader thread
-                error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                log.warning("tile %s failed: %s", request.key, error)
+                error = exc.with_traceback(None)
+                log.warning(
+                    "tile %s failed: %s: %s", request.key, type(exc).__name__, one_line(exc)
+                )
             finally:
                 with self._cond:
                     self._in_flight -= 1
@@ -174,7 +177,7 @@ class TileLoader(QObject):
             request.l0_x, request.l0_y, request.key.level, request.lvl_w, request.lvl_h
         )
 
-    def _on_result_ready(self, result: tuple[TileRequest, str | None]) -> None:
+    def _on_result_ready(self, result: tuple[TileRequest, Exception | None]) -> None:
         request, error = result
         if request.generation != self.generation:
             self.dropped_count += 1
