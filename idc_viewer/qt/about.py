@@ -1,5 +1,7 @@
-"""Help › About: the app's name and version, the model in use, and the bundled components'
-licences (with where OpenSlide's LGPL source is, as the LGPL asks of a binary distribution)."""
+"""Help › About: the app's name and version, the model in use, the bundled components' licences.
+
+It also says where OpenSlide's LGPL source is, as the LGPL asks of a binary distribution.
+"""
 
 from __future__ import annotations
 

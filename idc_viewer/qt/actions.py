@@ -23,6 +23,7 @@ def push_recent(paths: list[str], path: str, limit: int = RECENT_LIMIT) -> list[
 
 
 def read_recent(settings: QSettings) -> list[str]:
+    """The recent slide paths, most recent first."""
     value: object = settings.value(RECENT_KEY, [])
     if isinstance(value, str):  # QSettings returns a lone string for one-element lists
         return [value] if value else []
@@ -30,6 +31,7 @@ def read_recent(settings: QSettings) -> list[str]:
 
 
 def write_recent(settings: QSettings, paths: list[str]) -> None:
+    """Store the recent slide paths."""
     settings.setValue(RECENT_KEY, list(paths))
     settings.sync()
 

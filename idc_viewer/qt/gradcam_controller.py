@@ -85,6 +85,7 @@ class GradCamLayerController(QObject):
         self.view.update()
 
     def set_opacity(self, opacity: float) -> None:
+        """Opacity of the Grad-CAM layer in [0, 1]."""
         self.layer.opacity = min(1.0, max(0.0, float(opacity)))
         self.view.update()
 
@@ -102,6 +103,7 @@ class GradCamLayerController(QObject):
         )
 
     def shutdown(self) -> None:
+        """Stop the loader thread."""
         self.loader.shutdown()
 
     # -- reacting -----------------------------------------------------------------------------

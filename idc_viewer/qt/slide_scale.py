@@ -36,6 +36,7 @@ def remembered_mpp(settings: QSettings | None, path: str) -> float | None:
 
 
 def remember_mpp(settings: QSettings | None, path: str, mpp: float) -> None:
+    """Keep the µm/px the user gave for this file."""
     if settings is not None and path:
         settings.setValue(_key(path), float(mpp))
         settings.sync()

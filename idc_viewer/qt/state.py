@@ -81,6 +81,7 @@ class AppState(QObject):
     def set_slide(
         self, slide: Slide | None, fingerprint: str | None = None, warning: str | None = None
     ) -> None:
+        """Show ``slide`` (None: none); closes the slide before, forgets its heatmap."""
         old = self.slide
         self.slide, self.fingerprint = slide, fingerprint
         self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
@@ -96,6 +97,7 @@ class AppState(QObject):
         self.slide_info_changed.emit()
 
     def set_model(self, model: LoadedModel, path: str | None) -> None:
+        """Use ``model`` (loaded from ``path``) and its own threshold."""
         self.model, self.model_path = model, path
         self._decision_cache = None
         self.model_changed.emit()
@@ -104,6 +106,7 @@ class AppState(QObject):
 
     # -- the decision map: the model's context stage over the CNN map --------------------------
     def model_has_context(self) -> bool:
+        """The loaded model has a context stage."""
         return self.model is not None and self.model.spec.context is not None
 
     def context_active(self) -> bool:
@@ -208,6 +211,7 @@ class AppState(QObject):
         return make_grid(slide.info, model.spec.patch_size_px, model.spec.patch_mpp)
 
     def set_threshold(self, threshold: float) -> None:
+        """The decision threshold, clamped to [0, 1]."""
         threshold = min(1.0, max(0.0, float(threshold)))
         if not math.isclose(threshold, self.threshold):
             self.threshold = threshold
@@ -225,6 +229,7 @@ class AppState(QObject):
             self.set_threshold(self.model_threshold())
 
     def select_cell(self, cell: Cell | None) -> None:
+        """Inspect ``(col, row)`` (None: nothing)."""
         self.selected_cell = cell
         self.cell_selected.emit(cell)
 

@@ -84,6 +84,7 @@ class Worker(QObject):
 
     @property
     def running(self) -> bool:
+        """The work has started and not yet stopped."""
         return self._running
 
     def wait(self, timeout_ms: int = 30_000) -> bool:
@@ -135,11 +136,13 @@ class Mailbox:
         self._items: list[Any] = []
 
     def put(self, item: Any) -> bool:
+        """Add ``item``; True when the box was empty (then signal the GUI)."""
         with self._lock:
             self._items.append(item)
             return len(self._items) == 1
 
     def take(self) -> list[Any]:
+        """Everything put since the last take, in order."""
         with self._lock:
             items, self._items = self._items, []
         return items
@@ -207,6 +210,7 @@ class WorkerPool(QObject):
         self._workers: list[Worker] = []
 
     def start(self, worker: Worker) -> Worker:
+        """Keep ``worker`` until it stops, and start it."""
         self._workers.append(worker)
         worker.stopped.connect(self._on_worker_stopped)
         worker.start()
@@ -222,6 +226,7 @@ class WorkerPool(QObject):
 
     @property
     def active(self) -> list[Worker]:
+        """The workers still running."""
         return [w for w in self._workers if w.running]
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:

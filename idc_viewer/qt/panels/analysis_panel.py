@@ -89,10 +89,12 @@ class AnalysisPanel(QWidget):
         self.refresh()
 
     def set_running(self, running: bool) -> None:
+        """A run started (buttons: Cancel only) or ended."""
         self._running = running
         self.refresh()
 
     def show_progress(self, progress: Progress) -> None:
+        """Bar, counts, rate and time left of the running analysis."""
         # QProgressBar.setValue repaints synchronously; with updates disabled meanwhile the
         # repaint is only scheduled (and merged with the window's next paint).
         self._set_fraction(progress.fraction)

@@ -51,12 +51,14 @@ class DisplayPanel(QWidget):
         self._update_labels()
 
     def adjustments(self) -> DisplayAdjustments:
+        """The brightness/contrast/gamma the sliders say."""
         values = {name: self.sliders[name].value() / scale for name, _r, _n, scale in _SLIDERS}
         return DisplayAdjustments(
             brightness=values["Brightness"], contrast=values["Contrast"], gamma=values["Gamma"]
         )
 
     def reset(self) -> None:
+        """Sliders back to neutral (the slide as read)."""
         for name, _range, neutral, _scale in _SLIDERS:
             self.sliders[name].blockSignals(True)
             self.sliders[name].setValue(neutral)

@@ -124,6 +124,7 @@ def full_with_cam(view: GradCamView, opacity: float = CAM_OPACITY) -> np.ndarray
 
 
 def position_text(view: GradCamView) -> str:
+    """Where the patch is: level-0 pixels and, with a scale, µm."""
     x, y, w, h = view.l0_rect
     text = f"x {x}, y {y} px (level 0), {w}×{h} px"
     if view.mpp:
@@ -145,6 +146,7 @@ class ClickableImage(QLabel):
     clicked = Signal()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        """A left click says ``clicked``."""
         if event.button() == Qt.MouseButton.LeftButton:
             self.clicked.emit()
         super().mouseReleaseEvent(event)
@@ -173,11 +175,13 @@ class EnlargedPatchDialog(QDialog):
         self.resize(760, 820)
 
     def show_view(self, view: GradCamView, caption: str) -> None:
+        """Show ``view`` under ``caption``."""
         self.view = view
         self.caption.setText(caption)
         self._render()
 
     def shown_array(self) -> np.ndarray | None:
+        """The image shown now (with or without the map); None before a view."""
         if self.view is None:
             return None
         return full_with_cam(self.view) if self.cam_box.isChecked() else self.view.full[..., :3]
@@ -277,9 +281,11 @@ class GradCamPanel(QWidget):
             self.dialog.hide()
 
     def show_loading(self, cell: tuple[int, int]) -> None:
+        """Say that the patch is being explained."""
         self.probability_label.setText(f"Computing Grad-CAM of patch {cell}…")
 
     def show_error(self, message: str) -> None:
+        """Say why the patch could not be explained."""
         self.probability_label.setText(f"Grad-CAM failed: {message}")
 
     def show_view(self, view: GradCamView, context_probability: float | None = None) -> None:

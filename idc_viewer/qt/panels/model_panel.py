@@ -1,5 +1,7 @@
-"""The model in use, in a pathologist's words: what it is, its scale, its intended use, its
-threshold and how it did on patients it never saw; a button opens its model card."""
+"""The model in use, in a pathologist's words; a button opens its model card.
+
+What it is, its scale, its intended use, its threshold and how it did on patients it never saw.
+"""
 
 from __future__ import annotations
 
@@ -129,6 +131,7 @@ class ModelPanel(QWidget):
         self._on_model_changed()
 
     def card_path(self) -> Path | None:
+        """The loaded model's card (Markdown), when it has one."""
         model = self._state.model
         return model_card_path(model.spec, self._state.model_path) if model else None
 

@@ -1,5 +1,7 @@
-"""Layer controls: which layers show (heatmap / Grad-CAM / both / none), the context or patch
-map, their opacities, the decision threshold, and a colour scale for each layer."""
+"""Layer controls: which layers show, how opaque, at which threshold, with their colour scales.
+
+The layers are heatmap / Grad-CAM / both / none; the heatmap is the context or the patch map.
+"""
 
 from __future__ import annotations
 
@@ -105,17 +107,21 @@ class OverlayPanel(QWidget):
 
     @property
     def opacity(self) -> float:
+        """Heatmap opacity in [0, 1]."""
         return self.opacity_slider.value() / 100
 
     @property
     def gradcam_opacity(self) -> float:
+        """Grad-CAM layer opacity in [0, 1]."""
         return self.gradcam_opacity_slider.value() / 100
 
     @property
     def mode(self) -> str:
+        """The layers shown: ``heatmap``, ``gradcam``, ``both`` or ``none``."""
         return str(self.mode_combo.currentData())
 
     def set_mode(self, mode: str) -> None:
+        """Choose the layers shown (one of ``LAYER_CHOICES``)."""
         self.mode_combo.setCurrentIndex(LAYER_CHOICES.index(mode))
 
     def toggle_heatmap(self) -> None:

@@ -46,8 +46,10 @@ BUNDLED_RECIPE_ARGS = ("--jpeg-quality", "70", "--dihedral", "--patience", "10")
 def training_command(
     data: str, run_dir: str, epochs: int, resume: bool, paper_recipe: bool = False
 ) -> tuple[str, list[str]]:
-    """The real training command, run with this interpreter (the bundled model's recipe, or
-    exactly the paper's)."""
+    """The real training command, run with this interpreter.
+
+    It follows the bundled model's recipe, or exactly the paper's with ``paper_recipe``.
+    """
     args = [
         "-m",
         "training",
@@ -79,6 +81,7 @@ def parse_event(line: str) -> dict[str, Any] | None:
 
 
 def describe_epoch(event: dict[str, Any]) -> str:
+    """One line for an epoch event: its number, losses and AUCs."""
     parts = [f"epoch {event.get('epoch')}/{event.get('epochs')}"]
     for key in ("loss", "val_loss", "val_auc", "auc"):
         if isinstance(event.get(key), int | float):
@@ -180,6 +183,7 @@ class RetrainDialog(QDialog):
     # -- running -------------------------------------------------------------------------
     @property
     def running(self) -> bool:
+        """The training process runs."""
         return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
 
     def start(self) -> None:
@@ -221,6 +225,7 @@ class RetrainDialog(QDialog):
             self.process.waitForFinished(5_000)
 
     def cancel_message(self) -> str:
+        """What cancelling keeps (the epochs saved so far), for the question."""
         run_dir = Path(self.run_edit.text().strip())
         saved = self._epochs_done > 0 or (run_dir / "last.keras").is_file()
         if self._epochs_done:
@@ -354,5 +359,6 @@ class RetrainDialog(QDialog):
         self.cancel_button.setEnabled(False)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        """Stop the training with the dialog."""
         self.cancel()
         super().closeEvent(event)

@@ -67,10 +67,12 @@ class ColorLegend(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Room for the bar and two lines of labels."""
         height = QFontMetricsF(self.font()).height()
         return QSize(220, int(3 * height + 24))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Narrower, as high."""
         return QSize(120, self.sizeHint().height())
 
     def bar_rect(self) -> QRectF:
@@ -80,6 +82,7 @@ class ColorLegend(QWidget):
         return QRectF(side, metrics.height() + 2, self.width() - 2 * side, 12.0)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        """The title, the colour bar with its ticks, the note and the threshold mark."""
         painter = QPainter(self)
         metrics = QFontMetricsF(self.font())
         bar = self.bar_rect()

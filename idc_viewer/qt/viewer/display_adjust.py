@@ -29,9 +29,11 @@ class DisplayAdjustments:
 
     @property
     def is_identity(self) -> bool:
+        """The slide is shown as read."""
         return self.brightness == 0.0 and self.contrast == 1.0 and self.gamma == 1.0
 
     def lut(self) -> NDArray[np.uint8]:
+        """The 256-entry lookup table of these adjustments."""
         return _lut(self.brightness, self.contrast, self.gamma)
 
 

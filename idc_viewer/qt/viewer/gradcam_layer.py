@@ -122,8 +122,11 @@ class GradCamLoader(QObject):
             return self._pending is None and not self._busy
 
     def set_context(self, context: int, model: Any) -> None:
-        """A new slide/model/grid: forget what is queued; the worker builds the model's
-        explainer now (h5 weights, LiteRT interpreter), before the first zoom needs it."""
+        """A new slide/model/grid: forget what is queued.
+
+        The worker builds the model's explainer now (h5 weights, LiteRT interpreter), before
+        the first zoom needs it.
+        """
         with self._cond:
             self._context, self._model = context, model
             self._pending = None
@@ -149,10 +152,12 @@ class GradCamLoader(QObject):
             self._pending = None
 
     def current(self, context: int, generation: int) -> bool:
+        """The request ``(context, generation)`` is still the one wanted."""
         with self._cond:
             return context == self._context and generation == self._generation
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread (waits up to ``timeout_s`` seconds)."""
         with self._cond:
             self._stopping = True
             self._pending = None
@@ -253,20 +258,24 @@ class GradCamLayer:
             self.clear()
 
     def clear(self) -> None:
+        """Forget every map."""
         self._tiles.clear()
         self._bytes = 0
 
     @property
     def bytes_used(self) -> int:
+        """Memory held by the painted maps (bytes)."""
         return self._bytes
 
     def __len__(self) -> int:
         return len(self._tiles)
 
     def tile(self, cell: Cell) -> CamTile | None:
+        """The map of ``cell``, if computed."""
         return self._tiles.get(cell)
 
     def add(self, tiles: Sequence[CamTile]) -> None:
+        """Keep computed maps; beyond ``max_bytes`` the oldest are dropped."""
         for tile in tiles:
             old = self._tiles.pop(tile.cam.cell, None)
             if old is not None:
@@ -294,6 +303,7 @@ class GradCamLayer:
         return cells_in_l0_rect(self.heatmap.grid, rect, probabilities=self.heatmap.probabilities)
 
     def missing_cells(self, transform: ViewTransform, view_w: float, view_h: float) -> list[Cell]:
+        """Visible analysed cells without a map, most central first."""
         return [c for c in self.visible_cells(transform, view_w, view_h) if c not in self._tiles]
 
     # -- painting -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ class GradCamLegend(ColorLegend):
 
     @staticmethod
     def note() -> str:
+        """What the colours mean."""
         return "where in the patch the evidence for IDC lies"
 
     @staticmethod

@@ -101,7 +101,8 @@ class ViewLayer(Protocol):
     ``paint(painter, transform, view_rect)`` draws in view pixels.
     """
 
-    def paint(self, painter: QPainter, transform: ViewTransform, view_rect: QRectF) -> None: ...
+    def paint(self, painter: QPainter, transform: ViewTransform, view_rect: QRectF) -> None:
+        """Draw the layer in view pixels."""
 
 
 class HeatmapOverlay:

@@ -46,6 +46,7 @@ class MarksLayer:
         return pens
 
     def paint(self, painter: QPainter, transform: ViewTransform, view_rect: QRectF) -> None:
+        """Outline the inspected patch and the selected region."""
         if self.patch_l0 is None and self.region_l0 is None:
             return
         painter.save()

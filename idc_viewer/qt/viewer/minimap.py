@@ -50,6 +50,7 @@ class Minimap(QWidget):
         self.set_slide_thumbnail(thumbnail, l0_size)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """A small panel."""
         return QSize(240, 180)
 
     def set_slide_thumbnail(
@@ -101,6 +102,7 @@ class Minimap(QWidget):
         )
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        """The thumbnail and the visible rectangle."""
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(48, 48, 48))
         rect = self.image_rect()
@@ -115,6 +117,7 @@ class Minimap(QWidget):
         painter.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        """Jump to the clicked point."""
         if event.button() == Qt.MouseButton.LeftButton:
             self._jump_to(event.position())
             event.accept()
@@ -122,6 +125,7 @@ class Minimap(QWidget):
             super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        """Follow a drag."""
         if event.buttons() & Qt.MouseButton.LeftButton:
             self._jump_to(event.position())
             event.accept()

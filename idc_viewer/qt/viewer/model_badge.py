@@ -56,6 +56,7 @@ class ModelBadge(QWidget):
         self.raise_()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        """Stay in the view's top-left corner when it resizes."""
         if event.type() == QEvent.Type.Resize and self.isVisible():
             self.move(MARGIN_PX, MARGIN_PX)
         return False

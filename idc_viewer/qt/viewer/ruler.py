@@ -33,17 +33,21 @@ class Ruler:
         self.dragging = False
 
     def begin(self, l0_x: float, l0_y: float) -> None:
+        """Start measuring at a level-0 point."""
         self.l0_start = self.l0_end = (l0_x, l0_y)
         self.dragging = True
 
     def drag_to(self, l0_x: float, l0_y: float) -> None:
+        """Move the end of the segment."""
         if self.dragging:
             self.l0_end = (l0_x, l0_y)
 
     def finish(self) -> None:
+        """Stop dragging; the segment stays."""
         self.dragging = False
 
     def clear(self) -> None:
+        """Forget the segment."""
         self.l0_start = self.l0_end = None
         self.dragging = False
 
@@ -54,6 +58,7 @@ class Ruler:
         return math.hypot(self.l0_end[0] - self.l0_start[0], self.l0_end[1] - self.l0_start[1])
 
     def text(self, mpp: float | None) -> str:
+        """The length as text (µm or mm; px without a scale); "" when nothing is measured."""
         length = self.l0_length()
         return "" if length is None else ruler_text(length, mpp)
 

@@ -7,32 +7,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-from idc_viewer.qt.viewer.geometry import ViewTransform
 from idc_viewer.qt.viewer.ruler import Ruler
+
+if TYPE_CHECKING:
+    from idc_viewer.qt.viewer.slide_view import SlideView
 
 WHEEL_ZOOM_PER_NOTCH = 1.25
 KEY_ZOOM_FACTOR = 1.5
 KEY_PAN_FRACTION = 0.15
-
-
-class Navigable(Protocol):
-    """What :class:`ViewInput` moves: the slide view's navigation."""
-
-    def width(self) -> int: ...
-    def height(self) -> int: ...
-    def view_transform(self) -> ViewTransform: ...
-    def zoom_by(self, factor: float, view_anchor: QPointF | None = None) -> None: ...
-    def pan_by_view_px(self, view_dx: float, view_dy: float) -> None: ...
-    def fit(self) -> None: ...
-    def zoom_to_one_to_one(self) -> None: ...
-    def setCursor(self, cursor: Qt.CursorShape) -> None: ...  # noqa: N802 (Qt name)
-    def unsetCursor(self) -> None: ...  # noqa: N802 (Qt name)
-    def update(self) -> None: ...
 
 
 class ViewInput:
@@ -40,7 +27,7 @@ class ViewInput:
 
     Parameters
     ----------
-    view : Navigable
+    view : SlideView
         The view navigated.
     ruler : Ruler
         Measures instead of panning while enabled.
@@ -52,7 +39,7 @@ class ViewInput:
 
     def __init__(
         self,
-        view: Navigable,
+        view: SlideView,
         ruler: Ruler,
         on_ruler: Callable[[], None],
         on_click: Callable[[float, float], None],
