@@ -2,15 +2,13 @@
 
 :class:`AnalysisRunner` starts :func:`idc_viewer.engine.analysis.analyze` in a
 :class:`~idc_viewer.qt.workers.GeneratorWorker`, paints each batch into a GUI-side heatmap
-(the engine's live array is written by the worker thread, so the GUI keeps its own copy and
-applies each batch's cells), and reports progress. :func:`find_stored` and
-:func:`export_results` are plain functions the tests call directly.
+(folding the engine's immutable events into its own heatmap in the GUI thread), and reports
+progress. :func:`export_results` is a plain function the tests call directly.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +17,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.results import ResultStore
+from idc_viewer.engine.events import Batch, HeatmapBuilder, NoTissue, Started
 from idc_viewer.qt.state import AppState, format_count, model_label, patches
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:
-    from idc_viewer.engine.analysis import AnalysisUpdate
+    from idc_viewer.engine.events import AnalysisEvent
+    from idc_viewer.ml.spec import ModelSpec
     from idc_viewer.qt.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -34,86 +33,24 @@ log = logging.getLogger(__name__)
 UPDATE_INTERVAL_MS = 150
 
 
-def _snapshot(update: AnalysisUpdate) -> tuple[AnalysisUpdate, Heatmap | None]:
-    """Runs in the worker: copy the live heatmap when the update carries no batch."""
-    return update, (update.heatmap.copy() if len(update.cols) == 0 else None)
-
-
-@dataclass(frozen=True)
-class StoredHeatmap:
-    """A slide's stored analysis as the window shows it.
-
-    ``threshold`` is the decision threshold of the model that made it (None for analyses stored
-    before it was recorded); ``by_loaded_model`` says whether that model is the loaded one.
-    """
-
-    heatmap: Heatmap
-    label: str
-    threshold: float | None
-    by_loaded_model: bool
-    #: The tissue cells the analysis set out to score (None for stores without one).
-    tissue_mask: np.ndarray | None = None
-
-
-def find_stored(
-    store: ResultStore, fingerprint: str, model: Any | None, slide_mpp: float | None = None
-) -> StoredHeatmap | None:
-    """The stored heatmap of a slide, or None.
-
-    Prefers the current model's analysis; otherwise the most recently updated one. With
-    ``slide_mpp``, only analyses made at that scale (others' cells would not fit the slide).
-    """
-    analyses = store.find(fingerprint)
-    try:
-        current = model.spec.model_hash if model is not None else None
-        usable = [
-            a
-            for a in analyses
-            if a.done_mask().any()
-            and (slide_mpp is None or abs(a.grid.slide_mpp - slide_mpp) <= 1e-6 * slide_mpp)
-        ]
-        if not usable:
-            return None
-        chosen = next((a for a in usable if a.key.model_hash == current), usable[0])
-        model_hash = chosen.key.model_hash
-        by_loaded_model = model is not None and model_hash == current
-        name = chosen.meta.get("model_name") or "model"
-        threshold = chosen.meta.get("model_threshold")
-        if model is not None and by_loaded_model:
-            name, threshold = model.spec.name, float(model.spec.threshold)
-        return StoredHeatmap(
-            heatmap=chosen.heatmap(),
-            label=model_label(str(name), model_hash),
-            threshold=None if threshold is None else float(threshold),
-            by_loaded_model=by_loaded_model,
-            tissue_mask=chosen.tissue_mask,
-        )
-    finally:
-        for analysis in analyses:
-            analysis.close()
-
-
 def export_results(state: AppState, folder: Path) -> list[Path]:
     """Write the engine's export files of the current heatmap into ``folder``."""
-    from idc_viewer.core.export import export_all
-    from idc_viewer.engine.outputs import provenance, slide_stem
+    from idc_viewer.engine.provenance import ModelRef
+    from idc_viewer.engine.session import SlideSession
 
     slide, heatmap, model = state.slide, state.decision_map(), state.model
     if slide is None or heatmap is None or state.heatmap is None:
         raise ValueError("Nothing to export: analyse a slide first.")
-    stem = slide_stem(slide.info.path)
+    made_by: ModelSpec | ModelRef = ModelRef(state.heatmap_source, "")
     if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
-        info = provenance(slide, model, state.threshold, state.heatmap)
-    else:  # a stored heatmap from another model: say only what is known
-        info = {
-            "app": "idc-viewer",
-            "slide": {"path": slide.info.path},
-            "model": {"label": state.heatmap_source},
-            "mpp": slide.info.mpp,
-        }
+        made_by = model.spec
     # what "probability" (flags, regions) means in these files: the map the user looked at
-    info["decision_map"] = "context" if state.context_active() else "patch"
-    return export_all(folder, stem, heatmap, state.threshold, info, patch_heatmap=state.heatmap)
+    decision_map = "context" if state.context_active() else "patch"
+    session = SlideSession(slide, None, state.fingerprint)
+    written = session.export(
+        folder, state.heatmap, state.threshold, made_by, decision=heatmap, decision_map=decision_map
+    )
+    return list(written.paths)
 
 
 class AnalysisRunner(QObject):
@@ -137,7 +74,8 @@ class AnalysisRunner(QObject):
         self.batch_size = batch_size
         self.worker: GeneratorWorker | None = None
         self._run_model: Any = None  # the model the running analysis scores with
-        self._live: Heatmap | None = None
+        self._live: Heatmap | None = None  # this thread's own heatmap, folded from events
+        self._builder = HeatmapBuilder()
         self._outcome = ""
         self._label = ""
         # Batches applied to ``_live`` but not yet shown (coalesced by ``_flush_timer``).
@@ -180,10 +118,10 @@ class AnalysisRunner(QObject):
             slide = self._state.slide
             assert slide is not None
         store, batch_size = window.store, self.batch_size
+        fingerprint = self._state.fingerprint if store is not None else None
         worker = GeneratorWorker(
             "analysis",
-            lambda token: analyze(slide, model, store, token, batch_size),
-            transform=_snapshot,
+            lambda token: analyze(slide, model, store, token, batch_size, fingerprint=fingerprint),
             coalesce=True,
         )
         worker.items_ready.connect(self._on_items_ready)
@@ -223,10 +161,10 @@ class AnalysisRunner(QObject):
         """False once another model was loaded: this run's results are then never shown."""
         return self._state.model is self._run_model
 
-    def _apply(self, payloads: list[tuple[AnalysisUpdate, Heatmap | None]]) -> None:
-        """Apply every update the worker produced since the last call (in order).
+    def _apply(self, events: list[AnalysisEvent]) -> None:
+        """Apply every event the worker produced since the last call (in order).
 
-        The batches go into the GUI-side copy at once (cheap numpy); the state, the overlay
+        The batches go into the GUI-side heatmap at once (cheap numpy); the state, the overlay
         and the progress bar follow together at the next flush, so the panels agree with each
         other and lag what is stored by at most UPDATE_INTERVAL_MS.
         """
@@ -234,24 +172,25 @@ class AnalysisRunner(QObject):
             self._discard_pending()
             return
         window = self._window
-        for update, snapshot in payloads:
-            if update.tissue_warning:
+        for event in events:
+            if isinstance(event, NoTissue):
                 self._outcome = "warning"
-                window.show_error("No tissue to analyse", update.tissue_warning)
+                window.show_error("No tissue to analyse", event.warning)
                 continue
-            if snapshot is not None:
+            if isinstance(event, Started):
                 self._discard_pending()
-                self._live = snapshot
-                tissue = update.tissue.mask if update.tissue is not None else None
-                self._state.set_heatmap(snapshot, self._label, tissue)
+                self._builder = HeatmapBuilder()
+                self._live = self._builder.apply(event)
+                assert self._live is not None
+                self._state.set_heatmap(self._live, self._label, event.tissue.mask)
                 window.view.set_heatmap(self._state.decision_map())
                 window.view.set_pending_mask(self._state.pending_mask())
-                window.analysis_panel.show_progress(update.progress)
+                window.analysis_panel.show_progress(event.progress)
                 continue
-            if self._live is not None and len(update.cols):
-                self._live.probabilities[update.rows, update.cols] = update.probabilities
-                self._pending_cells.append(np.column_stack([update.cols, update.rows]))
-            self._pending_progress = update.progress
+            if isinstance(event, Batch) and self._live is not None and len(event):
+                self._builder.apply(event)
+                self._pending_cells.append(np.asarray(event.cells))
+            self._pending_progress = event.progress
         if self._pending_progress is not None and not self._flush_timer.isActive():
             self._flush_timer.start()
 

@@ -30,6 +30,7 @@ from idc_viewer.core.export import Region
 from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
 from idc_viewer.core.tissue import stain_warning
+from idc_viewer.engine.session import find_stored
 from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt import analysis_runner, slide_scale, window_memory
 from idc_viewer.qt.about import install_about_action
@@ -436,7 +437,7 @@ class MainWindow(QMainWindow):
         if self.store is None or self.state.fingerprint is None:
             return False
         slide = self.state.slide
-        found = analysis_runner.find_stored(
+        found = find_stored(
             self.store,
             self.state.fingerprint,
             self.state.model,
