@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         from idc_viewer.core.results import ResultStore
         from idc_viewer.core.synthetic import SyntheticSlide
         from idc_viewer.engine.analysis import analyze
+        from idc_viewer.engine.events import Finished, HeatmapBuilder
         from idc_viewer.ml.loading import load_model
 
         model = load_model(path)
@@ -110,16 +111,18 @@ def main(argv: list[str] | None = None) -> int:
         sampler = PeakSampler()
         sampler.start()
         t0 = time.perf_counter()
-        last = None
-        for update in analyze(
+        built = HeatmapBuilder()
+        for event in analyze(
             slide, model, ResultStore(workdir / "results"), None, batch_size=args.batch_size
         ):
-            last = update
+            built.apply(event)
+            last = event
         elapsed = time.perf_counter() - t0
         peak = sampler.stop()
 
-    assert last is not None and last.done, "the analysis did not finish"
-    grid = last.grid
+    assert isinstance(last, Finished) and last.complete, "the analysis did not finish"
+    grid = built.grid
+    assert grid is not None
     print(
         f"slide: synthetic {args.side:,} x {args.side:,} px at {args.mpp} µm/px; grid "
         f"{grid.cols} x {grid.rows}, read level {grid.read_level}; "

@@ -72,9 +72,6 @@ SLIDE_SUFFIXES = (
     ".jpeg",
 )
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-#: Below this share of stained pixels a Grad-CAM patch is background (as the tissue detector's
-#: per-cell threshold).
-GRADCAM_MIN_TISSUE = 0.1
 
 
 class UserError(IdcViewerError):
@@ -558,24 +555,27 @@ def _analyze_one(
     out_dir: Path,
     args: argparse.Namespace,
 ) -> None:
+    from idc_viewer.core.export import ExportError
     from idc_viewer.core.jobs import CancelToken
     from idc_viewer.core.results import ResultStoreError
     from idc_viewer.core.slide import MissingMppError, SlideError
-    from idc_viewer.engine.analysis import analyze
-    from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
+    from idc_viewer.engine.events import Finished, HeatmapBuilder, NoTissue
+    from idc_viewer.engine.session import SlideSession
 
     threshold = args.threshold if args.threshold is not None else model.spec.decision_threshold
     with _open_slide(str(path), args.mpp) as slide:
+        session = SlideSession(slide, store)
         bar = ProgressBar(path.name, enabled=not args.quiet)
         cancel = CancelToken()
-        last = None
+        built = HeatmapBuilder()
         try:
             with contextlib.closing(
-                analyze(slide, model, store, cancel, batch_size=args.batch_size)
-            ) as updates:  # closing stops the reader thread at once, even on Ctrl-C
-                for update in updates:
-                    last = update
-                    bar.update(update.progress, final=update.done)
+                session.analyze(model, cancel, batch_size=args.batch_size)
+            ) as events:  # closing stops the reader thread at once, even on Ctrl-C
+                for event in events:
+                    built.apply(event)
+                    if not isinstance(event, NoTissue):
+                        bar.update(event.progress, final=isinstance(event, Finished))
         except KeyboardInterrupt as exc:
             cancel.cancel()
             bar.clear()
@@ -594,20 +594,19 @@ def _analyze_one(
         except OSError as exc:
             bar.clear()
             raise UserError(f"{path}: cannot read: {exc}") from None
-        if last is None:
+        if not built.ended:
             raise UserError(f"{path}: the analysis produced nothing")
         try:
-            if last.tissue_warning:
+            if built.warning is not None:
                 print(
-                    f"warning: {path.name}: {_one_line(last.tissue_warning)}; no heatmap written",
+                    f"warning: {path.name}: {_one_line(built.warning)}; no heatmap written",
                     file=sys.stderr,
                 )
-                write_warning_provenance(
-                    out_dir, stem, slide, model, threshold, last.tissue_warning
-                )
+                session.export_no_tissue(out_dir, model.spec, threshold, built.warning, stem=stem)
                 return
-            written = write_outputs(out_dir, stem, slide, model, last.heatmap, threshold)
-        except OSError as exc:
+            assert built.heatmap is not None
+            written = session.export(out_dir, built.heatmap, threshold, model.spec, stem=stem)
+        except (OSError, ExportError) as exc:
             raise UserError(f"{path}: {exc}") from None
         if not args.quiet:
             print(f"{path.name}: {written.summary}", file=sys.stderr)
@@ -653,10 +652,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
 
 
 def _gradcam_point(slide: Any, grid: Any, explainer: Any, args: argparse.Namespace) -> Any:
-    from idc_viewer.core.patches import read_patch
-    from idc_viewer.core.tissue import patch_tissue_fraction
+    from idc_viewer.engine.explain import explain_cell
     from idc_viewer.engine.figures import gradcam_figure
-    from idc_viewer.ml.gradcam import overlay
 
     cell = grid.cell_at(args.x, args.y)
     if cell is None:
@@ -664,21 +661,19 @@ def _gradcam_point(slide: Any, grid: Any, explainer: Any, args: argparse.Namespa
             f"point ({args.x:g}, {args.y:g}) lies outside the slide "
             f"({slide.info.l0_width} x {slide.info.l0_height} level-0 px)"
         )
-    col, row = cell
-    patch = read_patch(slide, grid, col, row)
-    tissue_share = patch_tissue_fraction(patch)
-    if tissue_share < GRADCAM_MIN_TISSUE:
+    found = explain_cell(slide, grid, cell, explainer)
+    if found.is_background:
         _warn(
             f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
-            f"({tissue_share:.0%} stained pixels): its score and map mean nothing"
+            f"({found.tissue_fraction:.0%} stained pixels): its score and map mean nothing"
         )
-    result = explainer.compute(patch)
-    l0_x, l0_y, l0_w, l0_h = grid.l0_rect(col, row)
+    col, row = found.cell
+    l0_x, l0_y, l0_w, l0_h = found.l0_rect
     title = (
-        f"P(IDC) = {result.probability:.3f}  patch ({col}, {row}) at "
-        f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px), {explainer.model_label}"
+        f"P(IDC) = {found.probability:.3f}  patch ({col}, {row}) at "
+        f"x={l0_x} y={l0_y} ({l0_w}x{l0_h} level-0 px), {found.model_label}"
     )
-    return gradcam_figure(patch, result.cam, overlay(patch, result.cam), title), title
+    return gradcam_figure(found.patch, found.cam, found.overlay, title), title
 
 
 def _gradcam_region(slide: Any, grid: Any, explainer: Any, args: argparse.Namespace) -> Any:

@@ -87,9 +87,9 @@ def main() -> int:
     # A run stopped part-way (as a quit at 40 %), then the slide opened again.
     partial = open_slide(slide, mpp=window.state.slide.info.mpp if window.state.slide else None)
     runs = analyze(partial, model, window.store, batch_size=128)
-    total = next(runs).progress.total
+    total = next(runs).progress.total  # type: ignore[union-attr]
     for update in runs:
-        if update.progress.done >= 0.4 * total:
+        if update.progress.done >= 0.4 * total:  # type: ignore[union-attr]
             break
     runs.close()
     partial.close()

@@ -129,10 +129,9 @@ def _score(
     l0_per_truth_px: float = 1.0,
 ) -> ScoredSlide:
     from idc_viewer.engine.analysis import analyze
+    from idc_viewer.engine.events import fold
 
-    heatmap = None
-    for update in analyze(slide, loaded, None, None):
-        heatmap = update.heatmap
+    heatmap = fold(analyze(slide, loaded, None, None)).heatmap
     assert heatmap is not None
     grid = heatmap.grid
     cells, labels = [], []

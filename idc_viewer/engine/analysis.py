@@ -1,11 +1,12 @@
 """Whole-slide analysis as a generator: slide -> tissue -> patches -> CNN -> stored heatmap.
 
 :func:`analyze` is the one engine loop shared by the GUI worker and the ``idc-viewer analyze``
-command. It yields an :class:`AnalysisUpdate` per batch (progress, the batch's cells and
-probabilities, access to the heatmap so far), honours a :class:`~idc_viewer.core.jobs.CancelToken`
-within one batch, overlaps patch reading/decoding (a background thread feeding a bounded queue)
-with the CNN, and writes every batch to a :class:`~idc_viewer.core.results.ResultStore` so that a
-cancel or a crash keeps what was done and a rerun resumes instead of starting over.
+command. It yields immutable events (:mod:`idc_viewer.engine.events`: the start, one per
+batch with its cells and probabilities, the end) and holds no heatmap of its own. It honours
+a :class:`~idc_viewer.core.jobs.CancelToken` within one batch, overlaps patch reading and
+decoding (a background thread feeding a bounded queue) with the CNN, and writes every batch
+to a :class:`~idc_viewer.core.results.ResultStore`, so that a cancel or a crash keeps what
+was done and a rerun resumes instead of starting over.
 """
 
 from __future__ import annotations
@@ -14,17 +15,24 @@ import json
 import queue
 import threading
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from idc_viewer.core.heatmap import Heatmap
-from idc_viewer.core.jobs import CancelToken, Progress, RateMeter
+from idc_viewer.core.jobs import CancelToken, RateMeter
 from idc_viewer.core.patches import PatchGrid, iter_patch_batches, make_grid, order_for_reading
 from idc_viewer.core.results import AnalysisKey, ResultStore, StoredAnalysis
 from idc_viewer.core.slide import Slide, slide_fingerprint
 from idc_viewer.core.tissue import TissueMap, detect_tissue
+from idc_viewer.engine.events import (
+    AnalysisEvent,
+    Batch,
+    Finished,
+    NoTissue,
+    ScoredCells,
+    Started,
+    frozen_tissue,
+)
 
 if TYPE_CHECKING:
     from idc_viewer.ml.inference import Predictor
@@ -43,59 +51,14 @@ class AnalysisModel(Protocol):
     """What the engine needs of a model (``ml.loading.LoadedModel`` is one)."""
 
     @property
-    def spec(self) -> ModelSpec: ...
+    def spec(self) -> ModelSpec:
+        """The model's contract (patch size and scale, thresholds, hash)."""
+        ...
 
     @property
-    def predictor(self) -> Predictor: ...
-
-
-@dataclass(frozen=True)
-class AnalysisRequest:
-    """What the user asked to analyse (an immutable value the GUI and CLI pass around).
-
-    ``model_path`` None means the bundled default model; ``threshold`` None means the model's
-    own decision threshold; ``mpp`` overrides (or supplies) the slide's µm per pixel.
-    """
-
-    slide_path: str
-    model_path: str | None = None
-    threshold: float | None = None
-    mpp: float | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-
-    def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
-        if self.mpp is not None and not self.mpp > 0:
-            raise ValueError(f"mpp must be a positive number of µm per pixel, got {self.mpp}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-
-
-@dataclass(frozen=True)
-class AnalysisUpdate:
-    """One step of :func:`analyze`.
-
-    ``cols``/``rows``/``probabilities`` describe only the batch just processed (empty on the
-    first, last and warning updates). ``heatmap`` is the run's live heatmap: everything
-    analysed so far, filled in place as later batches arrive (``heatmap.copy()`` for a
-    snapshot).
-    ``done`` is True once every tissue patch has a probability; ``cancelled`` when the run
-    stopped on the cancel token (what was done is kept); ``tissue_warning`` when the slide does
-    not look like H&E tissue, in which case the run stops without analysing anything.
-    """
-
-    progress: Progress
-    grid: PatchGrid
-    heatmap: Heatmap = field(repr=False, compare=False)
-    cols: np.ndarray
-    rows: np.ndarray
-    probabilities: np.ndarray
-    tissue: TissueMap | None = None
-    done: bool = False
-    cancelled: bool = False
-    tissue_warning: str | None = None
-    resumed_cells: int = 0
+    def predictor(self) -> Predictor:
+        """What scores patches."""
+        ...
 
 
 def analysis_params(grid: PatchGrid) -> str:
@@ -111,19 +74,10 @@ def analysis_params(grid: PatchGrid) -> str:
     )
 
 
-def analysis_key(slide: Slide, model: AnalysisModel, grid: PatchGrid) -> AnalysisKey:
-    """The results-store key of analysing ``slide`` with ``model`` on ``grid``."""
-    return AnalysisKey(slide_fingerprint(slide), model.spec.model_hash, analysis_params(grid))
-
-
 def tissue_cells(mask: np.ndarray) -> list[Cell]:
     """Tissue cells of a [rows, cols] mask as (col, row), in row-major (reading) order."""
     rows, cols = np.nonzero(np.asarray(mask, dtype=bool))
     return list(zip(cols.tolist(), rows.tolist(), strict=True))
-
-
-def _empty(dtype: type) -> np.ndarray:
-    return np.zeros(0, dtype=dtype)
 
 
 def _as_cell_set(done: object) -> set[Cell]:
@@ -137,6 +91,39 @@ def _as_cell_set(done: object) -> set[Cell]:
     return {(int(c), int(r)) for c, r in done}  # type: ignore[attr-defined]
 
 
+def _resumed(stored: StoredAnalysis, grid: PatchGrid, cells: list[Cell]) -> ScoredCells:
+    """The tissue cells ``stored`` already holds, with their probabilities."""
+    probs = np.asarray(stored.heatmap().probabilities, dtype=np.float32)
+    if probs.shape != (grid.rows, grid.cols):
+        return ScoredCells.none()
+    done = _as_cell_set(stored.done_cells()) & set(cells)
+    ordered = [c for c in cells if c in done]  # reading order, like the tissue cells
+    cols = np.fromiter((c for c, _ in ordered), dtype=np.int32, count=len(ordered))
+    rows = np.fromiter((r for _, r in ordered), dtype=np.int32, count=len(ordered))
+    return ScoredCells.of(cols, rows, probs[rows, cols])
+
+
+def _open_stored(
+    store: ResultStore,
+    slide: Slide,
+    spec: ModelSpec,
+    grid: PatchGrid,
+    tissue: TissueMap,
+    fingerprint: str | None,
+) -> StoredAnalysis:
+    # the threshold travels with the probabilities: another model's heatmap shown later must
+    # be flagged at its own model's threshold, not at the loaded model's
+    meta = {
+        "slide_path": str(slide.info.path),
+        "model_name": spec.name,
+        "model_threshold": float(spec.threshold),
+    }
+    if fingerprint is None:  # hashed once, cached by size/mtime
+        fingerprint = slide_fingerprint(slide, store.fingerprint_dir)
+    key = AnalysisKey(fingerprint, spec.model_hash, analysis_params(grid))
+    return store.open(key, grid, tissue.mask, meta)
+
+
 def analyze(
     slide: Slide,
     model: AnalysisModel,
@@ -145,8 +132,9 @@ def analyze(
     batch_size: int = DEFAULT_BATCH_SIZE,
     *,
     prefetch_batches: int = DEFAULT_PREFETCH_BATCHES,
-) -> Generator[AnalysisUpdate, None, None]:
-    """Analyse every tissue patch of ``slide`` with ``model``, yielding progress per batch.
+    fingerprint: str | None = None,
+) -> Generator[AnalysisEvent, None, None]:
+    """Analyse every tissue patch of ``slide`` with ``model``, yielding immutable events.
 
     Parameters
     ----------
@@ -155,96 +143,65 @@ def analyze(
     model
         A loaded model; its spec gives the patch size (px) and scale (µm/px).
     store
-        Where results are kept and resumed from; None keeps them only in memory.
+        Where results are kept and resumed from; None keeps them nowhere (the events only).
     cancel
         Checked before and after each batch: the run stops within one batch, keeping the
-        batches already stored, and yields a last update with ``cancelled=True``.
+        batches already stored, and ends with ``Finished(complete=False)``.
     batch_size
         Patches per CNN call.
     prefetch_batches
         Decoded batches the reader thread may hold ahead of the CNN (bounds memory).
+    fingerprint
+        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint`, when the caller has it
+        (else computed here, once, when a store is given).
 
     Yields
     ------
-    AnalysisUpdate
-        First an update with the grid and tissue map (and resumed probabilities), then one per
-        batch, then a final one with ``done=True`` (or ``cancelled=True``). When the tissue
-        detector warns, a single update with ``tissue_warning`` set and nothing analysed.
+    AnalysisEvent
+        :class:`Started` (grid, tissue map, the cells resumed from the store), one
+        :class:`Batch` per CNN call, then :class:`Finished`. When the tissue detector warns,
+        a single :class:`NoTissue` and nothing analysed.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     spec = model.spec
     grid = make_grid(slide.info, patch_px=spec.patch_size_px, model_mpp=spec.patch_mpp)
     tissue = detect_tissue(slide, grid)
-    heatmap = Heatmap.empty(grid)
-    probs = heatmap.probabilities
-
-    def update(done_n: int, total: int, meter: RateMeter | None, **kw: object) -> AnalysisUpdate:
-        progress = meter.progress(done_n) if meter else Progress(done_n, total)
-        values: dict[str, object] = {
-            "cols": _empty(np.int32),
-            "rows": _empty(np.int32),
-            "probabilities": _empty(np.float32),
-        }
-        values.update(kw)
-        return AnalysisUpdate(
-            progress=progress,
-            grid=grid,
-            tissue=tissue,
-            heatmap=heatmap,
-            **values,  # type: ignore[arg-type]
-        )
-
     if tissue.warning:
-        yield update(0, 0, None, tissue_warning=tissue.warning)
+        yield NoTissue(tissue.warning)
         return
 
     cells = tissue_cells(tissue.mask)
     total = len(cells)
-    stored: StoredAnalysis | None = None
-    done_before: set[Cell] = set()
-    if store is not None:
-        # the threshold travels with the probabilities: another model's heatmap shown later must
-        # be flagged at its own model's threshold, not at the loaded model's
-        meta = {
-            "slide_path": str(slide.info.path),
-            "model_name": spec.name,
-            "model_threshold": float(spec.threshold),
-        }
-        slide_fingerprint(slide, store.fingerprint_dir)  # hashed once, cached by size/mtime
-        stored = store.open(analysis_key(slide, model, grid), grid, tissue.mask, meta)
+    stored = None if store is None else _open_stored(store, slide, spec, grid, tissue, fingerprint)
     try:
-        if stored is not None:
-            stored_probs = np.asarray(stored.heatmap().probabilities, dtype=np.float32)
-            if stored_probs.shape == probs.shape:
-                probs[...] = stored_probs
-            done_before = _as_cell_set(stored.done_cells()) & set(cells)
+        resumed = ScoredCells.none() if stored is None else _resumed(stored, grid, cells)
+        done_before = set(zip(resumed.cols.tolist(), resumed.rows.tolist(), strict=True))
         todo = order_for_reading(grid, [c for c in cells if c not in done_before])
         done_n = total - len(todo)
         meter = RateMeter(total=total, start_done=done_n)
-        yield update(done_n, total, meter, resumed_cells=done_n)
+        yield Started(grid, frozen_tissue(tissue), resumed, meter.progress(done_n))
 
         if todo and not (cancel and cancel.cancelled):
             for batch_cells, batch_probs in _predict_batches(
                 slide, grid, todo, model, batch_size, prefetch_batches, cancel
             ):
-                n = len(batch_cells)
-                cols = np.fromiter((c for c, _ in batch_cells), dtype=np.int32, count=n)
-                rows = np.fromiter((r for _, r in batch_cells), dtype=np.int32, count=n)
                 if stored is not None:
                     stored.write_batch(batch_cells, batch_probs)
-                probs[rows, cols] = batch_probs
-                done_n += n
-                yield update(done_n, total, meter, cols=cols, rows=rows, probabilities=batch_probs)
+                done_n += len(batch_cells)
+                scored = ScoredCells.of(
+                    [c for c, _ in batch_cells], [r for _, r in batch_cells], batch_probs
+                )
+                yield Batch(scored.cells, scored.probabilities, meter.progress(done_n))
                 if cancel is not None and cancel.cancelled:
                     break
 
         if done_n < total:  # stopped by the cancel token
-            yield update(done_n, total, meter, cancelled=True)
+            yield Finished(False, meter.progress(done_n))
             return
         if stored is not None and not stored.is_complete:
             stored.mark_complete()
-        yield update(done_n, total, meter, done=True)
+        yield Finished(True, meter.progress(done_n))
     finally:
         if stored is not None:
             stored.close()
@@ -304,6 +261,7 @@ class BatchReader:
         self.batches_read = 0
 
     def start(self) -> None:
+        """Start the reader thread."""
         self._thread.start()
 
     def _put(self, item: object) -> bool:

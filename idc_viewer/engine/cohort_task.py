@@ -2,8 +2,8 @@
 
 :func:`run_slide_task` is what the cohort client (:mod:`idc_viewer.engine.cohort`) submits, one
 task per slide. It drives the same engine loop as the serial ``idc-viewer analyze``
-(:func:`~idc_viewer.engine.analysis.analyze` with the result store, then
-:func:`~idc_viewer.engine.outputs.write_outputs`), so a slide's files are the same whichever way it
+(:class:`~idc_viewer.engine.session.SlideSession`: its events with the result store, then its
+export), so a slide's files are the same whichever way it
 ran, and a task retried after its worker died resumes from the stored batches.
 
 Errors that belong to the slide (unreadable file, no µm/px, a store or disk error) come back as a
@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idc_viewer.core.errors import one_line
 from idc_viewer.core.jobs import CancelToken
 from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
     from idc_viewer.core.heatmap import Heatmap
+    from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.inference import Predictor
     from idc_viewer.ml.loading import LoadedModel
     from idc_viewer.ml.spec import ModelSpec
@@ -102,6 +104,7 @@ class SlideOutcome:
     pid: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return asdict(self)
 
 
@@ -145,9 +148,12 @@ def _worker_model(model_path: str | None, threads: int) -> tuple[LoadedModel, _W
 
 
 def dask_setup(worker: Any) -> None:
-    """Preload of a local cluster's workers: Ctrl-C in the terminal reaches the whole process
-    group, but stopping is the client's to organise (every task stops after its batch), so the
-    worker processes ignore SIGINT instead of dying mid-batch with a traceback."""
+    """Preload of a local cluster's workers: they ignore SIGINT.
+
+    Ctrl-C in the terminal reaches the whole process group, but stopping is the client's to
+    organise (every task stops after its batch), so the worker processes ignore SIGINT instead
+    of dying mid-batch with a traceback.
+    """
     import signal
 
     with contextlib.suppress(ValueError):  # only possible in the main thread
@@ -245,10 +251,6 @@ def _missing_mpp_message(path: str) -> str:
     )
 
 
-def _one_line(message: object) -> str:
-    return " ".join(str(message).split()) or "unknown error"
-
-
 def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
     """The cohort.csv figures of one analysed slide (regions as in the exported files)."""
     from idc_viewer.core.export import find_regions
@@ -266,10 +268,13 @@ def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
 
 
 def run_slide_task(task: SlideTask) -> SlideOutcome:
-    """Analyse one slide into ``task.out_dir`` and describe the result (never raises for a
-    problem of the slide itself; see the module notes)."""
+    """Analyse one slide into ``task.out_dir`` and describe the result.
+
+    Never raises for a problem of the slide itself (see the module notes).
+    """
     from idc_viewer.core.results import ResultStore, ResultStoreError, default_results_dir
-    from idc_viewer.core.slide import MissingMppError, SlideError, open_slide
+    from idc_viewer.core.slide import MissingMppError, SlideError
+    from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.spec import ModelContractError
 
     t0 = time.perf_counter()
@@ -285,7 +290,7 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
     def outcome(status: str, message: str = "", **kw: Any) -> SlideOutcome:
         return SlideOutcome(
             status=status,
-            message=_one_line(message) if message else "",
+            message=one_line(message) if message else "",
             seconds=round(time.perf_counter() - t0, 3),
             **base,
             **kw,
@@ -309,9 +314,9 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
         results_dir = Path(task.results_dir) if task.results_dir else default_results_dir()
         results_dir.mkdir(parents=True, exist_ok=True)
         store = ResultStore(results_dir)
-        with open_slide(path, mpp=task.mpp) as slide:
+        with SlideSession.open(path, mpp=task.mpp, store=store) as session:
             return _analyse_and_export(
-                task, slide, model, engine_model, store, cancel, _Reporter(task, worker), outcome
+                task, session, model, engine_model, cancel, _Reporter(task, worker), outcome
             )
     except MissingMppError:
         return outcome(FAILED, _missing_mpp_message(path))
@@ -323,41 +328,32 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
 
 def _analyse_and_export(
     task: SlideTask,
-    slide: Any,
+    session: SlideSession,
     model: LoadedModel,
     engine_model: _WithPredictor,
-    store: Any,
     cancel: CancelToken,
     report: _Reporter,
     outcome: Callable[..., SlideOutcome],
 ) -> SlideOutcome:
-    from idc_viewer.engine.analysis import analyze
+    from idc_viewer.core.export import ExportError
     from idc_viewer.engine.decision import decision_heatmap
-    from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
+    from idc_viewer.engine.events import Batch, Finished, HeatmapBuilder, Started
 
     threshold = task.threshold if task.threshold is not None else model.spec.decision_threshold
-    last = None
-    resumed = 0
-    with contextlib.closing(
-        analyze(slide, engine_model, store, cancel, batch_size=task.batch_size)
-    ) as updates:
-        for update in updates:
-            if last is None:
-                resumed = update.resumed_cells
-            last = update
-            progress = update.progress
-            report(
-                progress.done,
-                progress.total,
-                progress.done - resumed,
-                final=update.done or update.cancelled,
-            )
-    mpp = slide.info.mpp
-    common = {"mpp": mpp, "resumed_patches": resumed}
-    if last is None:
+    built = HeatmapBuilder()
+    with contextlib.closing(session.analyze(engine_model, cancel, task.batch_size)) as events:
+        for event in events:
+            built.apply(event)
+            if isinstance(event, Started | Batch | Finished):
+                progress = event.progress
+                final = isinstance(event, Finished)
+                report(progress.done, progress.total, progress.done - built.resumed_count, final)
+    common = {"mpp": session.info.mpp, "resumed_patches": built.resumed_count}
+    heatmap = built.heatmap
+    if not built.ended or (heatmap is None and built.warning is None):
         return outcome(FAILED, f"{task.slide_path}: the analysis produced nothing", **common)
-    analysed = last.progress.done - resumed
-    if last.cancelled:
+    analysed = 0 if built.progress is None else built.progress.done - built.resumed_count
+    if built.complete is False:
         return outcome(
             CANCELLED,
             "cancelled; what was analysed is kept, rerun to resume",
@@ -367,17 +363,17 @@ def _analyse_and_export(
     out_dir = Path(task.out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # the client made it too, maybe elsewhere
-        if last.tissue_warning:
-            write_warning_provenance(
-                out_dir, task.stem, slide, model, threshold, last.tissue_warning
-            )
-            return outcome(NO_TISSUE, f"{last.tissue_warning}; no heatmap written", **common)
-        write_outputs(out_dir, task.stem, slide, model, last.heatmap, threshold)
-    except OSError as exc:
+        if built.warning is not None:
+            session.export_no_tissue(out_dir, model.spec, threshold, built.warning, stem=task.stem)
+            return outcome(NO_TISSUE, f"{built.warning}; no heatmap written", **common)
+        assert heatmap is not None
+        decision = decision_heatmap(heatmap, model.spec)
+        session.export(out_dir, heatmap, threshold, model.spec, stem=task.stem, decision=decision)
+    except (OSError, ExportError) as exc:
         return outcome(FAILED, f"{task.slide_path}: {exc}", **common)
     return outcome(
         DONE,
         analysed_patches=analysed,
-        **heatmap_figures(decision_heatmap(last.heatmap, model.spec), threshold),
+        **heatmap_figures(decision, threshold),
         **common,
     )

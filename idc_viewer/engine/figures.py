@@ -65,8 +65,11 @@ def gradcam_figure(
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write a uint8 RGB image as PNG, atomically: a full disk leaves the old file (or none),
-    never a truncated PNG. Raises OSError when it cannot."""
+    """Write a uint8 RGB image as PNG, atomically.
+
+    A full disk leaves the old file (or none), never a truncated PNG. Raises OSError when it
+    cannot.
+    """
     path = Path(path)
     ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:

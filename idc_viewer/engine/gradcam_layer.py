@@ -44,7 +44,9 @@ EXPLAIN_BATCH = 16
 class Explainer(Protocol):
     """Anything that explains patches (:class:`idc_viewer.ml.gradcam.GradCam`)."""
 
-    def compute_batch(self, patches_uint8: np.ndarray) -> list[GradCamResult]: ...
+    def compute_batch(self, patches_uint8: np.ndarray) -> list[GradCamResult]:
+        """Explain a batch of ``(p, p, 3)`` uint8 patches."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class CellCam:
 
     @property
     def nbytes(self) -> int:
+        """Memory held, for the cache's budget."""
         return int(self.cam_lowres.nbytes) + 64
 
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from idc_viewer import __version__
-from idc_viewer.core.export import ExportError, export_all, export_provenance_only, find_regions
+from idc_viewer.core.export import export_all, export_provenance_only, find_regions
 from idc_viewer.core.heatmap import Heatmap
-from idc_viewer.core.slide import Slide, slide_fingerprint
-from idc_viewer.engine.decision import decision_heatmap
-
-if TYPE_CHECKING:
-    from idc_viewer.ml.loading import LoadedModel
-
 
 #: Joins a colliding stem and its number. A slide named ``a~2.svs`` would take ``a~2`` itself,
 #: so numbered stems skip every stem another input of the same run takes.
@@ -69,92 +61,29 @@ class WrittenOutputs:
 
     @property
     def summary(self) -> str:
+        """``N tissue patches, F at or above the threshold, R regions``."""
         return (
             f"{self.n_patches} tissue patches, {self.n_flagged} at or above the threshold, "
             f"{self.n_regions} region{'s' if self.n_regions != 1 else ''}"
         )
 
 
-def provenance(
-    slide: Slide,
-    model: LoadedModel,
-    threshold: float,
-    heatmap: Heatmap | None = None,
-    warning: str | None = None,
-) -> dict[str, Any]:
-    """Everything needed to reproduce (and trust) an exported analysis."""
-    info = slide.info
-    spec = model.spec
-    data: dict[str, Any] = {
-        "app": "idc-viewer",
-        "app_version": __version__,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "slide": {
-            "path": str(info.path),
-            "name": Path(str(info.path)).name,
-            "format": info.format,
-            "fingerprint": slide_fingerprint(slide),
-            "l0_width": int(info.l0_width),
-            "l0_height": int(info.l0_height),
-            "mpp": info.mpp,
-            "mpp_source": info.mpp_source,
-        },
-        "model": {
-            "name": spec.name,
-            "preset": spec.preset,
-            "hash": spec.model_hash,
-            "weights_sha256": spec.weights_sha256,
-            "input_size": spec.input_size,
-            "patch_size_px": spec.patch_size_px,
-            "patch_mpp": spec.patch_mpp,
-            "model_threshold": spec.threshold,
-            "decision_threshold": spec.decision_threshold,
-        },
-        # None: the model decides on each patch's own CNN probability
-        "context": None if spec.context is None else spec.context.as_dict(),
-        "threshold": threshold,
-        "mpp": info.mpp,
-        "coordinates": "level-0 pixels",
-    }
-    if heatmap is not None:
-        grid = heatmap.grid
-        data["grid"] = {
-            "cols": int(grid.cols),
-            "rows": int(grid.rows),
-            "l0_patch_size": float(grid.l0_patch_size),
-            "read_level": int(grid.read_level),
-        }
-    if warning:
-        data["warning"] = warning
-    return data
-
-
 def write_outputs(
     out_dir: Path,
     stem: str,
-    slide: Slide,
-    model: LoadedModel,
     heatmap: Heatmap,
+    decision: Heatmap,
     threshold: float,
+    info: Mapping[str, Any],
 ) -> WrittenOutputs:
     """Write ``<stem>.patches.csv``, ``.regions.csv``, ``.regions.geojson``, ``.provenance.json``.
 
-    ``heatmap`` holds the CNN's probabilities; flags and regions use the model's decision
-    probabilities (:func:`decision_heatmap`) at ``threshold``, and both go into the CSV.
-    Raises ``OSError`` (with a one-line message) when a file cannot be written.
+    ``heatmap`` holds the CNN's probabilities, ``decision`` the map flags and regions come from
+    at ``threshold`` (the model's decision probabilities); both go into the CSV. ``info`` is
+    the provenance (:func:`idc_viewer.engine.provenance.provenance`). Raises
+    :class:`~idc_viewer.core.export.ExportError` (one line) when a file cannot be written.
     """
-    decision = decision_heatmap(heatmap, model.spec)
-    try:
-        paths = export_all(
-            out_dir,
-            stem,
-            decision,
-            threshold,
-            provenance(slide, model, threshold, heatmap),
-            patch_heatmap=heatmap,
-        )
-    except ExportError as exc:
-        raise OSError(str(exc)) from None
+    paths = export_all(out_dir, stem, decision, threshold, info, patch_heatmap=heatmap)
     return WrittenOutputs(
         paths=tuple(paths),
         n_patches=decision.analysed_count,
@@ -163,14 +92,10 @@ def write_outputs(
     )
 
 
-def write_warning_provenance(
-    out_dir: Path, stem: str, slide: Slide, model: LoadedModel, threshold: float, warning: str
-) -> Path:
-    """Write only ``<stem>.provenance.json`` recording why no heatmap was produced (older
-    files of ``stem`` are replaced with it, as a set)."""
-    try:
-        return export_provenance_only(
-            out_dir, stem, provenance(slide, model, threshold, warning=warning)
-        )
-    except ExportError as exc:
-        raise OSError(str(exc)) from None
+def write_warning_provenance(out_dir: Path, stem: str, info: Mapping[str, Any]) -> Path:
+    """Write only ``<stem>.provenance.json``, recording why no heatmap was produced.
+
+    Older files of ``stem`` are replaced with it, as a set. Raises
+    :class:`~idc_viewer.core.export.ExportError` when it cannot be written.
+    """
+    return export_provenance_only(out_dir, stem, info)

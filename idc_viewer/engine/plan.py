@@ -42,6 +42,7 @@ class AnalysisPlan:
 
     @property
     def cell_count(self) -> int:
+        """Cells of the grid, tissue or not."""
         return int(self.grid.cols) * int(self.grid.rows)
 
 

@@ -1,10 +1,12 @@
-"""Running the engine's analysis for the window, and finding a slide's stored analysis.
+"""Running the engine's analysis for the window: its events become Qt signals.
 
-:class:`AnalysisRunner` starts :func:`idc_viewer.engine.analysis.analyze` in a
-:class:`~idc_viewer.qt.workers.GeneratorWorker`, paints each batch into a GUI-side heatmap
-(the engine's live array is written by the worker thread, so the GUI keeps its own copy and
-applies each batch's cells), and says what happens through its signals: it knows neither the
-window nor its widgets.
+:class:`AnalysisRunner` runs the open slide's :meth:`SlideSession.analyze
+<idc_viewer.engine.session.SlideSession.analyze>` in a coalescing
+:class:`~idc_viewer.qt.workers.GeneratorWorker`. The engine's events are immutable and hold
+read-only copies, so nothing is shared across threads: in the GUI thread a
+:class:`~idc_viewer.engine.events.HeatmapBuilder` folds each event (each batch once) into the
+heatmap the window shows, and the runner says what happened through its signals. It knows
+neither the window nor its widgets, and computes nothing of its own.
 """
 
 from __future__ import annotations
@@ -17,27 +19,22 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from idc_viewer.core.errors import one_line
-from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.labels import model_label
-from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import MissingMppError
+from idc_viewer.engine.events import Batch, Finished, HeatmapBuilder, NoTissue, Started
 from idc_viewer.qt.messenger import Messenger
 from idc_viewer.qt.state import AppState, format_count, patches
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:
-    from idc_viewer.engine.analysis import AnalysisUpdate
+    from idc_viewer.core.heatmap import Heatmap
+    from idc_viewer.engine.events import AnalysisEvent
 
 log = logging.getLogger(__name__)
 
 #: Batches arriving faster than this are coalesced into one repaint of the heatmap and
 #: progress (keeps the GUI thread free: at most ~6 overlay rebuilds and repaints per second).
 UPDATE_INTERVAL_MS = 150
-
-
-def _snapshot(update: AnalysisUpdate) -> tuple[AnalysisUpdate, Heatmap | None]:
-    """Runs in the worker: copy the live heatmap when the update carries no batch."""
-    return update, (update.heatmap.copy() if len(update.cols) == 0 else None)
 
 
 class AnalysisRunner(QObject):
@@ -53,8 +50,6 @@ class AnalysisRunner(QObject):
         Errors and questions for the user.
     ask_scale : callable
         ``ask_scale()`` asks the user for the open slide's µm/px; False when cancelled.
-    store : ResultStore, optional
-        Where results are stored and resumed from (None: nothing is stored).
     batch_size : int
         Patches per engine batch.
     parent : QObject, optional
@@ -88,7 +83,6 @@ class AnalysisRunner(QObject):
         pool: WorkerPool,
         messages: Messenger,
         ask_scale: Callable[[], bool],
-        store: ResultStore | None = None,
         batch_size: int = 256,
         parent: QObject | None = None,
     ) -> None:
@@ -97,11 +91,11 @@ class AnalysisRunner(QObject):
         self._pool = pool
         self._messages = messages
         self._ask_scale = ask_scale
-        self.store = store
         self.batch_size = batch_size
         self.worker: GeneratorWorker | None = None
         self._run_model: Any = None  # the model the running analysis scores with
-        self._live: Heatmap | None = None
+        self._live: Heatmap | None = None  # the heatmap shown, folded from the events
+        self._builder = HeatmapBuilder()
         self._outcome = ""
         self._label = ""
         # Batches applied to ``_live`` but not yet shown (coalesced by ``_flush_timer``).
@@ -119,25 +113,20 @@ class AnalysisRunner(QObject):
 
     def start(self) -> GeneratorWorker | None:
         """Analyse the open slide with the current model (resuming stored results)."""
-        from idc_viewer.engine.analysis import analyze
-
-        slide, model = self._state.slide, self._state.model
+        session, model = self._state.session, self._state.model
         if self.running:
             return self.worker
-        if slide is None or model is None:
+        if session is None or model is None:
             self._messages.show_error("Cannot analyse", "Open a slide and load a model first.")
             return None
         warning = self._state.slide_warning
         if warning and not self._messages.confirm("Not H&E?", f"{warning}.\n\nAnalyse anyway?"):
             return None
-        if slide.info.mpp is None and not self._ask_scale():
+        if session.info.mpp is None and not self._ask_scale():
             return None
-        store, batch_size = self.store, self.batch_size
+        batch_size = self.batch_size
         worker = GeneratorWorker(
-            "analysis",
-            lambda token: analyze(slide, model, store, token, batch_size),
-            transform=_snapshot,
-            coalesce=True,
+            "analysis", lambda token: session.analyze(model, token, batch_size), coalesce=True
         )
         worker.items_ready.connect(self._on_items_ready)
         worker.finished.connect(lambda _last: self._finish("done"))
@@ -147,6 +136,7 @@ class AnalysisRunner(QObject):
         self._discard_pending()
         self._state.restore_model_threshold()  # the loaded model's heatmap, its threshold
         self.worker, self._live, self._outcome = worker, None, ""
+        self._builder = HeatmapBuilder()
         self._run_model = model
         self._label = model_label(model.spec.name, model.spec.model_hash)
         self.running_changed.emit(True)
@@ -177,33 +167,34 @@ class AnalysisRunner(QObject):
         """False once another model was loaded: this run's results are then never shown."""
         return self._state.model is self._run_model
 
-    def _apply(self, payloads: list[tuple[AnalysisUpdate, Heatmap | None]]) -> None:
-        """Apply every update the worker produced since the last call (in order).
+    def _apply(self, events: list[AnalysisEvent]) -> None:
+        """Fold every event the worker produced since the last call (in order).
 
-        The batches go into the GUI-side copy at once (cheap numpy); the state, the overlay
+        Each batch goes into the heatmap shown at once (cheap numpy); the state, the overlay
         and the progress bar follow together at the next flush, so the panels agree with each
         other and lag what is stored by at most UPDATE_INTERVAL_MS.
         """
         if not self._run_is_on_screen:
             self._discard_pending()
             return
-        for update, snapshot in payloads:
-            if update.tissue_warning:
+        for event in events:
+            if isinstance(event, NoTissue):
                 self._outcome = "warning"
-                self._messages.show_error("No tissue to analyse", update.tissue_warning)
+                self._messages.show_error("No tissue to analyse", event.warning)
                 continue
-            if snapshot is not None:
+            live = self._builder.apply(event)
+            if isinstance(event, Started):
                 self._discard_pending()
-                self._live = snapshot
-                tissue = update.tissue.mask if update.tissue is not None else None
-                self._state.set_heatmap(snapshot, self._label, tissue)
+                self._live = live
+                self._state.set_heatmap(live, self._label, event.tissue.mask)
                 self.heatmap_replaced.emit()
-                self.progress.emit(update.progress)
+                self.progress.emit(event.progress)
                 continue
-            if self._live is not None and len(update.cols):
-                self._live.probabilities[update.rows, update.cols] = update.probabilities
-                self._pending_cells.append(np.column_stack([update.cols, update.rows]))
-            self._pending_progress = update.progress
+            if isinstance(event, Batch) and len(event):
+                self._pending_cells.append(np.asarray(event.cells))
+            if isinstance(event, Finished) and not event.complete:
+                self._outcome = self._outcome or "cancelled"
+            self._pending_progress = event.progress
         if self._pending_progress is not None and not self._flush_timer.isActive():
             self._flush_timer.start()
 

@@ -7,42 +7,42 @@ where the files went (with an *Open folder* button).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSettings, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from idc_viewer.core.errors import one_line
+from idc_viewer.core.errors import IdcViewerError, one_line
+from idc_viewer.core.export import SET_SUFFIXES
+from idc_viewer.engine.outputs import slide_stem
+from idc_viewer.engine.provenance import ModelRef
 from idc_viewer.qt import window_memory
 from idc_viewer.qt.messenger import Messenger
 from idc_viewer.qt.state import AppState
 from idc_viewer.qt.viewer import SlideView
 
-#: What export_all writes after ``<stem>.`` (asked before replacing).
-EXPORT_SUFFIXES = ("patches.csv", "regions.csv", "regions.geojson", "provenance.json")
+if TYPE_CHECKING:
+    from idc_viewer.ml.spec import ModelSpec
 
 
 def export_results(state: AppState, folder: Path) -> list[Path]:
-    """Write the engine's export files of the current heatmap into ``folder``."""
-    from idc_viewer.core.export import export_all
-    from idc_viewer.engine.outputs import provenance, slide_stem
+    """Write the open session's export files of the heatmap shown into ``folder``.
 
-    slide, heatmap, model = state.slide, state.decision_map(), state.model
-    if slide is None or heatmap is None or state.heatmap is None:
+    The same files and provenance as ``idc-viewer analyze``; flags and regions are those of
+    the map the user looked at (the context map when active, else the patch map).
+    """
+    session, heatmap, model = state.session, state.decision_map(), state.model
+    if session is None or heatmap is None or state.heatmap is None:
         raise ValueError("Nothing to export: analyse a slide first.")
-    stem = slide_stem(slide.info.path)
-    if model is not None and state.heatmap_source.endswith(f"({model.spec.model_hash[:8]})"):
-        info = provenance(slide, model, state.threshold, state.heatmap)
-    else:  # a stored heatmap from another model: say only what is known
-        info = {
-            "app": "idc-viewer",
-            "slide": {"path": slide.info.path},
-            "model": {"label": state.heatmap_source},
-            "mpp": slide.info.mpp,
-        }
-    # what "probability" (flags, regions) means in these files: the map the user looked at
-    info["decision_map"] = "context" if state.context_active() else "patch"
-    return export_all(folder, stem, heatmap, state.threshold, info, patch_heatmap=state.heatmap)
+    made_by: ModelSpec | ModelRef = ModelRef(state.heatmap_source, "")
+    if model is not None and state.heatmap_by_loaded_model():
+        made_by = model.spec
+    decision_map = "context" if state.context_active() else "patch"
+    written = session.export(
+        folder, state.heatmap, state.threshold, made_by, decision=heatmap, decision_map=decision_map
+    )
+    return list(written.paths)
 
 
 class ExportController(QObject):
@@ -76,9 +76,9 @@ class ExportController(QObject):
         self.export_box: QMessageBox | None = None
 
     def slide_stem(self) -> str:
-        """The open slide's file name up to its first dot (``slide`` when none)."""
+        """The open slide's output name (:func:`~idc_viewer.engine.outputs.slide_stem`)."""
         slide = self.state.slide
-        return (Path(slide.info.path).name.split(".")[0] if slide is not None else "") or "slide"
+        return slide_stem(slide.info.path) if slide is not None else "slide"
 
     def choose_and_export(self) -> None:
         """File › Export results…."""
@@ -90,16 +90,17 @@ class ExportController(QObject):
             self.export_results(Path(folder))
 
     def export_results(self, folder: Path) -> list[Path]:
-        """Write the engine's CSV/GeoJSON/provenance files of the current heatmap.
+        """Write the CSV/GeoJSON/provenance files of the heatmap shown (see :func:`export_results`).
 
         Asks before replacing files of an earlier export; says where the files went, with an
         *Open folder* button.
         """
         if self.state.slide is not None and self.state.heatmap is not None:
+            stem = self.slide_stem()
             existing = sorted(
-                p.name
-                for p in Path(folder).glob(f"{self.slide_stem()}.*")
-                if p.name.split(".", 1)[-1] in EXPORT_SUFFIXES
+                stem + suffix
+                for suffix in SET_SUFFIXES
+                if (Path(folder) / (stem + suffix)).exists()
             )
             if existing and not self.messages.confirm(
                 "Replace files?",
@@ -109,7 +110,7 @@ class ExportController(QObject):
                 return []
         try:
             paths = export_results(self.state, folder)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, IdcViewerError) as exc:
             self.messages.show_error("Export failed", one_line(exc))
             return []
         text = f"Exported {len(paths)} files to {folder}"

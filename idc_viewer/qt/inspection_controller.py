@@ -1,7 +1,9 @@
 """Inspecting patches and regions: the Grad-CAM dock, N / P stepping, the outlines on the slide.
 
-:class:`InspectionController` explains a clicked (or stepped-to) patch in a worker and shows
-it in the :class:`~idc_viewer.qt.panels.gradcam_dock.GradCamPanel`; it outlines the inspected
+:class:`InspectionController` has the engine explain a clicked (or stepped-to) patch in a
+worker (:func:`~idc_viewer.engine.explain.explain_cell`, the CLI's Grad-CAM pipeline) and shows
+the :class:`~idc_viewer.engine.explain.Explanation` in the
+:class:`~idc_viewer.qt.panels.gradcam_dock.GradCamPanel`; it outlines the inspected
 patch and the selected region in the :class:`~idc_viewer.qt.viewer.marks_layer.MarksLayer` and
 zooms the view to them. A result of another patch, slide or model is never shown.
 """
@@ -19,9 +21,10 @@ from PySide6.QtWidgets import QDockWidget
 from idc_viewer.core.errors import one_line
 from idc_viewer.core.export import Region
 from idc_viewer.core.flagged import flagged_cells, step_cell
+from idc_viewer.engine.explain import Explanation
 from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt.messenger import Messenger
-from idc_viewer.qt.panels.gradcam_dock import GradCamPanel, GradCamView
+from idc_viewer.qt.panels.gradcam_dock import GradCamPanel
 from idc_viewer.qt.state import AppState
 from idc_viewer.qt.viewer import SlideView
 from idc_viewer.qt.viewer.marks_layer import MarksLayer
@@ -49,8 +52,9 @@ class InspectionController(QObject):
     pool : WorkerPool
         Runs the Grad-CAM computations.
     messages : Messenger
-    gradcam_fn : callable
-        ``gradcam_fn(slide, grid, cell, explainer)`` -> :class:`GradCamView` (in a worker).
+    explain_fn : callable
+        ``explain_fn(slide, grid, cell, explainer, decision=...)`` -> :class:`Explanation`
+        (in a worker): :func:`~idc_viewer.engine.explain.explain_cell` in the app.
     explainer_factory : callable
         ``explainer_factory(model)`` builds a model's Grad-CAM.
     parent : QObject, optional
@@ -58,7 +62,7 @@ class InspectionController(QObject):
     Signals
     -------
     gradcam_shown(object)
-        The :class:`GradCamView` now in the dock.
+        The :class:`Explanation` now in the dock.
     """
 
     gradcam_shown = Signal(object)
@@ -72,7 +76,7 @@ class InspectionController(QObject):
         dock: QDockWidget,
         pool: WorkerPool,
         messages: Messenger,
-        gradcam_fn: Callable[..., GradCamView],
+        explain_fn: Callable[..., Explanation],
         explainer_factory: Callable[[Any], Any],
         parent: QObject | None = None,
     ) -> None:
@@ -80,7 +84,7 @@ class InspectionController(QObject):
         self.state, self.view, self.marks = state, view, marks
         self.panel, self.dock = panel, dock
         self._pool, self._messages = pool, messages
-        self._gradcam_fn = gradcam_fn
+        self._explain_fn = explain_fn
         self._explainer_factory = explainer_factory
         self._cam: SharedGradCam | None = None  # the Grad-CAM of state.model
         self._request = 0
@@ -126,8 +130,10 @@ class InspectionController(QObject):
         self.panel.show_loading(cell)
         if self._cam is None or self._cam.model is not model:
             self._cam = SharedGradCam(model, self._explainer_factory)
-        fn, explainer = self._gradcam_fn, self._cam
-        worker = CallWorker("gradcam", lambda: fn(slide, grid, cell, explainer))
+        fn, explainer = self._explain_fn, self._cam
+        # the context map's value is shown beside the patch's own score (a map never mutated)
+        decision = self.state.decision_map() if self.state.context_active() else None
+        worker = CallWorker("gradcam", lambda: fn(slide, grid, cell, explainer, decision=decision))
         worker.finished.connect(lambda view: self._on_ready(request, view))
         worker.failed.connect(lambda exc: self._on_failed(request, exc))
         self._pool.start(worker)
@@ -182,12 +188,10 @@ class InspectionController(QObject):
         self.marks.patch_l0 = grid.l0_rect(*cell) if cell is not None and grid else None
         self.view.update()
 
-    def _on_ready(self, request: int, view: GradCamView) -> None:
+    def _on_ready(self, request: int, view: Explanation) -> None:
         if request != self._request:
             return  # the user clicked another patch meanwhile
-        decided = self.state.decision_map() if self.state.context_active() else None
-        context_p = decided.probability_at(*view.cell) if decided is not None else None
-        self.panel.show_view(view, context_probability=context_p)
+        self.panel.show_view(view)
         self.gradcam_shown.emit(view)
 
     def _on_failed(self, request: int, exc: Exception) -> None:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from idc_viewer.core.errors import one_line
 from idc_viewer.core.labels import model_label
 from idc_viewer.core.results import ResultStore
+from idc_viewer.engine.explain import Explanation, explain_cell
 from idc_viewer.qt import window_memory
 from idc_viewer.qt.about import install_about_action
 from idc_viewer.qt.actions import build_actions, shortcut_rows
@@ -40,7 +41,7 @@ from idc_viewer.qt.messenger import Messenger
 from idc_viewer.qt.model_controller import ModelController, default_model_loader
 from idc_viewer.qt.panels.analysis_panel import AnalysisPanel
 from idc_viewer.qt.panels.display_panel import DisplayPanel
-from idc_viewer.qt.panels.gradcam_dock import GradCamPanel, GradCamView, compute_gradcam_view
+from idc_viewer.qt.panels.gradcam_dock import GradCamPanel
 from idc_viewer.qt.panels.info_panel import SlideInfoPanel
 from idc_viewer.qt.panels.model_panel import ModelPanel
 from idc_viewer.qt.panels.overlay_panel import OverlayPanel
@@ -71,9 +72,10 @@ class MainWindow(QMainWindow):
         Recent files; none are remembered without it.
     runs_root : Path
         Default parent folder of retraining runs.
-    model_loader, gradcam_fn, retrain_command, explainer_factory
-        Injected for tests; default to the real engine functions (``explainer_factory(model)``
-        builds the Grad-CAM of a model, for the inspector and the slide's Grad-CAM layer).
+    model_loader, explain_fn, retrain_command, explainer_factory
+        Injected for tests; default to the real engine functions (``explain_fn`` is
+        :func:`~idc_viewer.engine.explain.explain_cell`; ``explainer_factory(model)`` builds the
+        Grad-CAM of a model, for the inspector and the slide's Grad-CAM layer).
     batch_size : int
         Patches per analysis batch.
 
@@ -91,7 +93,7 @@ class MainWindow(QMainWindow):
         settings: QSettings | None = None,
         runs_root: Path | None = None,
         model_loader: Callable[[str], Any] = default_model_loader,
-        gradcam_fn: Callable[..., GradCamView] = compute_gradcam_view,
+        explain_fn: Callable[..., Explanation] = explain_cell,
         retrain_command: CommandFactory = training_command,
         batch_size: int = 256,
         explainer_factory: Callable[[Any], Any] = default_explainer,
@@ -106,7 +108,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self._build_widgets(explainer_factory)
         self.analysis = AnalysisRunner(
-            state, self.pool, self.messages, self._ask_scale, store, batch_size, self
+            state, self.pool, self.messages, self._ask_scale, batch_size, self
         )
         self.exports = ExportController(state, self.view, self.messages, settings, self)
         self.models = ModelController(
@@ -126,7 +128,7 @@ class MainWindow(QMainWindow):
             self.gradcam_dock,
             self.pool,
             self.messages,
-            gradcam_fn,
+            explain_fn,
             explainer_factory,
             self,
         )
@@ -157,7 +159,9 @@ class MainWindow(QMainWindow):
 
     @store.setter
     def store(self, store: ResultStore | None) -> None:
-        self.slides.store = self.analysis.store = store
+        self.slides.store = store  # the store of the sessions opened from now on
+        if self.state.session is not None:
+            self.state.session.store = store
 
     # -- construction -----------------------------------------------------------------------
     def _build_widgets(self, explainer_factory: Callable[[Any], Any]) -> None:
@@ -373,8 +377,8 @@ class MainWindow(QMainWindow):
         if self.models.retrain_dialog is not None:
             self.models.retrain_dialog.cancel()
         self._stop_workers()
-        if self.state.slide is not None:
-            self.state.slide.close()
+        if self.state.session is not None:
+            self.state.session.close()
         event.accept()
 
     def _stop_workers(self) -> None:

@@ -1,9 +1,10 @@
 """Opening a slide in the window: reading it, its scale, its stored analysis, recent files.
 
-:class:`SlideController` opens a file (off nothing: opening is quick, the fingerprint is cached
-by the store), puts the slide into the :class:`~idc_viewer.qt.state.AppState`, the view and the
-minimap, shows its stored analysis by the loaded model, and asks for a µm/px when the slide has
-none and the analysis needs one.
+:class:`SlideController` opens a file as an engine
+:class:`~idc_viewer.engine.session.SlideSession` (its fingerprint computed once, cached by the
+store), puts it into the :class:`~idc_viewer.qt.state.AppState`, the view and the minimap,
+shows the session's stored analysis by the loaded model, and asks for a µm/px when the slide
+has none and the analysis needs one.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from idc_viewer.core.errors import one_line
 from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
+from idc_viewer.core.slide import Slide, SlideError, shrink_to
 from idc_viewer.core.tissue import stain_warning
+from idc_viewer.engine.session import SlideSession
 from idc_viewer.qt import slide_scale, window_memory
 from idc_viewer.qt.actions import push_recent, read_recent, write_recent
 from idc_viewer.qt.messenger import Messenger
 from idc_viewer.qt.state import AppState, format_count
-from idc_viewer.qt.stored_analysis import find_stored
 from idc_viewer.qt.user_messages import explain_open_error
 from idc_viewer.qt.viewer import Minimap, SlideView
 from idc_viewer.qt.viewer.slide_view import THUMBNAIL_MAX_SIDE
@@ -52,7 +53,7 @@ class SlideController(QObject):
     settings : QSettings, optional
         Recent files, last folder and the scales given by the user.
     store : ResultStore, optional
-        Where stored analyses are found (None: none are).
+        The store of the sessions opened: where analyses are kept and found (None: nowhere).
     stop_analysis : callable
         Cancels a running analysis and waits for it (before another slide is shown).
     analysis_running : callable
@@ -112,11 +113,14 @@ class SlideController(QObject):
         file before is used, else it is asked when the analysis needs it.
         """
         name = Path(path).name
+        mpp = mpp or slide_scale.remembered_mpp(self.settings, path)
         try:
-            slide = open_slide(path, mpp=mpp or slide_scale.remembered_mpp(self.settings, path))
-            # hashes the whole file once (~1.5 s/GB); cached by size/mtime in the store
-            cache = self.store.fingerprint_dir if self.store is not None else None
-            fingerprint = slide_fingerprint(slide, cache)
+            session = SlideSession.open(path, mpp=mpp, store=self.store)
+            try:  # hashes the whole file once (~1.5 s/GB); cached by size/mtime in the store
+                session.fingerprint  # noqa: B018 (computed now: a damaged file fails here)
+            except BaseException:
+                session.close()
+                raise
         except SlideError as exc:
             log.error("opening %s: %s", path, exc)
             self.messages.show_error("Cannot open slide", explain_open_error(name, str(exc)))
@@ -125,9 +129,9 @@ class SlideController(QObject):
             log.exception("opening %s", path)
             self.messages.show_error("Cannot open slide", explain_open_error(name, str(exc)))
             return False
-        self.show_slide(slide, fingerprint, name)
+        self.show_session(session, name)
         self._remember(str(Path(path).resolve()))
-        if slide.info.mpp is None and self.state.slide_warning is None:
+        if session.info.mpp is None and self.state.slide_warning is None:
             self.messages.status(
                 f"{name} does not say how many µm one pixel is: Analyse asks for it "
                 "(or Slide › Set scale…).",
@@ -138,11 +142,16 @@ class SlideController(QObject):
 
     def show_slide(self, slide: Slide, fingerprint: str | None = None, name: str = "") -> None:
         """Show an already opened slide (the window owns it from now on)."""
+        self.show_session(SlideSession(slide, self.store, fingerprint, owns_slide=True), name)
+
+    def show_session(self, session: SlideSession, name: str = "") -> None:
+        """Show ``session``'s slide (the window closes it when another is shown)."""
         self._stop_analysis()
+        slide = session.slide
         # one read for both: on a single-level slide a thumbnail reads the whole image (~0.5 s)
         thumbnail = slide.thumbnail(THUMBNAIL_MAX_SIDE)
         warning = stain_warning(thumbnail)
-        self.state.set_slide(slide, fingerprint or slide_fingerprint(slide), warning)
+        self.state.set_session(session, warning)
         self.view.set_slide(slide, thumbnail)
         self.minimap.set_slide_thumbnail(
             shrink_to(thumbnail, MINIMAP_THUMBNAIL_SIDE),
@@ -203,15 +212,10 @@ class SlideController(QObject):
         Only the loaded model's: heatmap, threshold, flags, regions and Grad-CAM on screen are
         always one model's (with no model loaded, the latest analysis is shown).
         """
-        if self.store is None or self.state.fingerprint is None:
+        session = self.state.session
+        if session is None or session.store is None:
             return False
-        slide = self.state.slide
-        found = find_stored(
-            self.store,
-            self.state.fingerprint,
-            self.state.model,
-            slide.info.mpp if slide is not None else None,
-        )
+        found = session.stored(self.state.model)
         if found is None or (self.state.model is not None and not found.by_loaded_model):
             return False
         if self.state.model is None and found.threshold is not None:

@@ -13,13 +13,14 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from idc_viewer.core.labels import model_label
-from idc_viewer.core.patches import PatchGrid, make_grid
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from idc_viewer.core.heatmap import Heatmap
+    from idc_viewer.core.patches import PatchGrid
     from idc_viewer.core.slide import Slide
+    from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.loading import LoadedModel
 
 Cell = tuple[int, int]
@@ -56,8 +57,8 @@ class AppState(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.slide: Slide | None = None
-        self.fingerprint: str | None = None
+        #: The open slide as the engine serves it (fingerprint, stored analyses, export).
+        self.session: SlideSession | None = None
         self.model: LoadedModel | None = None
         self.model_path: str | None = None
         self.heatmap: Heatmap | None = None
@@ -78,15 +79,23 @@ class AppState(QObject):
         #: (CNN heatmap, its analysed count, model hash, context) -> decision map
         self._decision_cache: tuple[Heatmap, tuple[object, ...], Heatmap] | None = None
 
-    def set_slide(
-        self, slide: Slide | None, fingerprint: str | None = None, warning: str | None = None
-    ) -> None:
-        """Show ``slide`` (None: none); closes the slide before, forgets its heatmap."""
-        old = self.slide
-        self.slide, self.fingerprint = slide, fingerprint
+    @property
+    def slide(self) -> Slide | None:
+        """The open slide (None: none)."""
+        return self.session.slide if self.session is not None else None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The open slide's content id (computed once by its session)."""
+        return self.session.fingerprint if self.session is not None else None
+
+    def set_session(self, session: SlideSession | None, warning: str | None = None) -> None:
+        """Open ``session``'s slide (None: none); closes the one before, forgets its heatmap."""
+        old = self.session
+        self.session = session
         self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
         self.tissue_mask, self.slide_warning = None, warning
-        if old is not None and old is not slide:
+        if old is not None and (session is None or old.slide is not session.slide):
             old.close()
         self.restore_model_threshold()
         self.slide_changed.emit()
@@ -205,10 +214,10 @@ class AppState(QObject):
         """The grid of the heatmap shown, else the loaded model's grid over the slide."""
         if self.heatmap is not None:
             return self.heatmap.grid
-        slide, model = self.slide, self.model
-        if slide is None or model is None or slide.info.mpp is None:
+        session, model = self.session, self.model
+        if session is None or model is None or session.info.mpp is None:
             return None
-        return make_grid(slide.info, model.spec.patch_size_px, model.spec.patch_mpp)
+        return session.grid(model.spec)
 
     def set_threshold(self, threshold: float) -> None:
         """The decision threshold, clamped to [0, 1]."""

@@ -153,8 +153,7 @@ class GeneratorWorker(Worker):
 
     ``make_generator(token)`` builds the generator; it should check the token between steps.
     ``finished`` carries the last item (or None); when the token is set the loop stops after
-    the current item and ``cancelled`` is emitted instead. ``transform`` may turn each item
-    into what is emitted (run in the worker thread, e.g. to snapshot shared arrays).
+    the current item and ``cancelled`` is emitted instead.
 
     With ``coalesce=True`` items are not emitted one by one: they wait in a :class:`Mailbox`
     and ``items_ready()`` tells the GUI to :meth:`take_items` (every item is delivered, in
@@ -168,13 +167,11 @@ class GeneratorWorker(Worker):
         self,
         name: str,
         make_generator: Callable[[CancelToken], Iterator[Any]],
-        transform: Callable[[Any], Any] | None = None,
         parent: QObject | None = None,
         coalesce: bool = False,
     ) -> None:
         super().__init__(name, parent)
         self._make = make_generator
-        self._transform = transform or (lambda x: x)
         self._mailbox = Mailbox() if coalesce else None
 
     def take_items(self) -> list[Any]:
@@ -187,7 +184,7 @@ class GeneratorWorker(Worker):
         box = self._mailbox
         try:
             for value in gen:
-                last = self._transform(value)
+                last = value
                 if box is None:
                     self.item.emit(last)
                 elif box.put(last):
@@ -196,7 +193,7 @@ class GeneratorWorker(Worker):
             close = getattr(gen, "close", None)
             if close is not None:
                 close()
-        if self.token.cancelled or getattr(last, "cancelled", False):
+        if self.token.cancelled:
             self.cancelled.emit()
         else:
             self.finished.emit(last)

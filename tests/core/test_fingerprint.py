@@ -17,6 +17,7 @@ from idc_viewer.core import slide as slide_module
 from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import open_slide, slide_files, slide_fingerprint
 from idc_viewer.engine.analysis import analyze
+from idc_viewer.engine.events import fold
 
 MIB = 1 << 20
 
@@ -64,8 +65,9 @@ def test_an_edited_slide_is_not_resumed_from_the_other(tmp_path):
 
     def final_heatmap(path: Path, store: ResultStore | None) -> np.ndarray:
         with open_slide(path) as slide:
-            *_, last = analyze(slide, FakeModel(), store)
-        return last.heatmap.probabilities
+            heatmap = fold(analyze(slide, FakeModel(), store)).heatmap
+        assert heatmap is not None
+        return heatmap.probabilities
 
     final_heatmap(a, store)
     os.utime(b, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns))  # same size and mtime too

@@ -17,13 +17,12 @@ from idc_viewer.core.slide import ArraySlide, MissingMppError
 from idc_viewer.core.synthetic import SyntheticSlide
 from idc_viewer.core.tissue import detect_tissue
 from idc_viewer.engine.analysis import (
-    AnalysisRequest,
-    AnalysisUpdate,
     BatchReader,
     analysis_params,
     analyze,
     tissue_cells,
 )
+from idc_viewer.engine.events import AnalysisEvent, Batch, Finished, NoTissue, Started, fold
 from idc_viewer.ml.spec import ModelSpec
 
 
@@ -84,8 +83,18 @@ def random_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(save_model(keras_model, spec, directory, tflite=True))
 
 
-def run_all(*args: object, **kwargs: object) -> list[AnalysisUpdate]:
+def run_all(*args: object, **kwargs: object) -> list[AnalysisEvent]:
     return list(analyze(*args, **kwargs))  # type: ignore[arg-type]
+
+
+def batches(events: list[AnalysisEvent]) -> list[Batch]:
+    return [e for e in events if isinstance(e, Batch)]
+
+
+def final_heatmap(events: list[AnalysisEvent]):
+    heatmap = fold(events).heatmap
+    assert heatmap is not None
+    return heatmap
 
 
 def expected_tissue(slide: ArraySlide) -> np.ndarray:
@@ -98,14 +107,15 @@ def test_progress_is_monotone_and_totals_are_right(small_slide, fake_model):
     mask = expected_tissue(small_slide)
     total = int(mask.sum())
     assert total > 50  # the fixture really has tissue
-    assert all(u.progress.total == total for u in updates)
-    done = [u.progress.done for u in updates]
+    assert all(u.progress.total == total for u in updates)  # type: ignore[union-attr]
+    done = [u.progress.done for u in updates]  # type: ignore[union-attr]
     assert done == sorted(done) and done[0] == 0 and done[-1] == total
-    assert updates[-1].done and not updates[-1].cancelled
-    assert sum(len(u.cols) for u in updates) == total
+    assert isinstance(updates[0], Started) and isinstance(updates[-1], Finished)
+    assert updates[-1].complete
+    assert sum(len(u) for u in batches(updates)) == total
     assert fake_model.predictor.patches_seen == total
     assert max(fake_model.predictor.batch_sizes) == 16
-    heatmap = updates[-1].heatmap
+    heatmap = final_heatmap(updates)
     assert np.array_equal(~np.isnan(heatmap.probabilities), mask)  # every tissue cell, only those
 
 
@@ -113,18 +123,36 @@ def test_batch_cells_match_probabilities_and_patches(small_slide, fake_model):
     from idc_viewer.core.patches import read_patch
 
     updates = run_all(small_slide, fake_model, None, None, batch_size=32)
-    grid = updates[0].grid
-    batch = next(u for u in updates if len(u.cols))
+    grid = updates[0].grid  # type: ignore[union-attr]
+    batch = batches(updates)[0]
+    heatmap = final_heatmap(updates)
     for col, row, p in zip(batch.cols, batch.rows, batch.probabilities, strict=True):
         patch = read_patch(small_slide, grid, int(col), int(row))
         assert p == pytest.approx(patch[..., 0].mean() / 255.0, abs=1e-6)
-        assert updates[-1].heatmap.probabilities[row, col] == pytest.approx(p)
+        assert heatmap.probabilities[row, col] == pytest.approx(p)
+
+
+def test_events_are_frozen_and_hold_read_only_copies(small_slide, fake_model):
+    updates = run_all(small_slide, fake_model, None, None, batch_size=16)
+    started, batch = updates[0], batches(updates)[0]
+    assert isinstance(started, Started)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        batch.progress = None  # type: ignore[misc]
+    for array in (batch.cells, batch.probabilities, started.tissue.mask, started.resumed.cells):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError):
+            array[...] = 0
+    # the builder's heatmap is its own: filling it leaves the events untouched
+    builder = fold(updates)
+    assert builder.heatmap is not None and builder.complete
+    builder.heatmap.probabilities[...] = 0.5
+    assert not np.all(batch.probabilities == 0.5)
 
 
 def test_rate_and_eta_are_reported(small_slide):
     model = FakeModel(predictor=FakePredictor(delay_s=0.01))
     updates = run_all(small_slide, model, None, None, batch_size=16)
-    mid = [u for u in updates if len(u.cols) and not u.done]
+    mid = batches(updates)[:-1]
     assert mid and all(u.progress.rate_per_s > 0 for u in mid)
     assert all(u.progress.eta_s is not None and u.progress.eta_s >= 0 for u in mid)
 
@@ -139,10 +167,10 @@ def test_cancel_stops_within_one_batch_and_keeps_done_cells(small_slide, tmp_pat
         if update.progress.done >= 32:
             cancel.cancel()
     last = updates[-1]
-    assert last.cancelled and not last.done
+    assert isinstance(last, Finished) and not last.complete
     assert last.progress.done == 32  # stopped right after the batch in hand
     assert model.predictor.patches_seen == 32  # the next decoded batch never reached the CNN
-    assert last.heatmap.analysed_count == 32
+    assert final_heatmap(updates).analysed_count == 32
 
 
 def test_cancel_from_another_thread_mid_batch(small_slide):
@@ -150,13 +178,13 @@ def test_cancel_from_another_thread_mid_batch(small_slide):
     # Cancel while the CNN works on its second batch: that batch completes, no third starts.
     predictor = FakePredictor(on_call=lambda i: cancel.cancel() if i == 1 else None)
     updates = run_all(small_slide, FakeModel(predictor=predictor), None, cancel, batch_size=16)
-    assert updates[-1].cancelled
+    assert isinstance(updates[-1], Finished) and not updates[-1].complete
     assert predictor.calls == 2
     assert updates[-1].progress.done == 32
 
 
 def test_resume_processes_only_the_rest_and_matches_an_uninterrupted_run(small_slide, tmp_path):
-    full = run_all(small_slide, FakeModel(), None, None, batch_size=16)[-1].heatmap
+    full = final_heatmap(run_all(small_slide, FakeModel(), None, None, batch_size=16))
 
     store = ResultStore(tmp_path / "store")
     cancel = CancelToken()
@@ -168,18 +196,20 @@ def test_resume_processes_only_the_rest_and_matches_an_uninterrupted_run(small_s
     second = FakeModel()
     reopened = ResultStore(tmp_path / "store")  # as after a restart
     updates = run_all(small_slide, second, reopened, None, batch_size=16)
-    assert updates[0].resumed_cells == 48
+    assert isinstance(updates[0], Started)
+    assert len(updates[0].resumed) == 48
     assert updates[0].progress.done == 48
     assert second.predictor.patches_seen == total - 48
-    assert updates[-1].done
-    np.testing.assert_array_equal(updates[-1].heatmap.probabilities, full.probabilities)
+    assert isinstance(updates[-1], Finished) and updates[-1].complete
+    np.testing.assert_array_equal(final_heatmap(updates).probabilities, full.probabilities)
 
     # Complete: a third run shows everything at once and runs no CNN.
     third = FakeModel()
     again = run_all(small_slide, third, ResultStore(tmp_path / "store"), None, batch_size=16)
     assert third.predictor.calls == 0
-    assert again[-1].done and again[0].resumed_cells == total
-    np.testing.assert_array_equal(again[0].heatmap.probabilities, full.probabilities)
+    assert isinstance(again[0], Started) and len(again[0].resumed) == total
+    assert len(again) == 2 and isinstance(again[-1], Finished) and again[-1].complete
+    np.testing.assert_array_equal(final_heatmap(again[:1]).probabilities, full.probabilities)
 
 
 def test_another_model_or_mpp_does_not_reuse_results(small_slide, tmp_path):
@@ -187,8 +217,8 @@ def test_another_model_or_mpp_does_not_reuse_results(small_slide, tmp_path):
     run_all(small_slide, FakeModel(), store, None, batch_size=64)
     other = FakeModel(spec=dataclasses.replace(fake_spec("other"), weights_sha256="cd" * 32))
     updates = run_all(small_slide, other, store, None, batch_size=64)
-    assert updates[0].resumed_cells == 0
-    assert other.predictor.patches_seen == updates[-1].progress.total
+    assert isinstance(updates[0], Started) and len(updates[0].resumed) == 0
+    assert other.predictor.patches_seen == updates[-1].progress.total  # type: ignore[union-attr]
 
 
 def test_crash_in_reader_keeps_done_batches(tmp_path):
@@ -203,7 +233,7 @@ def test_crash_in_reader_keeps_done_batches(tmp_path):
     seen = 0
     with pytest.raises(OSError, match="disk gone"):
         for update in analyze(slide, FakeModel(), store, None, batch_size=10):
-            seen = update.progress.done
+            seen = update.progress.done  # type: ignore[union-attr]
     assert seen > 0
     resumed = run_all(
         ArraySlide([tissue_image()], mpp=4.0, path="counting"),
@@ -212,7 +242,7 @@ def test_crash_in_reader_keeps_done_batches(tmp_path):
         None,
         batch_size=10,
     )
-    assert resumed[0].resumed_cells == seen
+    assert isinstance(resumed[0], Started) and len(resumed[0].resumed) == seen
 
 
 def test_reader_stays_a_bounded_number_of_batches_ahead():
@@ -231,7 +261,7 @@ def test_reader_stays_a_bounded_number_of_batches_ahead():
     updates = run_all(
         slide, FakeModel(predictor=predictor), None, None, batch_size=10, prefetch_batches=prefetch
     )
-    assert updates[-1].done and predictor.calls > 10
+    assert isinstance(updates[-1], Finished) and updates[-1].complete and predictor.calls > 10
     # Batch in hand + queue + the one being assembled: never more.
     assert max(ahead) <= 1 + prefetch + 1
     assert max(ahead) >= 2  # reading really overlapped the (slow) CNN
@@ -267,16 +297,15 @@ def test_tissue_warning_stops_without_a_heatmap(tmp_path):
     model = FakeModel()
     updates = run_all(slide, model, ResultStore(tmp_path), None)
     assert len(updates) == 1
-    assert updates[0].tissue_warning
-    assert not updates[0].done
+    assert isinstance(updates[0], NoTissue) and updates[0].warning
     assert model.predictor.calls == 0
-    assert updates[0].heatmap.analysed_count == 0
+    assert fold(updates).heatmap is None
 
 
 def test_empty_glass_warns():
     slide = ArraySlide([np.full((600, 600, 3), 240, np.uint8)], mpp=4.0)
     updates = run_all(slide, FakeModel(), None, None)
-    assert updates[-1].tissue_warning and "tissue" in updates[-1].tissue_warning
+    assert isinstance(updates[-1], NoTissue) and "tissue" in updates[-1].warning
 
 
 def test_missing_mpp_raises(fake_model):
@@ -289,9 +318,10 @@ def test_synthetic_slide_at_fine_scale(fake_model):
     # 0.25 µm/px: a patch is 800 level-0 px, read from the 4x level and resampled.
     slide = SyntheticSlide(16000, 12000, mpp=0.25, seed=1)
     updates = run_all(slide, fake_model, None, None, batch_size=64)
-    grid = updates[-1].grid
+    grid = updates[0].grid  # type: ignore[union-attr]
     assert (grid.cols, grid.rows) == (20, 15)
-    assert updates[-1].done and updates[-1].progress.total > 0
+    assert isinstance(updates[-1], Finished) and updates[-1].complete
+    assert updates[-1].progress.total > 0
 
 
 def test_helpers():
@@ -301,10 +331,7 @@ def test_helpers():
     grid = make_grid(ArraySlide([tissue_image()], mpp=2.0).info)
     assert '"slide_mpp": 2.0' in analysis_params(grid)
     with pytest.raises(ValueError):
-        AnalysisRequest("x.svs", threshold=1.5)
-    with pytest.raises(ValueError):
-        AnalysisRequest("x.svs", mpp=0)
-    assert AnalysisRequest("x.svs").batch_size == 256
+        next(analyze(ArraySlide([tissue_image()], mpp=4.0), FakeModel(), batch_size=0))
 
 
 @pytest.mark.slow
@@ -313,8 +340,8 @@ def test_real_random_model_end_to_end(small_slide, random_model_path: Path, tmp_
 
     model = load_model(random_model_path)
     updates = run_all(small_slide, model, ResultStore(tmp_path), None, batch_size=64)
-    heatmap = updates[-1].heatmap
-    assert updates[-1].done
+    heatmap = final_heatmap(updates)
+    assert isinstance(updates[-1], Finished) and updates[-1].complete
     probs = heatmap.probabilities[~np.isnan(heatmap.probabilities)]
     assert probs.size == updates[-1].progress.total
     assert np.all((probs >= 0) & (probs <= 1))

@@ -17,7 +17,8 @@ from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import ArraySlide
 from idc_viewer.engine.analysis import analyze
 from idc_viewer.engine.decision import decision_heatmap
-from idc_viewer.engine.outputs import write_outputs
+from idc_viewer.engine.events import HeatmapBuilder, fold
+from idc_viewer.engine.session import SlideSession
 from idc_viewer.ml.spec import ContextSpec, ModelContractError, ModelSpec
 
 SIGMA = 1.0
@@ -48,15 +49,19 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_without_context_the_decision_map_is_the_cnn_map():
     model = FakeModel()
-    heatmap = list(analyze(striped_slide(), model, None, None))[-1].heatmap
+    heatmap = fold(analyze(striped_slide(), model, None, None)).heatmap
+    assert heatmap is not None
     assert decision_heatmap(heatmap, model.spec) is heatmap
     assert model.spec.decision_threshold == model.spec.threshold
 
 
 def test_exports_decide_on_the_context_map_and_keep_the_cnn_probability(tmp_path: Path):
     slide, model = striped_slide(), context_model()
-    heatmap = list(analyze(slide, model, None, None))[-1].heatmap
-    written = write_outputs(tmp_path, "s", slide, model, heatmap, model.spec.decision_threshold)
+    heatmap = fold(analyze(slide, model, None, None)).heatmap
+    assert heatmap is not None
+    written = SlideSession(slide).export(
+        tmp_path, heatmap, model.spec.decision_threshold, model.spec, stem="s"
+    )
     rows = read_rows(tmp_path / "s.patches.csv")
     expected = context_probabilities(heatmap.probabilities, SIGMA)
     assert len(rows) == heatmap.analysed_count
@@ -76,24 +81,30 @@ def test_exports_decide_on_the_context_map_and_keep_the_cnn_probability(tmp_path
 
 def test_a_resumed_analysis_exports_the_same_as_an_uninterrupted_one(tmp_path: Path):
     slide, model = striped_slide(), context_model()
-    full = list(analyze(slide, model, None, None, batch_size=16))[-1].heatmap
-    write_outputs(tmp_path / "full", "s", slide, model, full, 0.45)
+    full = fold(analyze(slide, model, None, None, batch_size=16)).heatmap
+    assert full is not None
+    session = SlideSession(slide)
+    session.export(tmp_path / "full", full, 0.45, model.spec, stem="s")
 
     store = ResultStore(tmp_path / "store")
     cancel = CancelToken()
-    for update in analyze(slide, model, store, cancel, batch_size=16):
-        if update.progress.done >= 48:
+    builder = HeatmapBuilder()
+    for event in analyze(slide, model, store, cancel, batch_size=16):
+        builder.apply(event)
+        if builder.progress is not None and builder.progress.done >= 48:
             cancel.cancel()
     # a cancelled (half-analysed) map: context from analysed cells only
-    partial = update.heatmap
+    partial = builder.heatmap
+    assert partial is not None and builder.complete is False
     assert 0 < partial.analysed_count < full.analysed_count
     decided = decision_heatmap(partial, model.spec).probabilities
     assert np.isnan(decided[np.isnan(partial.probabilities)]).all()
 
-    resumed = list(
+    resumed = fold(
         analyze(slide, context_model(), ResultStore(tmp_path / "store"), None, batch_size=16)
-    )[-1].heatmap
-    write_outputs(tmp_path / "resumed", "s", slide, model, resumed, 0.45)
+    ).heatmap
+    assert resumed is not None
+    session.export(tmp_path / "resumed", resumed, 0.45, model.spec, stem="s")
     for name in ("s.patches.csv", "s.regions.csv", "s.regions.geojson"):
         assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes()
 

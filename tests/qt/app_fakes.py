@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from model_fakes import FakeModel, FakePredictor, fake_spec  # noqa: F401 (re-exported)
 
+from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid, read_patch
 from idc_viewer.core.slide import ArraySlide, Slide
-from idc_viewer.qt.panels.gradcam_dock import GradCamView, read_full_resolution
+from idc_viewer.engine.explain import Explanation, read_full_resolution
 
 
 def two_region_image(width: int = 1200, height: int = 800, seed: int = 0) -> np.ndarray:
@@ -28,15 +29,21 @@ def tissue_slide(mpp: float | None = 4.0, path: str = "memory") -> ArraySlide:
     return ArraySlide([two_region_image()], mpp=mpp, path=path)
 
 
-def fake_gradcam(
-    slide: Slide, grid: PatchGrid, cell: tuple[int, int], model: object
-) -> GradCamView:
-    """Grad-CAM stand-in: the real patch reads, a centred blob as the map."""
+def fake_explain(
+    slide: Slide,
+    grid: PatchGrid,
+    cell: tuple[int, int],
+    explainer: object,
+    *,
+    decision: Heatmap | None = None,
+) -> Explanation:
+    """``explain_cell`` stand-in: the real patch reads, a centred blob as the map."""
     patch = read_patch(slide, grid, *cell)
     yy, xx = np.mgrid[0:50, 0:50]
     cam = np.exp(-((xx - 25) ** 2 + (yy - 25) ** 2) / 200.0).astype(np.float32)
     rect = grid.l0_rect(*cell)
-    return GradCamView(
+    context = None if decision is None else decision.probability_at(*cell)
+    return Explanation(
         cell=cell,
         patch=patch,
         full=read_full_resolution(slide, rect),
@@ -45,6 +52,7 @@ def fake_gradcam(
         probability=float(patch[..., 0].mean() / 255.0),
         l0_rect=rect,
         mpp=slide.info.mpp,
+        context_probability=None if context is None else float(context),
     )
 
 

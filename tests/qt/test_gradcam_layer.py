@@ -20,6 +20,7 @@ from app_fakes import FakeExplainer, FakeModel, fake_explainer, tissue_slide
 from idc_viewer.core.heatmap import Heatmap, colormap_lut
 from idc_viewer.core.patches import make_grid
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, CellCam
+from idc_viewer.engine.session import SlideSession
 from idc_viewer.qt.gradcam_controller import GradCamLayerController
 from idc_viewer.qt.image_convert import qimage_for_painting
 from idc_viewer.qt.state import AppState
@@ -41,7 +42,7 @@ def scene(qtbot, make_view):  # type: ignore[no-untyped-def]
     heatmap = Heatmap(grid, probabilities)
     state = AppState()
     state.set_model(FakeModel(), "fake.keras")  # type: ignore[arg-type]
-    state.set_slide(slide, "f" * 64)
+    state.set_session(SlideSession(slide, None, "f" * 64))
     view = make_view(slide, 400, 300)
     controller = GradCamLayerController(view, state, fake_explainer)
     state.set_heatmap(heatmap, "fake (aaaaaaaa)")

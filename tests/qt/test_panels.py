@@ -64,10 +64,10 @@ def test_a_borrowed_threshold_returns_to_the_loaded_models_on_the_next_slide() -
     state.set_model(FakeModel(spec=fake_spec(threshold=0.3)), "fake.keras")  # type: ignore[arg-type]
     state.borrow_threshold(0.7)  # another model's stored heatmap on display
     assert state.threshold == pytest.approx(0.7) and state.threshold_borrowed
-    state.set_slide(None)
+    state.set_session(None)
     assert state.threshold == pytest.approx(0.3) and not state.threshold_borrowed
     state.set_threshold(0.6)  # the user's own choice is not "borrowed": it stays
-    state.set_slide(None)
+    state.set_session(None)
     assert state.threshold == pytest.approx(0.6)
 
 
@@ -197,16 +197,17 @@ def test_demo_slide_path_explains_when_missing(tmp_path: Path) -> None:
 
 def test_gradcam_view_with_a_real_small_model(tmp_path: Path) -> None:
     """The real chain: saved random model -> load_model -> Grad-CAM of a slide patch."""
+    from idc_viewer.engine.explain import explain_cell
     from idc_viewer.ml.loading import load_model
     from idc_viewer.ml.model_def import build_model
     from idc_viewer.ml.saving import save_model
-    from idc_viewer.qt.panels.gradcam_dock import compute_gradcam_view, position_text
+    from idc_viewer.qt.panels.gradcam_dock import position_text
 
     spec_path = save_model(build_model(50), fake_spec("tiny"), tmp_path, tflite=False)
     model = load_model(spec_path)
     slide = tissue_slide()
     grid = make_grid(slide.info)
-    view = compute_gradcam_view(slide, grid, (5, 5), model)
+    view = explain_cell(slide, grid, (5, 5), model)
     assert view.patch.shape == (50, 50, 3) and view.overlay.shape == (50, 50, 3)
     assert view.cam.shape == (50, 50) and view.cam.min() >= 0.0 and view.cam.max() <= 1.0
     assert 0.0 <= view.probability <= 1.0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_fakes import FakeModel, fake_explainer, fake_gradcam, two_region_image
+from app_fakes import FakeModel, fake_explain, fake_explainer, two_region_image
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
@@ -64,7 +64,7 @@ def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
 
     def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        kwargs.setdefault("gradcam_fn", fake_gradcam)
+        kwargs.setdefault("explain_fn", fake_explain)
         kwargs.setdefault("explainer_factory", fake_explainer)
         kwargs.setdefault("batch_size", 8)
         window = MainWindow(

@@ -1,15 +1,14 @@
 """Grad-CAM inspector: one patch as the model saw it, at full resolution with its map.
 
-:func:`compute_gradcam_view` is plain Python (run it in a worker; no TensorFlow on the app's
-path); :class:`GradCamPanel` only displays a :class:`GradCamView`. The full-resolution image
-carries the map painted over it at its own resolution (the same colours and alpha as the
-slide's Grad-CAM layer); a click on it opens it enlarged.
+The engine explains the cell (:func:`idc_viewer.engine.explain.explain_cell`, in a worker);
+:class:`GradCamPanel` only displays the :class:`~idc_viewer.engine.explain.Explanation`. The
+full-resolution image carries the map painted over it at its own resolution (the same colours
+and alpha as the slide's Grad-CAM layer); a click on it opens it enlarged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,80 +27,16 @@ from PySide6.QtWidgets import (
 )
 
 from idc_viewer.core.heatmap import colormap_lut
-from idc_viewer.core.patches import read_patch
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, cam_rgba
 from idc_viewer.qt.image_convert import qpixmap_from_array
 
 if TYPE_CHECKING:
-    from idc_viewer.core.patches import PatchGrid
-    from idc_viewer.core.slide import Slide
+    from idc_viewer.engine.explain import Explanation
 
-#: Longest side (pixels) of the full-resolution read of a patch's footprint.
-FULL_RES_MAX_SIDE = 1024
 IMAGE_SIDE = 200
 #: The enlarged view shows the footprint at least this large (a 50-px patch is magnified).
 ENLARGED_MIN_SIDE = 600
 CAM_OPACITY = 0.6
-
-
-@dataclass(frozen=True)
-class GradCamView:
-    """Everything the inspector shows for one patch (``l0_`` level-0 pixels).
-
-    ``context_probability`` is left for a neighbourhood-aware score beside the patch's own.
-    """
-
-    cell: tuple[int, int]
-    patch: np.ndarray  # (patch_px, patch_px, 3) uint8, what the model saw
-    full: np.ndarray  # (H, W, 3) uint8, the footprint at (up to) full resolution
-    cam: np.ndarray  # float32 [patch_px, patch_px] in [0, 1]
-    overlay: np.ndarray  # (patch_px, patch_px, 3) uint8
-    probability: float
-    l0_rect: tuple[int, int, int, int]
-    mpp: float | None
-    cam_lowres: np.ndarray | None = None
-    model_label: str = ""
-    context_probability: float | None = None
-
-
-def read_full_resolution(slide: Slide, l0_rect: tuple[int, int, int, int]) -> np.ndarray:
-    """The patch footprint from the finest level that keeps it under FULL_RES_MAX_SIDE px."""
-    l0_x, l0_y, l0_w, l0_h = l0_rect
-    downsample = max(1.0, max(l0_w, l0_h) / FULL_RES_MAX_SIDE)
-    level = slide.best_level_for_downsample(downsample)
-    ds = float(slide.info.level_downsamples[level])
-    return slide.read_region(l0_x, l0_y, level, max(1, round(l0_w / ds)), max(1, round(l0_h / ds)))
-
-
-def compute_gradcam_view(
-    slide: Slide, grid: PatchGrid, cell: tuple[int, int], explainer: Any
-) -> GradCamView:
-    """Read the patch and explain it (blocking: call it in a worker).
-
-    ``explainer`` is anything with ``compute(patch)`` (a :class:`~idc_viewer.ml.gradcam.
-    SharedGradCam` in the app), or a loaded model, explained with a fresh Grad-CAM.
-    """
-    from idc_viewer.ml.gradcam import GradCam, overlay
-
-    if not hasattr(explainer, "compute"):
-        explainer = GradCam.for_model(explainer)
-    col, row = cell
-    patch = read_patch(slide, grid, col, row)
-    rect = grid.l0_rect(col, row)
-    result = explainer.compute(patch)
-    cam = np.asarray(result.cam, dtype=np.float32)
-    return GradCamView(
-        cell=cell,
-        patch=patch,
-        full=read_full_resolution(slide, rect),
-        cam=cam,
-        overlay=np.asarray(overlay(patch, cam), dtype=np.uint8),
-        probability=float(result.probability),
-        l0_rect=rect,
-        mpp=slide.info.mpp,
-        cam_lowres=np.asarray(result.cam_lowres, np.float32),
-        model_label=str(getattr(explainer, "model_label", "")),
-    )
 
 
 def cam_to_rgb(cam: np.ndarray) -> np.ndarray:
@@ -110,7 +45,7 @@ def cam_to_rgb(cam: np.ndarray) -> np.ndarray:
     return np.asarray(colormap_lut(GRADCAM_COLORMAP)[index], dtype=np.uint8)
 
 
-def full_with_cam(view: GradCamView, opacity: float = CAM_OPACITY) -> np.ndarray:
+def full_with_cam(view: Explanation, opacity: float = CAM_OPACITY) -> np.ndarray:
     """The full-resolution footprint with the map painted at its resolution (as on the slide)."""
     full = np.ascontiguousarray(view.full[..., :3], dtype=np.uint8)
     low = view.cam_lowres if view.cam_lowres is not None else view.cam
@@ -123,7 +58,7 @@ def full_with_cam(view: GradCamView, opacity: float = CAM_OPACITY) -> np.ndarray
     return blended
 
 
-def position_text(view: GradCamView) -> str:
+def position_text(view: Explanation) -> str:
     """Where the patch is: level-0 pixels and, with a scale, µm."""
     x, y, w, h = view.l0_rect
     text = f"x {x}, y {y} px (level 0), {w}×{h} px"
@@ -132,7 +67,7 @@ def position_text(view: GradCamView) -> str:
     return text
 
 
-def probability_text(view: GradCamView, context_probability: float | None = None) -> str:
+def probability_text(view: Explanation, context_probability: float | None = None) -> str:
     """The patch's own CNN score (what Grad-CAM explains) first, its context value beside it."""
     context = context_probability if context_probability is not None else view.context_probability
     if context is None:
@@ -171,10 +106,10 @@ class EnlargedPatchDialog(QDialog):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.cam_box)
         self.cam_box.toggled.connect(lambda _on: self._render())
-        self.view: GradCamView | None = None
+        self.view: Explanation | None = None
         self.resize(760, 820)
 
-    def show_view(self, view: GradCamView, caption: str) -> None:
+    def show_view(self, view: Explanation, caption: str) -> None:
         """Show ``view`` under ``caption``."""
         self.view = view
         self.caption.setText(caption)
@@ -259,7 +194,7 @@ class GradCamPanel(QWidget):
         self.next_button.clicked.connect(lambda: self.step_requested.emit(1))
         self.images[1].clicked.connect(self.enlarge)  # type: ignore[attr-defined]
         self.enlarge_button.clicked.connect(self.enlarge)
-        self.view: GradCamView | None = None
+        self.view: Explanation | None = None
         self._model_text = ""
         self._context: float | None = None
         self.dialog: EnlargedPatchDialog | None = None
@@ -288,7 +223,7 @@ class GradCamPanel(QWidget):
         """Say why the patch could not be explained."""
         self.probability_label.setText(f"Grad-CAM failed: {message}")
 
-    def show_view(self, view: GradCamView, context_probability: float | None = None) -> None:
+    def show_view(self, view: Explanation, context_probability: float | None = None) -> None:
         """Show ``view``; ``context_probability`` is the patch's decision (context) value.
 
         Grad-CAM explains the patch's own CNN score, so that number comes first; the context
