@@ -389,3 +389,34 @@ def test_closing_mid_analysis_cancels_without_hanging(qtbot, make_window, slide_
     window.close()
     assert time.perf_counter() - t0 < 5.0
     assert not worker.running
+
+
+def test_an_analysis_failure_is_one_line_and_a_missing_scale_asks_for_it(
+    qtbot, make_window, dialogs, slide_file, monkeypatch
+) -> None:
+    """The worker relays the exception object: the runner formats it, or reacts to its type."""
+    from idc_viewer.core.slide import MissingMppError
+
+    def boom(_calls: int) -> None:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    window = make_window(model=FakeModel(predictor=FakePredictor(on_call=boom)))
+    assert window.slides.open_path(str(slide_file))
+    assert run_analysis(qtbot, window) == "failed"
+    assert dialogs[-1] == ("Analysis failed", "disk on fire second line")
+
+    asked: list[str] = []
+
+    def get_double(_parent: Any, _title: str, label: str, *args: Any, **kw: Any) -> Any:
+        asked.append(label)
+        return 4.0, False  # cancelled: no scale given
+
+    monkeypatch.setattr(QInputDialog, "getDouble", get_double)
+
+    def lost_scale(_calls: int) -> None:
+        raise MissingMppError("the slide lost its scale")
+
+    window.state.model.predictor.on_call = lost_scale
+    shown = len(dialogs)
+    assert run_analysis(qtbot, window) == "failed"
+    assert len(asked) == 1 and len(dialogs) == shown  # asked for the scale, no error dialog
