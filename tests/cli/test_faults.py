@@ -26,7 +26,7 @@ from idc_viewer.cli.main import main
 from idc_viewer.core import fileset
 from idc_viewer.engine.outputs import output_stems, slide_stem
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def tissue_image(seed: int, width: int = 640, height: int = 480) -> np.ndarray:

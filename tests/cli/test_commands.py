@@ -19,7 +19,7 @@ from idc_viewer.cli.main import main
 from idc_viewer.cli.progress import ProgressBar
 from idc_viewer.core.jobs import Progress
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PATCHES_LEAD = ["x", "y", "width", "height", "probability"]
 REGIONS_LEAD = [
     "region_id",
