@@ -161,7 +161,7 @@ def cluster_start_s(workers: int) -> float:
     """Seconds to start and close a local cluster of ``workers`` processes (no slides)."""
     code = (
         "import time; t=time.perf_counter();"
-        "from idc_viewer.engine.cohort import start_local_cluster as s;"
+        "from idc_viewer.engine.cohort_cluster import start_local_cluster as s;"
         f"c=s({workers}); c.close(); print(time.perf_counter()-t)"
     )
     proc = subprocess.run(

@@ -2,7 +2,7 @@
 
 import sys
 
-from idc_viewer.cli import main
+from idc_viewer.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,7 @@ def main() -> int:
 
         sys.argv = ["idc-train", *argv[2:]]
         return train_main(argv[2:])
-    from idc_viewer.cli import main as viewer_main
+    from idc_viewer.cli.main import main as viewer_main
 
     return viewer_main(argv)
 

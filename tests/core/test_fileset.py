@@ -148,7 +148,7 @@ CHILD = textwrap.dedent(
     from core.test_fileset import make_heatmap
     from idc_viewer.core.export import export_all, export_provenance_only
     from idc_viewer.core import fileset
-    from idc_viewer.cli import _sigterm_as_interrupt
+    from idc_viewer.cli.errors import sigterm_as_interrupt
 
     # a child of a background job starts with SIGINT ignored: give it Python's own handler, as
     # an interactive `idc-viewer` has
@@ -167,7 +167,7 @@ CHILD = textwrap.dedent(
         return real_replace(src, dst)
 
     fileset.os.replace = replace
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # as idc-viewer does
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)  # as idc-viewer does
     try:
         if len(sys.argv) > 5 and sys.argv[5] == "warning":
             export_provenance_only(sys.argv[1], "s", {{"warning": "no tissue"}})

@@ -24,17 +24,17 @@ distributed = pytest.importorskip("distributed", reason="dask distributed is not
 
 from slide_fakes import write_pyramid_tiff  # noqa: E402  (tests/, on sys.path via conftest)
 
-from idc_viewer.cli import main  # noqa: E402
+from idc_viewer.cli.main import main  # noqa: E402
 from idc_viewer.core.results import ResultStore  # noqa: E402
 from idc_viewer.core.slide import open_slide, slide_fingerprint  # noqa: E402
 from idc_viewer.core.synthetic import SyntheticSlide  # noqa: E402
 from idc_viewer.engine.cohort import (  # noqa: E402
     CohortOptions,
-    CohortProgress,
     litert_threads_per_worker,
     run_cohort,
-    start_local_cluster,
 )
+from idc_viewer.engine.cohort_cluster import start_local_cluster  # noqa: E402
+from idc_viewer.engine.cohort_progress import CohortProgress  # noqa: E402
 from idc_viewer.engine.cohort_summary import HEADER, write_cohort_csv  # noqa: E402
 from idc_viewer.engine.cohort_task import (  # noqa: E402
     CANCELLED,

@@ -143,7 +143,7 @@ def test_a_huge_or_deeply_nested_spec_is_refused_unread(tmp_path):
 
 
 def test_info_with_a_deep_spec_is_one_line(tmp_path, capsys):
-    from idc_viewer.cli import main
+    from idc_viewer.cli.main import main
 
     deep = tmp_path / "deep.spec.json"
     deep.write_text("[" * 200_000 + "]" * 200_000)
@@ -161,7 +161,7 @@ def test_gradcam_of_a_model_keras_would_refuse_needs_no_keras(saved_model, tmp_p
     """
     from slide_fakes import write_pyramid_tiff
 
-    from idc_viewer.cli import main
+    from idc_viewer.cli.main import main
 
     spec_path, keras_path = copy_model(saved_model, tmp_path)
     with zipfile.ZipFile(keras_path) as src:

@@ -21,11 +21,12 @@ from model_fakes import FakeModel
 from slide_fakes import write_pyramid_tiff
 
 from idc_viewer import cli
-from idc_viewer.cli import main
+from idc_viewer.cli import errors, info, inputs
+from idc_viewer.cli.main import main
 from idc_viewer.core import fileset
 from idc_viewer.engine.outputs import output_stems, slide_stem
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def tissue_image(seed: int, width: int = 640, height: int = 480) -> np.ndarray:
@@ -48,7 +49,7 @@ def make_slide(path: Path, seed: int = 0, mpp: float | None = 1.0) -> Path:
 @pytest.fixture
 def fake_cli(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
     model = FakeModel()
-    monkeypatch.setattr(cli, "_load_model", lambda path, predictor=False: model)
+    monkeypatch.setattr(inputs, "load_model", lambda path, predictor=False: model)
     return model
 
 
@@ -165,11 +166,11 @@ SLOW_CHILD = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from model_fakes import FakeModel, FakePredictor
-    from idc_viewer import cli
+    from idc_viewer.cli import inputs, main
     started = lambda calls: Path({marker!r}).touch()  # the CNN is running
     model = FakeModel(predictor=FakePredictor(delay_s=0.3, on_call=started))
-    cli._load_model = lambda path, predictor=False: model
-    sys.exit(cli.main(sys.argv[1:]))
+    inputs.load_model = lambda path, predictor=False: model
+    sys.exit(main.main(sys.argv[1:]))
     """
 )
 
@@ -189,7 +190,7 @@ def test_sigterm_ends_like_ctrl_c_with_a_message(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == cli.EXIT_TERMINATED, err
+    assert proc.returncode == errors.EXIT_TERMINATED, err
     assert "Traceback" not in err
     assert "terminated" in err and "rerun to resume" in err
     assert not [p for p in (tmp_path / "out").glob(".*")]  # no temporaries left
@@ -238,7 +239,7 @@ def test_implausible_user_mpp_is_one_line(tmp_path, capsys, mpp):
 def test_non_numbers_for_mpp_are_one_usage_line(tmp_path, capsys, mpp):
     with pytest.raises(SystemExit) as exc:
         main(["info", str(tmp_path / "s.tiff"), "--mpp", mpp])
-    assert exc.value.code == cli.EXIT_USAGE
+    assert exc.value.code == errors.EXIT_USAGE
     assert "--mpp" in one_error_line(capsys.readouterr().err)
 
 
@@ -246,7 +247,7 @@ def test_non_numbers_for_mpp_are_one_usage_line(tmp_path, capsys, mpp):
 def test_gradcam_coordinates_must_be_finite(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exc:
         main(["gradcam", str(tmp_path / "s.tiff"), f"--x={value}", "--y", "5", "-o", "g.png"])
-    assert exc.value.code == cli.EXIT_USAGE
+    assert exc.value.code == errors.EXIT_USAGE
     assert "finite" in one_error_line(capsys.readouterr().err)
 
 
@@ -277,7 +278,7 @@ def test_an_unexpected_exception_is_still_one_line(tmp_path, capsys, monkeypatch
     def boom(args):
         raise RuntimeError("something\nunforeseen")
 
-    monkeypatch.setattr(cli, "cmd_info", boom)
+    monkeypatch.setattr(info, "cmd_info", boom)
     assert main(["info", "x.svs"]) == 1
     assert "internal error" in one_error_line(capsys.readouterr().err)
 

@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from idc_viewer.cli import ProgressBar, expand_slides, main
+from idc_viewer.cli.inputs import expand_slides
+from idc_viewer.cli.main import main
+from idc_viewer.cli.progress import ProgressBar
 from idc_viewer.core.jobs import Progress
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PATCHES_LEAD = ["x", "y", "width", "height", "probability"]
 REGIONS_LEAD = [
     "region_id",
@@ -447,7 +449,7 @@ def test_subprocess_entry_point_uses_no_tensorflow_and_prints_no_traceback(
     shutil.copy(wsi / "broken-dicom.dcm", folder)
     code = (
         "import sys\n"
-        "from idc_viewer.cli import main\n"
+        "from idc_viewer.cli.main import main\n"
         "rc = main(sys.argv[1:])\n"
         "print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
         "sys.exit(rc)\n"
