@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -109,7 +109,7 @@ def _open_stored(
     spec: ModelSpec,
     grid: PatchGrid,
     tissue: TissueMap,
-    fingerprint: str | None,
+    fingerprint: str | Callable[[], str] | None,
 ) -> StoredAnalysis:
     # the threshold travels with the probabilities: another model's heatmap shown later must
     # be flagged at its own model's threshold, not at the loaded model's
@@ -120,6 +120,8 @@ def _open_stored(
     }
     if fingerprint is None:  # hashed once, cached by size/mtime
         fingerprint = slide_fingerprint(slide, store.fingerprint_dir)
+    elif callable(fingerprint):
+        fingerprint = fingerprint()
     key = AnalysisKey(fingerprint, spec.model_hash, analysis_params(grid))
     return store.open(key, grid, tissue.mask, meta)
 
@@ -132,7 +134,7 @@ def analyze(
     batch_size: int = DEFAULT_BATCH_SIZE,
     *,
     prefetch_batches: int = DEFAULT_PREFETCH_BATCHES,
-    fingerprint: str | None = None,
+    fingerprint: str | Callable[[], str] | None = None,
 ) -> Generator[AnalysisEvent, None, None]:
     """Analyse every tissue patch of ``slide`` with ``model``, yielding immutable events.
 
@@ -152,8 +154,8 @@ def analyze(
     prefetch_batches
         Decoded batches the reader thread may hold ahead of the CNN (bounds memory).
     fingerprint
-        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint`, when the caller has it
-        (else computed here, once, when a store is given).
+        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint`, or how to get it (called
+        once, when the store is opened); None computes it here. Only used with a store.
 
     Yields
     ------

@@ -188,21 +188,16 @@ class SlideSession:
     ) -> Generator[AnalysisEvent, None, None]:
         """Analyse the slide with ``model``, resuming from the store (events: see analyze).
 
-        The fingerprint is looked up when the generator starts, so errors reading the slide
-        surface from the events' loop, as the analysis's own do.
+        The fingerprint is the session's: computed when the store is opened, unless known.
         """
-        store = self.store
-
-        def run() -> Generator[AnalysisEvent, None, None]:
-            fingerprint = None
-            if store is not None:
-                self.grid(model.spec)  # no µm/px: MissingMppError before any hashing
-                fingerprint = self.fingerprint
-            yield from analyze(
-                self.slide, model, store, cancel, batch_size, fingerprint=fingerprint
-            )
-
-        return run()
+        return analyze(
+            self.slide,
+            model,
+            self.store,
+            cancel,
+            batch_size,
+            fingerprint=lambda: self.fingerprint,
+        )
 
     def provenance(
         self,

@@ -136,6 +136,13 @@ def test_explain_returns_a_frozen_explanation(slide):
     for array in (found.patch, found.full, found.cam, found.overlay, found.cam_lowres):
         assert array is not None and not array.flags.writeable
     assert session.explain(model, (0, 0), explainer=cam).is_background
+    seen: list[float] = []
+    from idc_viewer.engine.explain import explain_cell
+
+    grid = session.grid(model.spec)
+    explain_cell(slide, grid, (0, 0), cam, on_background=seen.append)
+    explain_cell(slide, grid, (8, 8), cam, on_background=seen.append)
+    assert len(seen) == 1 and seen[0] < 0.1
 
 
 def test_the_explainer_is_kept_per_model_hash(slide):
