@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from idc_viewer.core.errors import IdcViewerError
+
 
 def _jpeg_quality(text: str) -> int:
     quality = int(text)
@@ -165,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``idc-train``; the exit status (1: a refused input, in one ``error:`` line)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     emit = _json_emitter() if getattr(args, "progress_json", False) else None
@@ -173,25 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the last finished epoch is kept; rerun with --resume", file=sys.stderr)
         return 130
-    except (
-        OSError,
-        ValueError,
-    ) as exc:
+    except (OSError, ValueError) as exc:
         _fail(emit, f"{type(exc).__name__}: {exc}")
         return 1
-    except Exception as exc:
-        from idc_viewer.ml.spec import ModelContractError
-        from training.data import DatasetError
-
-        if isinstance(exc, DatasetError | ModelContractError):
-            _fail(emit, str(exc))
-            return 1
-        raise
+    except IdcViewerError as exc:  # a bad dataset or model, in the user's words
+        _fail(emit, str(exc))
+        return 1
 
 
 def _run(args: argparse.Namespace, emit: Any) -> int:
     if args.command == "train":
-        from training.train import TrainConfig, train
+        from training.config import TrainConfig
+        from training.train import train
 
         config = TrainConfig(
             data_dir=str(args.data),

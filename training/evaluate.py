@@ -7,7 +7,6 @@ complete test patients as slides and scoring them with the app's own engine.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,9 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from training.config import PRESETS, TrainConfig, augmentation_summary
 from training.data import PATCH_PX
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
+from training.pipeline import set_threads
 from training.results import EvaluationResult, ValidationResult
+from training.run_data import SplitArrays, prepare_data
+from training.run_state import RunState
 from training.slide_eval import (
     add_context,
     choice_record,
@@ -28,7 +31,6 @@ from training.slide_eval import (
     slide_level_figures,
 )
 from training.slides import choose_context, score_slides, slide_figures
-from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_threads
 
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
 
@@ -53,10 +55,10 @@ def _predict(model: Any, x: np.ndarray, preset: str) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def _load_best(run_dir: Path) -> tuple[TrainConfig, dict[str, Any], Any]:
+def _load_best(run_dir: Path) -> tuple[TrainConfig, RunState, Any]:
     """A run's config, its state and its model with the best weights (by validation loss)."""
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    state = json.loads((run_dir / "state.json").read_text())
+    config = TrainConfig.read(run_dir)
+    state = RunState.read(run_dir)
     set_threads()
     from idc_viewer.ml.model_def import build_model
 
@@ -138,7 +140,7 @@ def evaluate_run(
     report = write_evaluation_report(
         model_dir,
         name=name,
-        history=state["history"],
+        history=state.history,
         test_y=data.y["test"],
         test_prob=test_prob,
         threshold=threshold,
@@ -211,9 +213,7 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics.get(k) for k in keys}
 
 
-def _training_summary(
-    config: TrainConfig, data: SplitArrays, state: dict[str, Any]
-) -> dict[str, Any]:
+def _training_summary(config: TrainConfig, data: SplitArrays, state: RunState) -> dict[str, Any]:
     return {
         "dataset": f"Breast Histopathology Images (IDC), Kaggle release: {config.data_dir}",
         "split_unit": "patient",
@@ -223,25 +223,10 @@ def _training_summary(
         "idc_patches": {k: int(v.sum()) for k, v in data.y.items()},
         "balance": config.balance,
         "augmentation": augmentation_summary(config),
-        "epochs_run": int(state["epoch"]) + 1,
-        "best_epoch": int(state["early_stopping"]["best_epoch"]) + 1,
+        "epochs_run": state.epochs_run,
+        "best_epoch": state.best_epoch_1based,
         "undecodable_skipped": data.skipped,
     }
-
-
-def augmentation_summary(config: TrainConfig) -> str:
-    parts = ["paper (rotation 20, zoom 0.2, shift 0.1, brightness 0.8-1.2, hflip)"]
-    if config.dihedral:
-        parts.append("vertical flips and transposes (all 8 orientations)")
-    if config.hed_jitter:
-        parts.append(f"H&E density jitter {config.hed_jitter}")
-    if config.stain_jitter:
-        parts.append(f"hue/saturation jitter {config.stain_jitter}")
-    if config.jpeg_quality:
-        parts.append(f"JPEG recompression of half the patches at quality {config.jpeg_quality}-100")
-    if config.recalibrate_bn:
-        parts.append("BatchNorm statistics re-estimated on un-augmented patches each epoch")
-    return "; ".join(parts)
 
 
 def validate_run(
@@ -291,9 +276,9 @@ def validate_run(
         preset=config.preset,
         balance=config.balance,
         augmentation=augmentation_summary(config),
-        best_epoch=int(state["early_stopping"]["best_epoch"]) + 1,
-        epochs_run=int(state["epoch"]) + 1,
-        finished=bool(state.get("finished", False)),
+        best_epoch=state.best_epoch_1based,
+        epochs_run=state.epochs_run,
+        finished=state.finished,
         threshold=threshold,
         validation_patients=_headline(metrics),
         validation_slides=slide_level,

@@ -40,4 +40,5 @@ class ValidationResult:
     context_choice: dict[str, Any] | None
 
     def write(self, path: Path) -> None:
+        """Write the result as JSON (the run's ``validation.json``)."""
         Path(path).write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")

@@ -33,6 +33,7 @@ def complete_patients(split_file: Path, part: str) -> list[str]:
 
 
 def context_of(spec: Any) -> tuple[float, float] | None:
+    """``(σ, threshold)`` of the spec's context stage, or None."""
     return None if spec.context is None else (spec.context.sigma_patches, spec.context.threshold)
 
 

@@ -67,6 +67,7 @@ class ScoredSlide:
 
     @property
     def not_analysed(self) -> int:
+        """How many labelled patches the engine did not analyse (not tissue to it)."""
         values = self.probabilities[self.truth_cells[:, 1], self.truth_cells[:, 0]]
         return int(np.count_nonzero(np.isnan(values)))
 

@@ -59,6 +59,35 @@ class GradCamResult:
     cam_lowres: np.ndarray
     cam_raw: np.ndarray | None = None
 
+    @classmethod
+    def from_raw(
+        cls, cam_raw: np.ndarray, score: float, probability: float, width_px: int, height_px: int
+    ) -> GradCamResult:
+        """The explanation of a patch from its raw map: normalised, then upsampled to the patch."""
+        raw = np.asarray(cam_raw, np.float32)
+        low = normalise_cam(raw)
+        return cls(
+            cam=upsample_cam(low, width_px, height_px),
+            probability=float(probability),
+            score=float(score),
+            cam_lowres=low,
+            cam_raw=raw,
+        )
+
+
+def patch_batch(patches_uint8: np.ndarray) -> np.ndarray:
+    """``(N, p, p, 3)`` patches from a batch, or from one ``(p, p, 3)`` patch."""
+    patches = np.asarray(patches_uint8)
+    return patches[np.newaxis] if patches.ndim == 3 else patches
+
+
+def one_patch(patch_uint8: np.ndarray) -> np.ndarray:
+    """A batch of the one ``(p, p, 3)`` patch given; ValueError for any other shape."""
+    patch = np.asarray(patch_uint8)
+    if patch.ndim != 3:
+        raise ValueError(f"expected one (p, p, 3) patch, got shape {patch.shape}")
+    return patch[np.newaxis]
+
 
 def normalise_cam(cam: np.ndarray) -> np.ndarray:
     """Scale a non-negative map to [0, 1]; all-zero (or non-finite) maps become zeros."""
@@ -126,45 +155,33 @@ class GradCam:
 
     def compute_batch(self, patches_uint8: np.ndarray) -> list[GradCamResult]:
         """Grad-CAM for ``(N, p, p, 3)`` uint8 RGB patches."""
-        patches = np.asarray(patches_uint8)
-        if patches.ndim == 3:
-            patches = patches[np.newaxis]
+        patches = patch_batch(patches_uint8)
         if patches.shape[0] == 0:
             return []
         x = to_model_input(patches, self.spec)
+        h, w = patches.shape[1:3]
         results: list[GradCamResult] = []
         for start in range(0, len(x), self.max_batch):
-            chunk = x[start : start + self.max_batch]
-            features, probabilities = self._source.features(chunk)
+            features, probabilities = self._source.features(x[start : start + self.max_batch])
             cams, scores = self.head.cams(features)
-            head_p = 1.0 / (1.0 + np.exp(-scores))
-            worst = float(np.max(np.abs(head_p - probabilities)))
-            if not worst <= CONSISTENCY_TOLERANCE:
-                raise ModelContractError(
-                    f"Grad-CAM of {self.model_label} disagrees with its prediction by "
-                    f"{worst:.1e}: the model file does not have the expected structure."
-                )
-            h, w = patches.shape[1:3]
+            self._check(scores, probabilities)
             for cam_raw, score, p in zip(cams, scores, probabilities, strict=True):
-                raw = cam_raw.astype(np.float32)
-                low = normalise_cam(raw)
-                results.append(
-                    GradCamResult(
-                        cam=upsample_cam(low, w, h),
-                        probability=float(p),
-                        score=float(score),
-                        cam_lowres=low,
-                        cam_raw=raw,
-                    )
-                )
+                results.append(GradCamResult.from_raw(cam_raw, score, p, w, h))
         return results
+
+    def _check(self, scores: np.ndarray, probabilities: np.ndarray) -> None:
+        """Refuse a head whose sigmoid is not the ``.tflite``'s probability."""
+        head_p = 1.0 / (1.0 + np.exp(-scores))
+        worst = float(np.max(np.abs(head_p - probabilities)))
+        if not worst <= CONSISTENCY_TOLERANCE:
+            raise ModelContractError(
+                f"Grad-CAM of {self.model_label} disagrees with its prediction by "
+                f"{worst:.1e}: the model file does not have the expected structure."
+            )
 
     def compute(self, patch_uint8: np.ndarray) -> GradCamResult:
         """Grad-CAM for one ``(p, p, 3)`` uint8 RGB patch."""
-        patch = np.asarray(patch_uint8)
-        if patch.ndim != 3:
-            raise ValueError(f"expected one (p, p, 3) patch, got shape {patch.shape}")
-        return self.compute_batch(patch[np.newaxis])[0]
+        return self.compute_batch(one_patch(patch_uint8))[0]
 
 
 class SharedGradCam:

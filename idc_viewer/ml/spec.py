@@ -55,6 +55,7 @@ class ContextSpec:
     chosen_on: str = ""
 
     def problems(self) -> list[str]:
+        """What is wrong with this context stage, in words (empty when valid)."""
         found = []
         if self.method != "gaussian-tissue-mean":
             found.append(f"context method {self.method!r} is not 'gaussian-tissue-mean'")
@@ -71,6 +72,7 @@ class ContextSpec:
         return found
 
     def as_dict(self) -> dict[str, Any]:
+        """The stage as the spec's JSON holds it."""
         return asdict(self)
 
 
@@ -124,10 +126,12 @@ class ModelSpec:
         return self.weights_sha256[:16]
 
     def to_json(self) -> str:
+        """The spec file's text (indented JSON, fields in declaration order)."""
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """A validated spec from its JSON object; :class:`ModelContractError` otherwise."""
         if not isinstance(data, dict):
             raise ModelContractError("The model spec is not a JSON object.")
         if data.get("format") != SPEC_FORMAT:
