@@ -18,19 +18,15 @@ import numpy as np
 
 from training.config import PRESETS, TrainConfig, augmentation_summary
 from training.data import PATCH_PX
+from training.figures import BinaryMetrics
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
 from training.pipeline import set_threads
-from training.results import EvaluationResult, ValidationResult
+from training.results import EvaluationResult, GradCamExample, ValidationResult
 from training.run_data import SplitArrays, prepare_data
 from training.run_state import RunState
-from training.slide_eval import (
-    add_context,
-    choice_record,
-    complete_patients,
-    context_of,
-    slide_level_figures,
-)
-from training.slides import choose_context, score_slides, slide_figures
+from training.slide_eval import add_context, complete_patients, context_of, slide_level_figures
+from training.slide_figures import ContextChoice, SlideFigures, choose_context, slide_figures
+from training.slides import score_slides
 
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
 
@@ -69,7 +65,7 @@ def _load_best(run_dir: Path) -> tuple[TrainConfig, RunState, Any]:
 
 def _threshold_on_validation(
     model: Any, data: SplitArrays, preset: str
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, BinaryMetrics]:
     """The decision threshold chosen on validation patients, and their figures at it."""
     prob = _predict(model, data.x["validation"], preset)
     threshold = best_threshold(data.y["validation"], prob, criterion=THRESHOLD_CRITERION)
@@ -92,8 +88,8 @@ def evaluate_run(
     test_metrics = binary_metrics(data.y["test"], test_prob, threshold)
     log(
         f"threshold {threshold:.3f} (max {THRESHOLD_CRITERION} on validation patients); "
-        f"test patients: F1(IDC) {test_metrics['f1']:.3f}, "
-        f"balanced accuracy {test_metrics['balanced_accuracy']:.3f}"
+        f"test patients: F1(IDC) {test_metrics.f1:.3f}, "
+        f"balanced accuracy {test_metrics.balanced_accuracy:.3f}"
     )
 
     name = f"idc-{config.preset}-{config.input_size}"
@@ -106,8 +102,8 @@ def evaluate_run(
         threshold,
         training_data=_training_summary(config, data, state),
         metrics={
-            "test_patients": test_metrics,
-            "validation_patients": val_metrics,
+            "test_patients": test_metrics.to_dict(),
+            "validation_patients": val_metrics.to_dict(),
             "threshold_criterion": f"max {THRESHOLD_CRITERION} on validation patients",
             "keras_patches_per_s": speed,
         },
@@ -146,8 +142,8 @@ def evaluate_run(
         threshold=threshold,
         gradcam_examples=examples,
         slide_level=slide_level,
-        validation_slides=validation_figures["pooled"],
-        context_choice=choice_record(choice),
+        validation_slides=validation_figures.pooled,
+        context_choice=choice,
         test_interval=patient_bootstrap_interval(
             data.y["test"], test_prob, [r.patient for r in data.records["test"]], threshold
         ),
@@ -180,7 +176,7 @@ def evaluate_run(
     )
     return EvaluationResult(
         spec_path=Path(spec_path),
-        metrics=_headline(test_metrics),
+        metrics=test_metrics.headline,
         report=report,
         slide_level=slide_level,
     )
@@ -205,12 +201,6 @@ def _app_spec(config: TrainConfig, name: str, threshold: float, **fields: Any) -
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         **fields,
     )
-
-
-def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The figures the app and the card show: accuracy, BAC, AUC and the IDC class's P/R/F1."""
-    keys = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "precision", "recall", "specificity")
-    return {k: metrics.get(k) for k in keys}
 
 
 def _training_summary(config: TrainConfig, data: SplitArrays, state: RunState) -> dict[str, Any]:
@@ -247,8 +237,8 @@ def validate_run(
     config, state, model = _load_best(run_dir)
     data = prepare_data(config, log, splits=("validation",))
     threshold, metrics = _threshold_on_validation(model, data, config.preset)
-    slide_level: dict[str, Any] = {}
-    context: dict[str, Any] | None = None
+    slide_level: SlideFigures | None = None
+    context: ContextChoice | None = None
     if slides:
         from idc_viewer.ml.loading import load_model
         from idc_viewer.ml.saving import save_model
@@ -264,12 +254,11 @@ def validate_run(
                 Path(config.data_dir),
                 log=log,
             )
-            choice = choose_context(scored)
-            context = choice_record(choice)
+            context = choose_context(scored)
             slide_level = slide_figures(
                 scored,
                 patch_threshold=threshold,
-                context=choice.sigma_threshold if choice is not None else None,
+                context=context.sigma_threshold if context is not None else None,
             )
     result = ValidationResult(
         run_dir=str(run_dir),
@@ -280,7 +269,7 @@ def validate_run(
         epochs_run=state.epochs_run,
         finished=state.finished,
         threshold=threshold,
-        validation_patients=_headline(metrics),
+        validation_patients=metrics.headline,
         validation_slides=slide_level,
         context_choice=context,
     )
@@ -302,7 +291,7 @@ def _inference_speed(model: Any, input_size: int, n: int = 1024) -> float:
 
 def gradcam_examples(
     loaded: Any, x: np.ndarray, y: np.ndarray, prob: np.ndarray
-) -> list[dict[str, Any]]:
+) -> list[GradCamExample]:
     """The paper's figure: the most confident correct IDC-positive and -negative test patches."""
     from idc_viewer.ml.gradcam import GradCam, overlay
 
@@ -316,11 +305,11 @@ def gradcam_examples(
         i = int(idx[np.argmax(score)])
         result = cam.compute(x[i])
         examples.append(
-            {
-                "patch": x[i],
-                "overlay": overlay(x[i], result.cam),
-                "label": label,
-                "probability": float(result.probability),
-            }
+            GradCamExample(
+                patch=x[i],
+                overlay=overlay(x[i], result.cam),
+                label=label,
+                probability=float(result.probability),
+            )
         )
     return examples

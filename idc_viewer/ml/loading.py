@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idc_viewer.core.bundled import models_dir
-from idc_viewer.core.errors import DEFAULT_MESSAGE_LIMIT_CHARS, one_line
 from idc_viewer.ml.spec import (
     SPEC_SUFFIX,
     ModelContractError,
     ModelSpec,
+    first_line,
     read_spec,
     spec_path_for,
     verify_file_hash,
@@ -49,12 +49,6 @@ KERAS_REQUIRED = ("config.json", "model.weights.h5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Keras class names that carry Python code and are never accepted.
 FORBIDDEN_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s text, cut at 200 characters (Keras appends whole configs)."""
-    lines = str(exc).strip().splitlines()
-    return one_line(lines[0] if lines else exc, limit_chars=DEFAULT_MESSAGE_LIMIT_CHARS)
 
 
 # --------------------------------------------------------------------------- default model
@@ -234,7 +228,7 @@ def check_keras_archive(path: Path, spec: ModelSpec) -> None:
         ValueError,
         NotImplementedError,
     ) as exc:
-        reason = "not a zip archive" if isinstance(exc, zipfile.BadZipFile) else _first_line(exc)
+        reason = "not a zip archive" if isinstance(exc, zipfile.BadZipFile) else first_line(exc)
         raise ModelContractError(f"{name} is not a valid Keras model file ({reason}).") from exc
     try:
         check_keras_config(config, spec, name)
@@ -264,7 +258,7 @@ def load_keras_model(path: Path, spec: ModelSpec) -> keras.Model:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types; all mean "refused"
         raise ModelContractError(
-            f"Keras refused to load {Path(path).name} safely: {_first_line(exc)}"
+            f"Keras refused to load {Path(path).name} safely: {first_line(exc)}"
         ) from exc
     check_model_matches_spec(model, spec)
     return model

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.errors import DEFAULT_MESSAGE_LIMIT_CHARS, IdcViewerError, one_line
 from idc_viewer.core.fileset import sha256_file
 
 SPEC_FORMAT = "idc-viewer-model/1"
@@ -29,6 +29,15 @@ MAX_INPUT_PX = 1024
 
 class ModelContractError(IdcViewerError):
     """A model file or spec that the app refuses, with a message fit for the user."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A third-party error's first line, cut at 200 characters, for a refusal's message.
+
+    Keras and LiteRT append whole configurations and stack notes after their first line.
+    """
+    lines = str(exc).strip().splitlines()
+    return one_line(lines[0] if lines else exc, limit_chars=DEFAULT_MESSAGE_LIMIT_CHARS)
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,9 @@ def read_spec(path: Path) -> ModelSpec:
             )
         data = json.loads(spec_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise ModelContractError(f"{spec_path.name} is not a readable JSON spec: {reason}") from exc
+        raise ModelContractError(
+            f"{spec_path.name} is not a readable JSON spec: {one_line(exc)}"
+        ) from exc
     except RecursionError:
         raise ModelContractError(
             f"{spec_path.name} is nested too deeply to be a model spec."
