@@ -23,7 +23,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.config import PATCH_MPP
 from training.data import KAGGLE_PATCH_NAME
 
 __all__ = [
@@ -115,7 +114,7 @@ class AssembledSlide:
     n_skipped: int = 0
     skipped: tuple[Path, ...] = ()
     level_dimensions: tuple[tuple[int, int], ...] = ()
-    mpp: float = PATCH_MPP
+    mpp: float = 4.0
 
 
 def truth_csv_path(out_tiff: Path) -> Path:
@@ -260,7 +259,7 @@ def assemble_slide(
     patient_dir: Path,
     out_tiff: Path,
     *,
-    mpp: float = PATCH_MPP,
+    mpp: float = 4.0,
     tile: int = 256,
     jpeg_quality: int = 90,
     lossless: bool = False,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idc_viewer.core.errors import IdcViewerError
-from training.config import PATCH_MPP
 
 if TYPE_CHECKING:
     from training.slide_figures import SlideFigures
@@ -137,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     assemble.add_argument("patient_dir", type=Path)
     assemble.add_argument("out", type=Path)
-    assemble.add_argument("--mpp", type=float, default=PATCH_MPP)
+    assemble.add_argument("--mpp", type=float, default=4.0)
     assemble.add_argument(
         "--lossless",
         action="store_true",

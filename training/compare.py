@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from training.config import PATCH_PX
+from training.data import PATCH_PX
 
 
 def app_patches_per_s(spec_path: Path, n: int = 2048, batch: int = 256) -> float:

@@ -14,9 +14,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "native": {"input_size": 50, "resize_interpolation": "none"},
 }
 CONFIG_FILE = "config.json"
-#: The Kaggle release's patches: 50x50 px cut from 2.5x scans at about 4.0 µm/px.
-PATCH_PX = 50
-PATCH_MPP = 4.0
 
 
 @dataclass

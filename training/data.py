@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from idc_viewer.core.errors import IdcViewerError
-from training.config import PATCH_PX
 
+PATCH_PX = 50
 SPLIT_NAMES = ("train", "validation", "test")
 _PAPER_SPLIT_ALIASES = {
     "train": "train",

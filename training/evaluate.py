@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from training.config import PATCH_MPP, PATCH_PX, PRESETS, TrainConfig, augmentation_summary
+from training.config import PRESETS, TrainConfig, augmentation_summary
+from training.data import PATCH_PX
 from training.figures import BinaryMetrics
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
 from training.pipeline import set_threads
@@ -190,7 +191,7 @@ def _app_spec(config: TrainConfig, name: str, threshold: float, **fields: Any) -
         preset=config.preset,
         input_size=config.input_size,
         patch_size_px=PATCH_PX,
-        patch_mpp=PATCH_MPP,
+        patch_mpp=4.0,
         preprocessing=Preprocessing(
             resize_interpolation=PRESETS[config.preset]["resize_interpolation"]
         ),

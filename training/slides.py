@@ -27,8 +27,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from training.config import PATCH_MPP, PATCH_PX
-
 LOSSLESS, JPEG, SCANNED_20X = "lossless", "JPEG Q90", "20x"
 #: How each reassembled slide stores its tiles (``assemble_slide`` options); 20x is in memory.
 SLIDE_STORAGES: dict[str, dict[str, Any]] = {
@@ -91,9 +89,7 @@ def score_slides(
                     canvas = assemble_patient_arrays(root / patient)
                     truth = [(p.l0_x, p.l0_y, p.label) for p in canvas.patches]
                     with _scanned_20x(canvas.canvas) as slide:
-                        scored.append(
-                            _score(loaded, slide, patient, storage, truth, PATCH_MPP / SCAN_20X_MPP)
-                        )
+                        scored.append(_score(loaded, slide, patient, storage, truth, 4.0 / 0.5))
                 else:
                     out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
                     made = assemble_slide(root / patient, out, **SLIDE_STORAGES[storage])
@@ -137,10 +133,9 @@ def _score(
     assert heatmap is not None
     grid = heatmap.grid
     cells, labels = [], []
-    half = PATCH_PX / 2
     for x, y, label in truth:
         # the patch's centre, in level-0 pixels of this slide
-        cell = grid.cell_at((x + half) * l0_per_truth_px, (y + half) * l0_per_truth_px)
+        cell = grid.cell_at((x + 25) * l0_per_truth_px, (y + 25) * l0_per_truth_px)
         if cell is None:
             continue
         cells.append(cell)
