@@ -54,23 +54,6 @@ if TYPE_CHECKING:
     from idc_viewer.ml.loading import LoadedModel
 
 COMMANDS = ("analyze", "gradcam", "info")
-#: File name endings taken as slides when a folder is given to ``analyze``.
-SLIDE_SUFFIXES = (
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".vms",
-    ".vmu",
-    ".scn",
-    ".mrxs",
-    ".svslide",
-    ".bif",
-    ".dcm",
-    ".png",
-    ".jpg",
-    ".jpeg",
-)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 #: Below this share of stained pixels a Grad-CAM patch is background (as the tissue detector's
 #: per-cell threshold).
@@ -363,7 +346,8 @@ def _load_model(path: str | None, *, predictor: bool = False) -> LoadedModel:
 
 
 def _open_slide(path: str, mpp: float | None) -> Any:
-    from idc_viewer.core.slide import SlideError, open_slide
+    from idc_viewer.core.readers import open_slide
+    from idc_viewer.core.slide import SlideError
 
     try:
         return open_slide(path, mpp=mpp)
@@ -374,7 +358,7 @@ def _open_slide(path: str, mpp: float | None) -> Any:
 
 
 def _missing_mpp_message(path: str, slide: Any = None) -> str:
-    from idc_viewer.core.slide import implausible_mpp
+    from idc_viewer.core.scale import implausible_mpp
 
     stored = implausible_mpp(slide.info.properties) if slide is not None else None
     what = stored or "the slide stores no µm per pixel (nor an objective power)"
@@ -387,6 +371,8 @@ def expand_slides(paths: Sequence[str]) -> list[Path]:
     The files of a DICOM series share a folder and form one slide, so a folder contributes
     at most one ``.dcm`` file (the first by name; OpenSlide finds the rest of the series).
     """
+    from idc_viewer.core.readers.formats import SLIDE_SUFFIXES
+
     slides: list[Path] = []
     for text in paths:
         path = Path(text)

@@ -80,7 +80,7 @@ def score_slides(
     log: Callable[[str], None] = print,
 ) -> list[ScoredSlide]:
     """Reassemble each complete patient in each storage and analyse it with the engine."""
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
     from training.assemble_slide import assemble_patient_arrays, assemble_slide
 
     scored = []
@@ -112,7 +112,7 @@ def _read_truth(truth_csv: Path) -> list[tuple[int, int, int]]:
 
 def _scanned_20x(canvas: np.ndarray) -> Any:
     """The 4 µm/px canvas as a 0.5 µm/px two-level (1x, 4x-downsampled) in-memory slide."""
-    from idc_viewer.core.slide import ArraySlide
+    from idc_viewer.core.memory import ArraySlide
 
     h, w = canvas.shape[:2]
     level0 = cv2.resize(canvas, (w * 8, h * 8), interpolation=cv2.INTER_CUBIC)

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.jobs import CancelToken, Progress, RateMeter
 from idc_viewer.core.patches import PatchGrid, iter_patch_batches, make_grid, order_for_reading
 from idc_viewer.core.results import AnalysisKey, ResultStore, StoredAnalysis
-from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.core.slide import Slide
 from idc_viewer.core.tissue import TissueMap, detect_tissue
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from idc_viewer import __version__
 from idc_viewer.core.export import ExportError, export_all, export_provenance_only, find_regions
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.heatmap import Heatmap
-from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.core.slide import Slide
 from idc_viewer.engine.decision import decision_heatmap
 
 if TYPE_CHECKING:

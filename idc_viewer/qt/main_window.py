@@ -27,8 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from idc_viewer.core.export import Region
+from idc_viewer.core.fingerprint import slide_fingerprint
+from idc_viewer.core.pixels import shrink_to
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.readers.formats import slide_file_filter
 from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
+from idc_viewer.core.slide import Slide, SlideError
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt import analysis_runner, slide_scale, window_memory
@@ -74,10 +78,7 @@ INSPECT_PATCH_VIEW_PX = 96.0
 MODEL_FILTER = "IDC models (*.keras *.tflite *.spec.json);;All files (*)"
 #: What export_all writes after ``<stem>.`` (asked before replacing).
 EXPORT_SUFFIXES = ("patches.csv", "regions.csv", "regions.geojson", "provenance.json")
-SLIDE_FILTER = (
-    "Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
-    "*.png *.jpg *.jpeg);;All files (*)"
-)
+SLIDE_FILTER = slide_file_filter()
 
 
 def _default_model_loader(path: str) -> Any:

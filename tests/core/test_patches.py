@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import (
     PatchGrid,
     iter_patch_batches,
@@ -17,13 +18,8 @@ from idc_viewer.core.patches import (
     order_for_reading,
     read_patch,
 )
-from idc_viewer.core.slide import (
-    ArraySlide,
-    MissingMppError,
-    Slide,
-    SlideInfo,
-    open_slide,
-)
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.slide import MissingMppError, Slide, SlideInfo
 from idc_viewer.core.synthetic import SyntheticSlide
 
 

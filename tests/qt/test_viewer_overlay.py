@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from idc_viewer.core.heatmap import Heatmap, colormap_lut
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid
-from idc_viewer.core.slide import ArraySlide
 from idc_viewer.qt.viewer import heatmap_overlay
 from idc_viewer.qt.viewer.geometry import ViewTransform
 from idc_viewer.qt.viewer.heatmap_overlay import grid_edges_l0, outline_segments_l0
