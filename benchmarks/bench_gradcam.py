@@ -71,7 +71,7 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
     from PySide6.QtWidgets import QApplication
 
     from idc_viewer.app import create_window
-    from idc_viewer.core.results import ResultStore
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.ml.loading import load_model
     from idc_viewer.qt.state import flagged_cells
 

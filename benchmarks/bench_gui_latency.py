@@ -86,7 +86,7 @@ def main() -> int:
 
     from idc_viewer.app import create_window
     from idc_viewer.core.readers import open_slide
-    from idc_viewer.core.results import ResultStore
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.ml.loading import load_model
 
     _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive

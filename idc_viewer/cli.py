@@ -451,8 +451,9 @@ def _format_duration(seconds: float) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from idc_viewer.core.app_dirs import default_results_dir
     from idc_viewer.core.export import ExportError, recover_exports
-    from idc_viewer.core.results import ResultStore, default_results_dir
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.engine.outputs import slide_stem
 
     slides = expand_slides(args.slides)
@@ -500,7 +501,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _analyze_cohort(slides: list[Path], args: argparse.Namespace) -> int:
     """``analyze --workers N`` / ``--scheduler ADDRESS``: see :mod:`idc_viewer.engine.cohort`."""
-    from idc_viewer.core.results import default_results_dir
+    from idc_viewer.core.app_dirs import default_results_dir
     from idc_viewer.engine.cohort import CohortError, CohortOptions, run_cohort
 
     model = _load_model(args.model)  # checked here: a bad model fails before a cluster starts
@@ -545,8 +546,8 @@ def _analyze_one(
     args: argparse.Namespace,
 ) -> None:
     from idc_viewer.core.jobs import CancelToken
-    from idc_viewer.core.results import ResultStoreError
     from idc_viewer.core.slide import MissingMppError, SlideError
+    from idc_viewer.core.stored_analysis import ResultStoreError
     from idc_viewer.engine.analysis import analyze
     from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
 

@@ -31,8 +31,8 @@ from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.pixels import shrink_to
 from idc_viewer.core.readers import open_slide
 from idc_viewer.core.readers.formats import slide_file_filter
-from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import Slide, SlideError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt import analysis_runner, slide_scale, window_memory

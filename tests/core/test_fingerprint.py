@@ -16,8 +16,8 @@ from slide_fakes import write_pyramid_tiff
 from idc_viewer.core import fingerprint as fingerprint_module
 from idc_viewer.core.fingerprint import slide_files, slide_fingerprint
 from idc_viewer.core.readers import open_slide
-from idc_viewer.core.results import ResultStore
 from idc_viewer.core.slide import SlideError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.analysis import analyze
 
 MIB = 1 << 20

@@ -23,7 +23,7 @@ from idc_viewer.core.heatmap import Heatmap, overlay_rgba
 from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid
 from idc_viewer.core.readers import open_slide
-from idc_viewer.core.results import ResultStore
+from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.engine.analysis import analyze
 from idc_viewer.qt.user_messages import explain_open_error
