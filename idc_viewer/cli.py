@@ -452,8 +452,9 @@ def _format_duration(seconds: float) -> str:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from idc_viewer.core.app_dirs import default_results_dir
-    from idc_viewer.core.export import ExportError, recover_exports
+    from idc_viewer.core.export import recover_exports
     from idc_viewer.core.store import ResultStore
+    from idc_viewer.core.writers import ExportError
     from idc_viewer.engine.outputs import slide_stem
 
     slides = expand_slides(args.slides)

@@ -251,7 +251,7 @@ def _one_line(message: object) -> str:
 
 def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
     """The cohort.csv figures of one analysed slide (regions as in the exported files)."""
-    from idc_viewer.core.export import find_regions
+    from idc_viewer.core.regions import find_regions
 
     regions = find_regions(heatmap, threshold)
     probs = heatmap.probabilities

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.core.export import Region
 from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.pixels import shrink_to
 from idc_viewer.core.readers import open_slide
 from idc_viewer.core.readers.formats import slide_file_filter
+from idc_viewer.core.regions import Region
 from idc_viewer.core.slide import Slide, SlideError
 from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.core.export import Region, find_regions
+from idc_viewer.core.regions import Region, find_regions
 from idc_viewer.qt.state import AppState
 
 #: Short headers (the dock is narrow); each says its unit, the tooltip says more.
