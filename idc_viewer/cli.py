@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from idc_viewer import __version__
 from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.formatting import format_duration
 from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
@@ -412,7 +413,7 @@ class ProgressBar:
     def format(label: str, progress: Progress, width: int = 24) -> str:
         frac = progress.fraction
         filled = round(frac * width)
-        eta = "--:--" if progress.eta_s is None else _format_duration(progress.eta_s)
+        eta = "--:--" if progress.eta_s is None else format_duration(progress.eta_s)
         return (
             f"{label} [{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} "
             f"patches {progress.rate_per_s:,.0f}/s ETA {eta}"
@@ -438,13 +439,6 @@ class ProgressBar:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
             self._drawn = False
-
-
-def _format_duration(seconds: float) -> str:
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 # --------------------------------------------------------------------------- analyze
@@ -781,7 +775,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     estimate = (
         f"{max(plan.estimated_s, 1):.0f} s"
         if plan.estimated_s < 60
-        else _format_duration(plan.estimated_s)
+        else format_duration(plan.estimated_s)
     )
     print(f"  estimate:    ~{estimate} of CNN time on a 2-core CPU (plus start-up)", file=out)
     return EXIT_OK

@@ -23,7 +23,13 @@ from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.jobs import CancelToken, Progress, RateMeter
-from idc_viewer.core.patches import PatchGrid, iter_patch_batches, make_grid, order_for_reading
+from idc_viewer.core.patches import (
+    Cell,
+    PatchGrid,
+    iter_patch_batches,
+    make_grid,
+    order_for_reading,
+)
 from idc_viewer.core.slide import Slide
 from idc_viewer.core.store import ResultStore
 from idc_viewer.core.stored_analysis import StoredAnalysis
@@ -38,8 +44,6 @@ DEFAULT_PREFETCH_BATCHES = 3
 DEFAULT_BATCH_SIZE = 256
 #: Bumped when a change in the engine changes which probabilities a stored analysis holds.
 ENGINE_PARAMS_VERSION = 1
-
-Cell = tuple[int, int]  # (col, row)
 
 
 class AnalysisModel(Protocol):

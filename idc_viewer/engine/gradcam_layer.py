@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from idc_viewer.core.heatmap import colormap_lut
-from idc_viewer.core.patches import iter_patch_batches, order_for_reading
+from idc_viewer.core.patches import Cell, iter_patch_batches, order_for_reading
 from idc_viewer.ml.gradcam import GradCamResult, upsample_cam
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from idc_viewer.core.patches import PatchGrid
     from idc_viewer.core.slide import Slide
 
-Cell = tuple[int, int]
 Layers = Literal["heatmap", "gradcam", "both", "none"]
 LAYER_CHOICES: tuple[Layers, ...] = ("heatmap", "gradcam", "both", "none")
 #: Colour scale of Grad-CAM (distinct from the heatmap's inferno).

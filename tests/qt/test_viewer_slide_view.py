@@ -8,8 +8,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
+from idc_viewer.core.tile_cache import TileCache
 from idc_viewer.qt.viewer.slide_view import BACKGROUND
-from idc_viewer.qt.viewer.tile_cache import TileCache
 
 
 def _close(pixel: np.ndarray, rgb: tuple[int, int, int], tol: int = 6) -> bool:

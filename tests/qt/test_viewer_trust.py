@@ -397,11 +397,3 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
         ).max()
         <= 3
     )
-
-
-def test_counts_read_as_english() -> None:
-    from idc_viewer.qt.state import format_count, patches
-
-    assert patches(1) == "1 patch" and patches(1111) == "1,111 patches"
-    assert format_count(768, 1111) == "768 of 1,111 patches"
-    assert format_count(0, 1) == "0 of 1 patch"
