@@ -17,7 +17,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
 from app_fakes import FakeExplainer, FakeModel, fake_explainer, tissue_slide
 
-from idc_viewer.core.heatmap import Heatmap, colormap_lut
+from idc_viewer.core.colormap import colormap_lut
+from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import make_grid
 from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, CellCam

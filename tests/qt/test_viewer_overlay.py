@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idc_viewer.core.heatmap import Heatmap, colormap_lut
+from idc_viewer.core.colormap import colormap_lut
+from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid
 from idc_viewer.core.view_geometry import ViewTransform

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=i
 from app_fakes import FakeModel, FakePredictor, two_region_image
 from window_fixtures import run_analysis, shared_wsi
 
-from idc_viewer.core.heatmap import Heatmap, overlay_rgba
+from idc_viewer.core.colormap import overlay_rgba
+from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid
 from idc_viewer.core.readers import open_slide

@@ -6,7 +6,7 @@ image (one pixel per patch). Zoomed out it is drawn as one image scaled by the g
 exactly its ``grid.l0_rect(col, row)`` footprint, so the overlay matches the patches the model
 saw at every zoom. Flagged cells (>= threshold) get a contrasting outline.
 
-Colours follow :func:`~idc_viewer.core.heatmap.overlay_rgba` (transparent below a floor, so
+Colours follow :func:`~idc_viewer.core.colormap.overlay_rgba` (transparent below a floor, so
 benign tissue stays readable); tissue cells not analysed yet (a partial analysis) get a grey
 veil, so "not analysed" never looks like "analysed, low". Everything is clipped to the slide:
 the last row and column of cells may extend past its edge.
@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QLineF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QTransform
 
-from idc_viewer.core.heatmap import overlay_rgba
+from idc_viewer.core.colormap import overlay_rgba
 from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.qt.image_convert import qimage_from_array
 
@@ -82,7 +82,7 @@ class HeatmapOverlay:
     Parameters
     ----------
     colormap : str
-        Colormap name understood by :func:`idc_viewer.core.heatmap.overlay_rgba`.
+        Colormap name understood by :func:`idc_viewer.core.colormap.overlay_rgba`.
     """
 
     def __init__(self, colormap: str = "inferno") -> None:

@@ -334,7 +334,7 @@ class SlideView(QWidget):
         self.update()
 
     def set_colormap(self, colormap: str) -> None:
-        """Colormap of the overlay (a name known to ``core.heatmap``)."""
+        """Colormap of the overlay (a name known to ``core.colormap``)."""
         self._overlay.set_colormap(colormap)
         self.update()
 
