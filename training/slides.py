@@ -27,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP
 from training.metrics import best_threshold, binary_metrics
 
 LOSSLESS, JPEG, SCANNED_20X = "lossless", "JPEG Q90", "20x"
@@ -92,7 +93,9 @@ def score_slides(
                     canvas = assemble_patient_arrays(root / patient)
                     truth = [(p.l0_x, p.l0_y, p.label) for p in canvas.patches]
                     with _scanned_20x(canvas.canvas) as slide:
-                        scored.append(_score(loaded, slide, patient, storage, truth, 4.0 / 0.5))
+                        scored.append(
+                            _score(loaded, slide, patient, storage, truth, DEFAULT_PATCH_MPP / 0.5)
+                        )
                 else:
                     out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
                     made = assemble_slide(root / patient, out, **SLIDE_STORAGES[storage])

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.errors import IdcViewerError, one_line
 
 __all__ = [
     "COMPLETE_MARK",
@@ -52,7 +52,7 @@ def reason(exc: OSError) -> str:
     """A one-line reason for ``exc`` ("the disk is full" for ENOSPC and EDQUOT)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full"
-    return " ".join(str(exc.strerror or exc).split())
+    return one_line(exc.strerror or exc)
 
 
 def fsync_dir(path: Path) -> None:
