@@ -13,10 +13,10 @@ DATA_DIR_ENV = "IDC_VIEWER_DATA_DIR"
 
 
 def default_results_dir() -> Path:
-    """Return the platform's folder for stored analyses.
+    r"""Return the platform's folder for stored analyses.
 
     ``$IDC_VIEWER_DATA_DIR/results`` when that variable is set; otherwise
-    ``%LOCALAPPDATA%\\idc-viewer\\results`` on Windows,
+    ``%LOCALAPPDATA%\idc-viewer\results`` on Windows,
     ``~/Library/Application Support/idc-viewer/results`` on macOS and
     ``${XDG_DATA_HOME:-~/.local/share}/idc-viewer/results`` elsewhere.
     """

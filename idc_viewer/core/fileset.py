@@ -54,6 +54,7 @@ LOCK_WAIT_S = 60.0
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of the file's bytes (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -118,8 +118,11 @@ def move(src: Path, dst: Path) -> None:
 
 
 def discard(work: Path) -> None:
-    """Remove a finished or rolled-back work folder (renamed first: a crash in the middle of
-    the deletion must not look like a half-done swap)."""
+    """Remove a finished or rolled-back work folder.
+
+    The folder is renamed first: a crash in the middle of the deletion must not look like a
+    half-done swap.
+    """
     trash = work.with_name(f"{work.name}{_DONE_MARK}{os.getpid()}-{time.monotonic_ns()}")
     try:
         os.replace(work, trash)

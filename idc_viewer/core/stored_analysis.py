@@ -202,8 +202,10 @@ class StoredAnalysis:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """Metadata: what the caller gave (slide path, model name...) plus ``created``,
-        ``app_version`` and ``schema_version``. A copy; changes are not stored."""
+        """Metadata: what the caller gave (slide path, model name...) and more.
+
+        Also ``created``, ``app_version`` and ``schema_version``. A copy; changes are not stored.
+        """
         return dict(self._meta)
 
     @property

@@ -166,6 +166,7 @@ class SyntheticSlide(Slide):
         return inside
 
     def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:
+        """Generate the region's pixels (see :meth:`Slide.read_region`)."""
         if lvl_w <= 0 or lvl_h <= 0:
             return white(lvl_h, lvl_w)
         ds = self._info.level_downsamples[level]
@@ -205,5 +206,6 @@ class SyntheticSlide(Slide):
         return out
 
     def fingerprint_bytes(self) -> bytes:
+        """The slide's recipe: size, µm/px, seed, style and blobs."""
         i = self._info
         return repr((i.l0_width, i.l0_height, i.mpp, self._seed, self._style, self._blobs)).encode()
