@@ -51,7 +51,7 @@ class RegionsPanel(QWidget):
     Signals
     -------
     region_selected(object)
-        The :class:`~idc_viewer.core.export.Region` of the selected row.
+        The :class:`~idc_viewer.core.regions.Region` of the selected row.
     export_requested(), export_png_requested()
     """
 
