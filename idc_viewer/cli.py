@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from idc_viewer import __version__
 from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.formatting import format_duration
 from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
@@ -54,23 +55,6 @@ if TYPE_CHECKING:
     from idc_viewer.ml.loading import LoadedModel
 
 COMMANDS = ("analyze", "gradcam", "info")
-#: File name endings taken as slides when a folder is given to ``analyze``.
-SLIDE_SUFFIXES = (
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".vms",
-    ".vmu",
-    ".scn",
-    ".mrxs",
-    ".svslide",
-    ".bif",
-    ".dcm",
-    ".png",
-    ".jpg",
-    ".jpeg",
-)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 #: Below this share of stained pixels a Grad-CAM patch is background (as the tissue detector's
 #: per-cell threshold).
@@ -363,7 +347,8 @@ def _load_model(path: str | None, *, predictor: bool = False) -> LoadedModel:
 
 
 def _open_slide(path: str, mpp: float | None) -> Any:
-    from idc_viewer.core.slide import SlideError, open_slide
+    from idc_viewer.core.readers import open_slide
+    from idc_viewer.core.slide import SlideError
 
     try:
         return open_slide(path, mpp=mpp)
@@ -374,7 +359,7 @@ def _open_slide(path: str, mpp: float | None) -> Any:
 
 
 def _missing_mpp_message(path: str, slide: Any = None) -> str:
-    from idc_viewer.core.slide import implausible_mpp
+    from idc_viewer.core.scale import implausible_mpp
 
     stored = implausible_mpp(slide.info.properties) if slide is not None else None
     what = stored or "the slide stores no µm per pixel (nor an objective power)"
@@ -387,6 +372,8 @@ def expand_slides(paths: Sequence[str]) -> list[Path]:
     The files of a DICOM series share a folder and form one slide, so a folder contributes
     at most one ``.dcm`` file (the first by name; OpenSlide finds the rest of the series).
     """
+    from idc_viewer.core.readers.formats import SLIDE_SUFFIXES
+
     slides: list[Path] = []
     for text in paths:
         path = Path(text)
@@ -426,7 +413,7 @@ class ProgressBar:
     def format(label: str, progress: Progress, width: int = 24) -> str:
         frac = progress.fraction
         filled = round(frac * width)
-        eta = "--:--" if progress.eta_s is None else _format_duration(progress.eta_s)
+        eta = "--:--" if progress.eta_s is None else format_duration(progress.eta_s)
         return (
             f"{label} [{'#' * filled}{'.' * (width - filled)}] {progress.done}/{progress.total} "
             f"patches {progress.rate_per_s:,.0f}/s ETA {eta}"
@@ -454,19 +441,14 @@ class ProgressBar:
             self._drawn = False
 
 
-def _format_duration(seconds: float) -> str:
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 # --------------------------------------------------------------------------- analyze
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from idc_viewer.core.export import ExportError, recover_exports
-    from idc_viewer.core.results import ResultStore, default_results_dir
+    from idc_viewer.core.app_dirs import default_results_dir
+    from idc_viewer.core.export import recover_exports
+    from idc_viewer.core.store import ResultStore
+    from idc_viewer.core.writers import ExportError
     from idc_viewer.engine.outputs import slide_stem
 
     slides = expand_slides(args.slides)
@@ -514,7 +496,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _analyze_cohort(slides: list[Path], args: argparse.Namespace) -> int:
     """``analyze --workers N`` / ``--scheduler ADDRESS``: see :mod:`idc_viewer.engine.cohort`."""
-    from idc_viewer.core.results import default_results_dir
+    from idc_viewer.core.app_dirs import default_results_dir
     from idc_viewer.engine.cohort import CohortError, CohortOptions, run_cohort
 
     model = _load_model(args.model)  # checked here: a bad model fails before a cluster starts
@@ -559,8 +541,8 @@ def _analyze_one(
     args: argparse.Namespace,
 ) -> None:
     from idc_viewer.core.jobs import CancelToken
-    from idc_viewer.core.results import ResultStoreError
     from idc_viewer.core.slide import MissingMppError, SlideError
+    from idc_viewer.core.stored_analysis import ResultStoreError
     from idc_viewer.engine.analysis import analyze
     from idc_viewer.engine.outputs import write_outputs, write_warning_provenance
 
@@ -793,7 +775,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     estimate = (
         f"{max(plan.estimated_s, 1):.0f} s"
         if plan.estimated_s < 60
-        else _format_duration(plan.estimated_s)
+        else format_duration(plan.estimated_s)
     )
     print(f"  estimate:    ~{estimate} of CNN time on a 2-core CPU (plus start-up)", file=out)
     return EXIT_OK
@@ -801,6 +783,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _model_geometry(path: str | None) -> tuple[int, float, int, str]:
     """Patch size, scale and input size of the model (read from its spec, no TensorFlow)."""
+    from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
     from idc_viewer.ml.spec import ModelContractError, read_spec
 
     try:
@@ -808,7 +791,8 @@ def _model_geometry(path: str | None) -> tuple[int, float, int, str]:
     except UserError:
         if path:
             raise
-        return 50, 4.0, 50, "no model found: the paper's 50 px at 4.0 µm/px"
+        paper = f"the paper's {DEFAULT_PATCH_PX} px at {DEFAULT_PATCH_MPP} µm/px"
+        return DEFAULT_PATCH_PX, DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX, f"no model found: {paper}"
     try:
         spec = read_spec(model_path)
     except ModelContractError as exc:

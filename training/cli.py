@@ -35,6 +35,8 @@ def _pooled_slides(figures: SlideFigures | None, storage: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from idc_viewer.core.patches import DEFAULT_PATCH_MPP
+
     parser = argparse.ArgumentParser(prog="idc-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -136,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     assemble.add_argument("patient_dir", type=Path)
     assemble.add_argument("out", type=Path)
-    assemble.add_argument("--mpp", type=float, default=4.0)
+    assemble.add_argument("--mpp", type=float, default=DEFAULT_PATCH_MPP)
     assemble.add_argument(
         "--lossless",
         action="store_true",

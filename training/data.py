@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.patches import DEFAULT_PATCH_PX
 
-PATCH_PX = 50
 SPLIT_NAMES = ("train", "validation", "test")
 _PAPER_SPLIT_ALIASES = {
     "train": "train",
@@ -180,9 +180,9 @@ def load_patch(path: Path) -> np.ndarray | None:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] == 0 or bgr.shape[1] == 0:
         return None
-    rgb = cv2.cvtColor(bgr[:PATCH_PX, :PATCH_PX], cv2.COLOR_BGR2RGB)
-    if rgb.shape[:2] != (PATCH_PX, PATCH_PX):
-        padded = np.full((PATCH_PX, PATCH_PX, 3), 255, np.uint8)
+    rgb = cv2.cvtColor(bgr[:DEFAULT_PATCH_PX, :DEFAULT_PATCH_PX], cv2.COLOR_BGR2RGB)
+    if rgb.shape[:2] != (DEFAULT_PATCH_PX, DEFAULT_PATCH_PX):
+        padded = np.full((DEFAULT_PATCH_PX, DEFAULT_PATCH_PX, 3), 255, np.uint8)
         padded[: rgb.shape[0], : rgb.shape[1]] = rgb
         rgb = padded
     return rgb
@@ -196,7 +196,7 @@ def load_patches(records: Sequence[PatchRecord]) -> tuple[np.ndarray, np.ndarray
     kept = [i for i, _ in decoded]
     if not kept:
         return (
-            np.zeros((0, PATCH_PX, PATCH_PX, 3), np.uint8),
+            np.zeros((0, DEFAULT_PATCH_PX, DEFAULT_PATCH_PX, 3), np.uint8),
             np.zeros((0,), np.int32),
             [],
             len(records),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
 from training.config import PRESETS, TrainConfig, augmentation_summary
-from training.data import PATCH_PX
 from training.figures import BinaryMetrics
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
 from training.pipeline import set_threads
@@ -41,7 +41,7 @@ def _predict(model: Any, x: np.ndarray, preset: str) -> np.ndarray:
         name="evaluation",
         preset=preset,
         input_size=int(settings["input_size"]),
-        patch_size_px=PATCH_PX,
+        patch_size_px=DEFAULT_PATCH_PX,
         preprocessing=Preprocessing(resize_interpolation=settings["resize_interpolation"]),
     )
     out = []
@@ -190,8 +190,8 @@ def _app_spec(config: TrainConfig, name: str, threshold: float, **fields: Any) -
         name=name,
         preset=config.preset,
         input_size=config.input_size,
-        patch_size_px=PATCH_PX,
-        patch_mpp=4.0,
+        patch_size_px=DEFAULT_PATCH_PX,
+        patch_mpp=DEFAULT_PATCH_MPP,
         preprocessing=Preprocessing(
             resize_interpolation=PRESETS[config.preset]["resize_interpolation"]
         ),

@@ -27,6 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP
+
 LOSSLESS, JPEG, SCANNED_20X = "lossless", "JPEG Q90", "20x"
 #: How each reassembled slide stores its tiles (``assemble_slide`` options); 20x is in memory.
 SLIDE_STORAGES: dict[str, dict[str, Any]] = {
@@ -77,7 +79,7 @@ def score_slides(
     log: Callable[[str], None] = print,
 ) -> list[ScoredSlide]:
     """Reassemble each complete patient in each storage and analyse it with the engine."""
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
     from training.assemble_slide import assemble_patient_arrays, assemble_slide
 
     scored = []
@@ -89,7 +91,9 @@ def score_slides(
                     canvas = assemble_patient_arrays(root / patient)
                     truth = [(p.l0_x, p.l0_y, p.label) for p in canvas.patches]
                     with _scanned_20x(canvas.canvas) as slide:
-                        scored.append(_score(loaded, slide, patient, storage, truth, 4.0 / 0.5))
+                        scored.append(
+                            _score(loaded, slide, patient, storage, truth, DEFAULT_PATCH_MPP / 0.5)
+                        )
                 else:
                     out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
                     made = assemble_slide(root / patient, out, **SLIDE_STORAGES[storage])
@@ -109,7 +113,7 @@ def _read_truth(truth_csv: Path) -> list[tuple[int, int, int]]:
 
 def _scanned_20x(canvas: np.ndarray) -> Any:
     """The 4 µm/px canvas as a 0.5 µm/px two-level (1x, 4x-downsampled) in-memory slide."""
-    from idc_viewer.core.slide import ArraySlide
+    from idc_viewer.core.memory import ArraySlide
 
     h, w = canvas.shape[:2]
     level0 = cv2.resize(canvas, (w * 8, h * 8), interpolation=cv2.INTER_CUBIC)

@@ -4,7 +4,7 @@
 command. It yields an :class:`AnalysisUpdate` per batch (progress, the batch's cells and
 probabilities, access to the heatmap so far), honours a :class:`~idc_viewer.core.jobs.CancelToken`
 within one batch, overlaps patch reading/decoding (a background thread feeding a bounded queue)
-with the CNN, and writes every batch to a :class:`~idc_viewer.core.results.ResultStore` so that a
+with the CNN, and writes every batch to a :class:`~idc_viewer.core.store.ResultStore` so that a
 cancel or a crash keeps what was done and a rerun resumes instead of starting over.
 """
 
@@ -19,11 +19,20 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from idc_viewer.core.analysis_key import AnalysisKey
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.jobs import CancelToken, Progress, RateMeter
-from idc_viewer.core.patches import PatchGrid, iter_patch_batches, make_grid, order_for_reading
-from idc_viewer.core.results import AnalysisKey, ResultStore, StoredAnalysis
-from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.core.patches import (
+    Cell,
+    PatchGrid,
+    iter_patch_batches,
+    make_grid,
+    order_for_reading,
+)
+from idc_viewer.core.slide import Slide
+from idc_viewer.core.store import ResultStore
+from idc_viewer.core.stored_analysis import StoredAnalysis
 from idc_viewer.core.tissue import TissueMap, detect_tissue
 
 if TYPE_CHECKING:
@@ -35,8 +44,6 @@ DEFAULT_PREFETCH_BATCHES = 3
 DEFAULT_BATCH_SIZE = 256
 #: Bumped when a change in the engine changes which probabilities a stored analysis holds.
 ENGINE_PARAMS_VERSION = 1
-
-Cell = tuple[int, int]  # (col, row)
 
 
 class AnalysisModel(Protocol):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.formatting import format_duration
 from idc_viewer.engine.cohort_summary import write_cohort_csv
 from idc_viewer.engine.cohort_task import (
     CANCELLED,
@@ -195,13 +196,6 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split()) or "unknown error"
 
 
-def _format_duration(seconds: float) -> str:
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 @dataclass
 class CohortProgress:
     """Live state of a run, fed by the tasks' progress events (from Dask's event thread)."""
@@ -266,7 +260,7 @@ class CohortProgress:
         return (
             f"cohort [{'#' * filled}{'.' * (width - filled)}] {self.finished}/{self.total} "
             f"slides{failed}, {self.patches_per_s:,.0f} patches/s, "
-            f"ETA {'--:--' if eta is None else _format_duration(eta)}"
+            f"ETA {'--:--' if eta is None else format_duration(eta)}"
         )
 
 

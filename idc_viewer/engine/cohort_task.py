@@ -251,7 +251,7 @@ def _one_line(message: object) -> str:
 
 def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
     """The cohort.csv figures of one analysed slide (regions as in the exported files)."""
-    from idc_viewer.core.export import find_regions
+    from idc_viewer.core.regions import find_regions
 
     regions = find_regions(heatmap, threshold)
     probs = heatmap.probabilities
@@ -268,8 +268,11 @@ def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
 def run_slide_task(task: SlideTask) -> SlideOutcome:
     """Analyse one slide into ``task.out_dir`` and describe the result (never raises for a
     problem of the slide itself; see the module notes)."""
-    from idc_viewer.core.results import ResultStore, ResultStoreError, default_results_dir
-    from idc_viewer.core.slide import MissingMppError, SlideError, open_slide
+    from idc_viewer.core.app_dirs import default_results_dir
+    from idc_viewer.core.readers import open_slide
+    from idc_viewer.core.slide import MissingMppError, SlideError
+    from idc_viewer.core.store import ResultStore
+    from idc_viewer.core.stored_analysis import ResultStoreError
     from idc_viewer.ml.spec import ModelContractError
 
     t0 = time.perf_counter()

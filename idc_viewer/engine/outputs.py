@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idc_viewer import __version__
-from idc_viewer.core.export import ExportError, export_all, export_provenance_only, find_regions
+from idc_viewer.core.export import export_all, export_provenance_only
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.heatmap import Heatmap
-from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.core.regions import find_regions
+from idc_viewer.core.slide import Slide
+from idc_viewer.core.writers import ExportError
 from idc_viewer.engine.decision import decision_heatmap
 
 if TYPE_CHECKING:

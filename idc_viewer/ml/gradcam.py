@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from idc_viewer.core.colormap import colormap_lut
 from idc_viewer.ml.gradcam_features import FeatureSource, KerasFeatures, LiteRtFeatures
 from idc_viewer.ml.gradcam_head import Head
 from idc_viewer.ml.preprocessing import to_model_input
@@ -219,7 +220,7 @@ class SharedGradCam:
 
 
 def overlay(
-    patch_uint8: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET
+    patch_uint8: np.ndarray, cam: np.ndarray, alpha: float = 0.4, colormap: str = "jet"
 ) -> np.ndarray:
     """Blend a Grad-CAM map over its patch.
 
@@ -232,7 +233,7 @@ def overlay(
     alpha
         Weight of the colour map (0 = patch only, 1 = map only).
     colormap
-        An OpenCV colour map.
+        A name of :data:`idc_viewer.core.colormap.COLORMAPS`.
 
     Returns
     -------
@@ -245,6 +246,5 @@ def overlay(
     if cam.shape != (h, w):
         cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR)
     levels = np.clip(np.nan_to_num(cam) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    heat_bgr = cv2.applyColorMap(levels, colormap)
-    heat_rgb = cv2.cvtColor(heat_bgr, cv2.COLOR_BGR2RGB)
+    heat_rgb = colormap_lut(colormap)[levels]
     return cv2.addWeighted(patch, 1.0 - alpha, heat_rgb, alpha, 0.0)

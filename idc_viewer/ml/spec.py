@@ -17,6 +17,7 @@ from typing import Any
 
 from idc_viewer.core.errors import DEFAULT_MESSAGE_LIMIT_CHARS, IdcViewerError, one_line
 from idc_viewer.core.fileset import sha256_file
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
 
 SPEC_FORMAT = "idc-viewer-model/1"
 SPEC_SUFFIX = ".spec.json"
@@ -109,8 +110,8 @@ class ModelSpec:
     name: str
     preset: str
     input_size: int
-    patch_size_px: int = 50
-    patch_mpp: float = 4.0
+    patch_size_px: int = DEFAULT_PATCH_PX
+    patch_mpp: float = DEFAULT_PATCH_MPP
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     gradcam_layer: str = "separable_conv2d"
     threshold: float = 0.5

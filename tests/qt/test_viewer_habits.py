@@ -146,7 +146,7 @@ def test_zoom_between_half_fit_and_eight_times_native(make_view, quadrant_slide)
 def test_pixels_stay_crisp_beyond_one_to_one(
     qtbot, make_view, quadrant_slide, grab, quadrants
 ) -> None:
-    from idc_viewer.qt.viewer.geometry import ViewTransform
+    from idc_viewer.core.view_geometry import ViewTransform
 
     view = make_view(quadrant_slide)
     x0, y0, _side = quadrants.checker_l0
