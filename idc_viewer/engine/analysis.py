@@ -5,7 +5,7 @@ command. It yields immutable events (:mod:`idc_viewer.engine.events`: the start,
 batch with its cells and probabilities, the end) and holds no heatmap of its own. It honours
 a :class:`~idc_viewer.core.jobs.CancelToken` within one batch, overlaps patch reading and
 decoding (a background thread feeding a bounded queue) with the CNN, and writes every batch
-to a :class:`~idc_viewer.core.results.ResultStore`, so that a cancel or a crash keeps what
+to a :class:`~idc_viewer.core.store.ResultStore`, so that a cancel or a crash keeps what
 was done and a rerun resumes instead of starting over.
 """
 
@@ -19,10 +19,19 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from idc_viewer.core.analysis_key import AnalysisKey
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.jobs import CancelToken, RateMeter
-from idc_viewer.core.patches import PatchGrid, iter_patch_batches, make_grid, order_for_reading
-from idc_viewer.core.results import AnalysisKey, ResultStore, StoredAnalysis
-from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.core.patches import (
+    Cell,
+    PatchGrid,
+    iter_patch_batches,
+    make_grid,
+    order_for_reading,
+)
+from idc_viewer.core.slide import Slide
+from idc_viewer.core.store import ResultStore
+from idc_viewer.core.stored_analysis import StoredAnalysis
 from idc_viewer.core.tissue import TissueMap, detect_tissue
 from idc_viewer.engine.events import (
     AnalysisEvent,
@@ -43,8 +52,6 @@ DEFAULT_PREFETCH_BATCHES = 3
 DEFAULT_BATCH_SIZE = 256
 #: Bumped when a change in the engine changes which probabilities a stored analysis holds.
 ENGINE_PARAMS_VERSION = 1
-
-Cell = tuple[int, int]  # (col, row)
 
 
 class AnalysisModel(Protocol):
@@ -154,7 +161,7 @@ def analyze(
     prefetch_batches
         Decoded batches the reader thread may hold ahead of the CNN (bounds memory).
     fingerprint
-        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint`, or how to get it (called
+        The slide's :func:`~idc_viewer.core.fingerprint.slide_fingerprint`, or how to get it (called
         once, when the store is opened); None computes it here. Only used with a store.
 
     Yields

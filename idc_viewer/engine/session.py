@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.slide import Slide, open_slide, slide_fingerprint
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.slide import Slide
 from idc_viewer.engine.analysis import DEFAULT_BATCH_SIZE, AnalysisModel, analyze
 from idc_viewer.engine.decision import decision_heatmap
 from idc_viewer.engine.explain import Explanation, explain_cell
@@ -35,8 +37,9 @@ from idc_viewer.engine.provenance import ModelRef, provenance
 if TYPE_CHECKING:
     from idc_viewer.core.heatmap import Heatmap
     from idc_viewer.core.jobs import CancelToken
-    from idc_viewer.core.results import ResultStore, StoredAnalysis
     from idc_viewer.core.slide import SlideInfo
+    from idc_viewer.core.store import ResultStore
+    from idc_viewer.core.stored_analysis import StoredAnalysis
     from idc_viewer.engine.events import AnalysisEvent
     from idc_viewer.ml.spec import ModelSpec
 
@@ -111,7 +114,7 @@ class SlideSession:
     store
         Where analyses are kept and resumed from (None: nowhere; nothing is found stored).
     fingerprint
-        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint` when the caller has it;
+        The slide's :func:`~idc_viewer.core.fingerprint.slide_fingerprint` when the caller has it;
         otherwise computed on first use, once (cached in the store's fingerprint folder).
     """
 
@@ -237,7 +240,7 @@ class SlideSession:
         decision map (:func:`~idc_viewer.engine.decision.decision_heatmap`, the heatmap itself
         for a :class:`ModelRef`). ``stem`` defaults to :func:`slide_stem`; ``decision_map``
         (``"patch"``/``"context"``) is recorded in the provenance when given. Raises
-        :class:`~idc_viewer.core.export.ExportError`.
+        :class:`~idc_viewer.core.writers.ExportError`.
         """
         if decision is None:
             decision = heatmap if isinstance(model, ModelRef) else decision_heatmap(heatmap, model)

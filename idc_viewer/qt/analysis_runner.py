@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from idc_viewer.core.formatting import format_count, patches
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid, make_grid
 from idc_viewer.engine.events import Batch, HeatmapBuilder, NoTissue, Started
-from idc_viewer.qt.state import AppState, format_count, model_label, patches
+from idc_viewer.qt.state import AppState, model_label
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:

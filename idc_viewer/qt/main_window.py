@@ -26,9 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.core.export import Region
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import Slide, SlideError, open_slide, shrink_to, slide_fingerprint
+from idc_viewer.core.fingerprint import slide_fingerprint
+from idc_viewer.core.formatting import format_count, format_length_um
+from idc_viewer.core.pixels import shrink_to
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.readers.formats import slide_file_filter
+from idc_viewer.core.regions import Region
+from idc_viewer.core.slide import Slide, SlideError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.engine.session import find_stored
 from idc_viewer.ml.gradcam import SharedGradCam
@@ -51,14 +56,7 @@ from idc_viewer.qt.panels.overlay_panel import OverlayPanel
 from idc_viewer.qt.panels.regions_panel import RegionsPanel
 from idc_viewer.qt.panels.retrain_dialog import CommandFactory, RetrainDialog, training_command
 from idc_viewer.qt.panels.shortcuts_dialog import ShortcutsDialog
-from idc_viewer.qt.state import (
-    AppState,
-    flagged_cells,
-    format_count,
-    format_length_um,
-    model_label,
-    step_cell,
-)
+from idc_viewer.qt.state import AppState, flagged_cells, model_label, step_cell
 from idc_viewer.qt.user_messages import explain_open_error
 from idc_viewer.qt.viewer import Minimap, SlideView
 from idc_viewer.qt.viewer.marks_layer import MarksLayer
@@ -75,10 +73,7 @@ INSPECT_PATCH_VIEW_PX = 96.0
 MODEL_FILTER = "IDC models (*.keras *.tflite *.spec.json);;All files (*)"
 #: What export_all writes after ``<stem>.`` (asked before replacing).
 EXPORT_SUFFIXES = ("patches.csv", "regions.csv", "regions.geojson", "provenance.json")
-SLIDE_FILTER = (
-    "Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
-    "*.png *.jpg *.jpeg);;All files (*)"
-)
+SLIDE_FILTER = slide_file_filter()
 
 
 def _default_model_loader(path: str) -> Any:
@@ -574,7 +569,8 @@ class MainWindow(QMainWindow):
         mpp = slide.info.mpp if slide is not None else None
         if mpp:
             self.cursor_label.setText(
-                f"x {format_length_um(l0_x * mpp)}, y {format_length_um(l0_y * mpp)}"
+                f"x {format_length_um(l0_x * mpp, fixed_decimals=True)}, "
+                f"y {format_length_um(l0_y * mpp, fixed_decimals=True)}"
             )
         else:
             self.cursor_label.setText(f"x {l0_x:.0f}, y {l0_y:.0f} px")

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from model_fakes import FakeModel, fake_spec
 
-from idc_viewer.core import slide as slide_module
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import ArraySlide, MissingMppError
+from idc_viewer.core import fingerprint as fingerprint_module
+from idc_viewer.core.memory import ArraySlide
+from idc_viewer.core.slide import MissingMppError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.events import Finished, fold
 from idc_viewer.engine.provenance import ModelRef
 from idc_viewer.engine.session import SlideSession
@@ -58,7 +59,7 @@ class Cam:
 
 def test_the_fingerprint_is_computed_once(slide, tmp_path, monkeypatch):
     calls = []
-    real = slide_module.slide_fingerprint
+    real = fingerprint_module.slide_fingerprint
 
     def counting(*args: object, **kwargs: object) -> str:
         calls.append(1)

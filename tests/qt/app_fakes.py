@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from model_fakes import FakeModel, FakePredictor, fake_spec  # noqa: F401 (re-exported)
 
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid, read_patch
-from idc_viewer.core.slide import ArraySlide, Slide
+from idc_viewer.core.slide import Slide
 from idc_viewer.qt.panels.gradcam_dock import GradCamView, read_full_resolution
 
 

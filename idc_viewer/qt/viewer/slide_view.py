@@ -27,19 +27,19 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QWidget
 
-from idc_viewer.qt.image_convert import qimage_for_painting
-from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments, apply_in_place
-from idc_viewer.qt.viewer.geometry import (
+from idc_viewer.core.tile_cache import TileCache, TileKey
+from idc_viewer.core.view_geometry import (
     ViewTransform,
     choose_level,
     tile_lvl_rect,
     tiles_covering_l0_rect,
     transform_showing_l0_rect,
 )
+from idc_viewer.qt.image_convert import qimage_for_painting
+from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments, apply_in_place
 from idc_viewer.qt.viewer.heatmap_overlay import HeatmapOverlay
 from idc_viewer.qt.viewer.ruler import Ruler
 from idc_viewer.qt.viewer.scale_bar import ScaleBar
-from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
 from idc_viewer.qt.viewer.tile_loader import TileLoader, TileRequest
 
 if TYPE_CHECKING:
@@ -334,7 +334,7 @@ class SlideView(QWidget):
         self.update()
 
     def set_colormap(self, colormap: str) -> None:
-        """Colormap of the overlay (a name known to ``core.heatmap``)."""
+        """Colormap of the overlay (a name known to ``core.colormap``)."""
         self._overlay.set_colormap(colormap)
         self.update()
 
