@@ -79,7 +79,7 @@ def assemble(patients: list[str], workdir: Path) -> list[Path]:
 def tissue_patches(slides: list[Path], patch_px: int, model_mpp: float) -> np.ndarray:
     """Every tissue patch of the slides, read as the engine reads them."""
     from idc_viewer.core.patches import iter_patch_batches, make_grid, order_for_reading
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
     from idc_viewer.core.tissue import detect_tissue
     from idc_viewer.engine.analysis import tissue_cells
 

@@ -33,7 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from idc_viewer.core.slide import open_slide, slide_fingerprint  # noqa: E402
+from idc_viewer.core.fingerprint import slide_fingerprint  # noqa: E402
+from idc_viewer.core.readers import open_slide  # noqa: E402
 
 TILE = 512
 

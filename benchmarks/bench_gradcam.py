@@ -34,7 +34,7 @@ import json, sys, time
 import numpy as np
 import idc_viewer.qt.main_window  # the app's own imports: paid at start-up
 from idc_viewer.core.patches import make_grid, read_patch
-from idc_viewer.core.slide import open_slide
+from idc_viewer.core.readers import open_slide
 from idc_viewer.ml.loading import load_model
 model = load_model(sys.argv[1])
 slide = open_slide(sys.argv[2])
@@ -72,7 +72,7 @@ def gui_benchmark(model_path: str, slide_path: str, tick_ms: int) -> dict[str, f
 
     from idc_viewer.app import create_window
     from idc_viewer.core.flagged import flagged_cells
-    from idc_viewer.core.results import ResultStore
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.ml.loading import load_model
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

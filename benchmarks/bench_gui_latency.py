@@ -85,8 +85,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from idc_viewer.app import create_window
-    from idc_viewer.core.results import ResultStore
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.ml.loading import load_model
 
     _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive

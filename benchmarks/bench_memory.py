@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         path = model_path(args.model, workdir)
         start_rss = rss_bytes()
-        from idc_viewer.core.results import ResultStore
+        from idc_viewer.core.store import ResultStore
         from idc_viewer.core.synthetic import SyntheticSlide
         from idc_viewer.engine.analysis import analyze
         from idc_viewer.engine.events import Finished, HeatmapBuilder

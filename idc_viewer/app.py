@@ -18,9 +18,10 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from idc_viewer.core.app_dirs import default_results_dir
 from idc_viewer.core.bundled import demo_dir, icon_path
 from idc_viewer.core.errors import IdcViewerError, one_line
-from idc_viewer.core.results import ResultStore, default_results_dir
+from idc_viewer.core.store import ResultStore
 from idc_viewer.qt import smoke
 from idc_viewer.qt.main_window import MainWindow
 from idc_viewer.qt.state import AppState

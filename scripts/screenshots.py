@@ -41,8 +41,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from idc_viewer.app import create_window, demo_slide_path
-    from idc_viewer.core.results import ResultStore
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.engine.analysis import analyze
     from idc_viewer.ml.loading import default_model_path, load_model
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP
 from training.data import KAGGLE_PATCH_NAME
 
 __all__ = [
@@ -114,7 +115,7 @@ class AssembledSlide:
     n_skipped: int = 0
     skipped: tuple[Path, ...] = ()
     level_dimensions: tuple[tuple[int, int], ...] = ()
-    mpp: float = 4.0
+    mpp: float = DEFAULT_PATCH_MPP
 
 
 def truth_csv_path(out_tiff: Path) -> Path:
@@ -259,7 +260,7 @@ def assemble_slide(
     patient_dir: Path,
     out_tiff: Path,
     *,
-    mpp: float = 4.0,
+    mpp: float = DEFAULT_PATCH_MPP,
     tile: int = 256,
     jpeg_quality: int = 90,
     lossless: bool = False,

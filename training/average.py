@@ -10,20 +10,17 @@ decision, and the app's speed is unchanged (same architecture, same 171,329 para
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from training.train import (
-    TrainConfig,
-    clean_training_batches,
-    prepare_data,
-    set_threads,
-)
+from training.config import TrainConfig
+from training.pipeline import clean_training_batches, reestimate_batchnorm, set_threads
+from training.run_data import SPLIT_FILE, prepare_data
+from training.run_state import BEST_WEIGHTS, STATE_FILE, RunState
 
 
 def epoch_weight_files(run_dir: Path) -> dict[int, Path]:
@@ -52,11 +49,11 @@ def average_run(
         raise FileNotFoundError(
             f"{run_dir} keeps no per-epoch weights: train it with --keep-epoch-weights."
         )
-    if (out_dir / "state.json").exists():
+    if (out_dir / STATE_FILE).exists():
         raise FileExistsError(f"{out_dir} already holds a run; choose another folder.")
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    state = json.loads((run_dir / "state.json").read_text())
-    picked = best_epochs(state["history"]["val_loss"], set(files), top)
+    config = TrainConfig.read(run_dir)
+    state = RunState.read(run_dir)
+    picked = best_epochs(state.history["val_loss"], set(files), top)
 
     set_threads()
     import keras
@@ -80,11 +77,10 @@ def average_run(
         keep_epoch_weights=False,
         extra={**config.extra, "averaged_from": str(run_dir), "averaged_epochs": picked},
     )
-    (out_dir / "config.json").write_text(json.dumps(asdict(averaged), indent=2))
-    shutil.copy(run_dir / "split.json", out_dir / "split.json")
-    model.save_weights(out_dir / "best.weights.h5")
-    state = {**state, "finished": True, "averaged_epochs": picked}
-    (out_dir / "state.json").write_text(json.dumps(state, indent=1))
+    averaged.write(out_dir)
+    shutil.copy(run_dir / SPLIT_FILE, out_dir / SPLIT_FILE)
+    model.save_weights(out_dir / BEST_WEIGHTS)
+    replace(state, finished=True, averaged_epochs=picked).write(out_dir)
     keras.backend.clear_session()
     log(f"averaged epochs {picked} of {run_dir} into {out_dir}")
     return out_dir
@@ -92,18 +88,5 @@ def average_run(
 
 def _reestimate_batchnorm(model: object, config: TrainConfig, log: Callable[[str], None]) -> None:
     """BatchNorm statistics for the averaged weights, from un-augmented training patches."""
-    import keras
-
     data = prepare_data(config, log, splits=("train",))
-    norms = [
-        layer
-        for layer in model.layers  # type: ignore[attr-defined]
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    momenta = [layer.momentum for layer in norms]
-    for layer in norms:
-        layer.momentum = 0.9
-    for batch in clean_training_batches(config, data):
-        model(batch, training=True)  # type: ignore[operator]
-    for layer, momentum in zip(norms, momenta, strict=True):
-        layer.momentum = momentum
+    reestimate_batchnorm(model, clean_training_batches(config, data))

@@ -30,6 +30,7 @@ LIMITS = (
 
 
 def split_table(split_counts: Mapping[str, Any]) -> str:
+    """A Markdown table of patients and patches per split."""
     keys: list[str] = []
     for value in split_counts.values():
         if isinstance(value, Mapping):

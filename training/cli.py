@@ -6,8 +6,15 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from idc_viewer.core.errors import IdcViewerError
+
+if TYPE_CHECKING:
+    from training.slide_figures import SlideFigures
 
 
 def _jpeg_quality(text: str) -> int:
@@ -17,17 +24,19 @@ def _jpeg_quality(text: str) -> int:
     return quality
 
 
-def _pooled_slides(figures: dict[str, Any], storage: str) -> str:
+def _pooled_slides(figures: SlideFigures | None, storage: str) -> str:
     """Pooled slide F1 / BAC for ``storage`` in the deciding mode, or "-" when not scored."""
-    pooled = (figures or {}).get("pooled", [])
-    mode = "context" if any(r["mode"] == "context" for r in pooled) else "cnn"
+    pooled = figures.pooled if figures is not None else []
+    mode = "context" if any(r.mode == "context" for r in pooled) else "cnn"
     for row in pooled:
-        if row["storage"] == storage and row["mode"] == mode:
-            return f"{row['f1']:.3f} / {row['balanced_accuracy']:.3f}"
+        if row.storage == storage and row.mode == mode:
+            return f"{row.figures.f1:.3f} / {row.figures.balanced_accuracy:.3f}"
     return "-"
 
 
 def _parser() -> argparse.ArgumentParser:
+    from idc_viewer.core.patches import DEFAULT_PATCH_MPP
+
     parser = argparse.ArgumentParser(prog="idc-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -129,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     assemble.add_argument("patient_dir", type=Path)
     assemble.add_argument("out", type=Path)
-    assemble.add_argument("--mpp", type=float, default=4.0)
+    assemble.add_argument("--mpp", type=float, default=DEFAULT_PATCH_MPP)
     assemble.add_argument(
         "--lossless",
         action="store_true",
@@ -165,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``idc-train``; the exit status (1: a refused input, in one ``error:`` line)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     emit = _json_emitter() if getattr(args, "progress_json", False) else None
@@ -173,130 +183,125 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the last finished epoch is kept; rerun with --resume", file=sys.stderr)
         return 130
-    except (
-        OSError,
-        ValueError,
-    ) as exc:
+    except (OSError, ValueError) as exc:
         _fail(emit, f"{type(exc).__name__}: {exc}")
         return 1
-    except Exception as exc:
-        from idc_viewer.ml.spec import ModelContractError
-        from training.data import DatasetError
-
-        if isinstance(exc, DatasetError | ModelContractError):
-            _fail(emit, str(exc))
-            return 1
-        raise
+    except IdcViewerError as exc:  # a bad dataset or model, in the user's words
+        _fail(emit, str(exc))
+        return 1
 
 
 def _run(args: argparse.Namespace, emit: Any) -> int:
-    if args.command == "train":
-        from training.train import TrainConfig, train
+    commands: dict[str, Callable[[argparse.Namespace, Any], None]] = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "validate": _validate,
+        "assemble-slide": _assemble,
+        "rescore-slides": _rescore,
+        "average": _average,
+        "compare": _compare,
+    }
+    commands[args.command](args, emit)
+    return 0
 
-        config = TrainConfig(
-            data_dir=str(args.data),
-            run_dir=str(args.run_dir),
-            preset=args.preset,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            balance=args.balance,
-            stain_jitter=args.stain_jitter,
-            hed_jitter=args.hed_jitter,
-            dihedral=args.dihedral,
-            jpeg_quality=args.jpeg_quality,
-            recalibrate_bn=args.recalibrate_bn,
-            keep_epoch_weights=args.keep_epoch_weights,
-            early_stopping_patience=args.patience,
-            max_patients=args.max_patients,
-        )
-        log = _logger(emit)
-        train(config, resume=args.resume, report=emit, log=log)
-        if not args.no_export:
-            from training.evaluate import evaluate_run
 
-            result = evaluate_run(args.run_dir, log=log)
-            _event(
-                emit,
-                log,
-                {
-                    "event": "exported",
-                    "spec": str(result.spec_path),
-                    "metrics": result.metrics,
-                },
-            )
-        return 0
-    if args.command == "evaluate":
-        from training.evaluate import evaluate_run
+def _train(args: argparse.Namespace, emit: Any) -> None:
+    from training.config import TrainConfig
+    from training.train import train
 
-        log = _logger(emit)
-        result = evaluate_run(args.run_dir, log=log)
-        _event(
-            emit,
-            log,
-            {"event": "exported", "spec": str(result.spec_path), "metrics": result.metrics},
-        )
-        return 0
-    if args.command == "validate":
-        from training.evaluate import validate_run
+    config = TrainConfig(
+        data_dir=str(args.data),
+        run_dir=str(args.run_dir),
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        balance=args.balance,
+        stain_jitter=args.stain_jitter,
+        hed_jitter=args.hed_jitter,
+        dihedral=args.dihedral,
+        jpeg_quality=args.jpeg_quality,
+        recalibrate_bn=args.recalibrate_bn,
+        keep_epoch_weights=args.keep_epoch_weights,
+        early_stopping_patience=args.patience,
+        max_patients=args.max_patients,
+    )
+    train(config, resume=args.resume, report=emit, log=_logger(emit))
+    if not args.no_export:
+        _evaluate(args, emit)
 
-        rows = [
-            validate_run(run_dir, slides=not args.no_slides, log=lambda message: None)
-            for run_dir in args.run_dirs
-        ]
+
+def _evaluate(args: argparse.Namespace, emit: Any) -> None:
+    from training.evaluate import evaluate_run
+
+    log = _logger(emit)
+    result = evaluate_run(args.run_dir, log=log)
+    exported = {"spec": str(result.spec_path), "metrics": asdict(result.metrics)}
+    _event(emit, log, {"event": "exported", **exported})
+
+
+def _validate(args: argparse.Namespace, emit: Any) -> None:
+    from training.evaluate import validate_run
+
+    rows = [
+        validate_run(run_dir, slides=not args.no_slides, log=lambda message: None)
+        for run_dir in args.run_dirs
+    ]
+    print(
+        f"{'run':40} {'epochs':>8} {'thresh':>6} {'F1(IDC)':>7} {'BAC':>6} {'AUC':>6} "
+        f"{'sigma':>5} {'slides F1 / BAC: lossless':>25} {'JPEG':>11} {'20x':>11}"
+        "  (validation patients only; slides pooled, as the app decides)"
+    )
+    for row in rows:
+        figures = row.validation_patients
+        epochs = f"{row.best_epoch}/{row.epochs_run}{'' if row.finished else '+'}"
+        choice = row.context_choice
+        sigma = f"{choice.sigma_patches:5.2f}" if choice is not None else "    -"
         print(
-            f"{'run':40} {'epochs':>8} {'thresh':>6} {'F1(IDC)':>7} {'BAC':>6} {'AUC':>6} "
-            f"{'sigma':>5} {'slides F1 / BAC: lossless':>25} {'JPEG':>11} {'20x':>11}"
-            "  (validation patients only; slides pooled, as the app decides)"
+            f"{row.run_dir[-40:]:40} {epochs:>8} {row.threshold:6.3f} "
+            f"{figures.f1:7.3f} {figures.balanced_accuracy:6.3f} "
+            f"{figures.roc_auc:6.3f} {sigma} "
+            f"{_pooled_slides(row.validation_slides, 'lossless'):>25} "
+            f"{_pooled_slides(row.validation_slides, 'JPEG Q90'):>11} "
+            f"{_pooled_slides(row.validation_slides, '20x'):>11}"
         )
-        for row in rows:
-            figures = row.validation_patients
-            epochs = f"{row.best_epoch}/{row.epochs_run}{'' if row.finished else '+'}"
-            choice = row.context_choice or {}
-            sigma = f"{choice['sigma_patches']:5.2f}" if choice else "    -"
-            print(
-                f"{row.run_dir[-40:]:40} {epochs:>8} {row.threshold:6.3f} "
-                f"{figures['f1']:7.3f} {figures['balanced_accuracy']:6.3f} "
-                f"{figures['roc_auc']:6.3f} {sigma} "
-                f"{_pooled_slides(row.validation_slides, 'lossless'):>25} "
-                f"{_pooled_slides(row.validation_slides, 'JPEG Q90'):>11} "
-                f"{_pooled_slides(row.validation_slides, '20x'):>11}"
-            )
-        return 0
-    if args.command == "assemble-slide":
-        from training.assemble_slide import assemble_slide
 
-        slide = assemble_slide(args.patient_dir, args.out, mpp=args.mpp, lossless=args.lossless)
+
+def _assemble(args: argparse.Namespace, emit: Any) -> None:
+    from training.assemble_slide import assemble_slide
+
+    slide = assemble_slide(args.patient_dir, args.out, mpp=args.mpp, lossless=args.lossless)
+    print(
+        f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
+        f"and {slide.truth_csv}"
+    )
+
+
+def _rescore(args: argparse.Namespace, emit: Any) -> None:
+    from training.slide_eval import rescore_slides
+
+    figures = rescore_slides(
+        args.spec, args.data, choose=args.choose_context, log=lambda message: None
+    )
+    for row in figures.per_slide:
+        print(f"slide {row.patient} ({row.storage}, {row.mode}): F1 {row.figures.f1:.3f}")
+    for pooled in figures.pooled:
         print(
-            f"wrote {slide.path} ({slide.width}x{slide.height} px, {slide.n_patches} patches) "
-            f"and {slide.truth_csv}"
+            f"pooled ({pooled.storage}, {pooled.mode}): F1 {pooled.figures.f1:.3f}, "
+            f"balanced accuracy {pooled.figures.balanced_accuracy:.3f}"
         )
-        return 0
-    if args.command == "rescore-slides":
-        from training.slide_eval import rescore_slides
 
-        figures = rescore_slides(
-            args.spec, args.data, choose=args.choose_context, log=lambda message: None
-        )
-        for row in figures["per_slide"]:
-            print(f"slide {row['patient']} ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}")
-        for row in figures["pooled"]:
-            print(
-                f"pooled ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}, "
-                f"balanced accuracy {row['balanced_accuracy']:.3f}"
-            )
-        return 0
-    if args.command == "average":
-        from training.average import average_run
 
-        print(f"wrote {average_run(args.run_dir, args.out, top=args.top)}")
-        return 0
-    if args.command == "compare":
-        from training.compare import write_comparison
+def _average(args: argparse.Namespace, emit: Any) -> None:
+    from training.average import average_run
 
-        print(f"wrote {write_comparison(args.specs, args.out)}")
-        return 0
-    raise AssertionError(args.command)
+    print(f"wrote {average_run(args.run_dir, args.out, top=args.top)}")
+
+
+def _compare(args: argparse.Namespace, emit: Any) -> None:
+    from training.compare import write_comparison
+
+    print(f"wrote {write_comparison(args.specs, args.out)}")
 
 
 def _json_emitter() -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data import PATCH_PX
+from idc_viewer.core.patches import DEFAULT_PATCH_PX
 
 
 def app_patches_per_s(spec_path: Path, n: int = 2048, batch: int = 256) -> float:
@@ -22,7 +22,9 @@ def app_patches_per_s(spec_path: Path, n: int = 2048, batch: int = 256) -> float
     from idc_viewer.ml.loading import load_model
 
     predictor = load_model(spec_path).new_predictor()
-    patches = np.random.default_rng(0).integers(0, 256, (n, PATCH_PX, PATCH_PX, 3), np.uint8)
+    patches = np.random.default_rng(0).integers(
+        0, 256, (n, DEFAULT_PATCH_PX, DEFAULT_PATCH_PX, 3), np.uint8
+    )
     predictor.predict(patches[:batch])  # warm-up: allocation, first-call costs
     start = time.perf_counter()
     for offset in range(0, n, batch):

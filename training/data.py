@@ -19,7 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PATCH_PX = 50
+from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.patches import DEFAULT_PATCH_PX
+
 SPLIT_NAMES = ("train", "validation", "test")
 _PAPER_SPLIT_ALIASES = {
     "train": "train",
@@ -31,12 +33,14 @@ _PAPER_SPLIT_ALIASES = {
 KAGGLE_PATCH_NAME = re.compile(r"_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.IGNORECASE)
 
 
-class DatasetError(Exception):
+class DatasetError(IdcViewerError):
     """A dataset folder that cannot be used, with a message fit for the user."""
 
 
 @dataclass(frozen=True)
 class PatchRecord:
+    """One labelled patch file of a patient, with its place in the slide when its name says."""
+
     path: Path
     label: int
     patient: str
@@ -46,6 +50,8 @@ class PatchRecord:
 
 @dataclass
 class Dataset:
+    """Every labelled patch of a dataset folder, its layout and (paper layout) its split."""
+
     layout: str  # "kaggle" | "paper"
     records: list[PatchRecord]
     preset_split: dict[str, str] | None = None  # patient -> split, for the paper layout
@@ -53,6 +59,7 @@ class Dataset:
 
     @property
     def patients(self) -> list[str]:
+        """The dataset's patients, sorted."""
         return sorted({r.patient for r in self.records})
 
 
@@ -157,11 +164,13 @@ def split_patients(
 
 
 def write_split(split: dict[str, list[str]], path: Path, **extra: object) -> None:
+    """Write a split as ``split.json`` (unit, ``extra`` facts, then the patients per split)."""
     data = {"unit": "patient", **extra, **split}
     Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def read_split(path: Path) -> dict[str, list[str]]:
+    """The patients per split of a ``split.json``."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return {name: list(data[name]) for name in SPLIT_NAMES}
 
@@ -171,9 +180,9 @@ def load_patch(path: Path) -> np.ndarray | None:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] == 0 or bgr.shape[1] == 0:
         return None
-    rgb = cv2.cvtColor(bgr[:PATCH_PX, :PATCH_PX], cv2.COLOR_BGR2RGB)
-    if rgb.shape[:2] != (PATCH_PX, PATCH_PX):
-        padded = np.full((PATCH_PX, PATCH_PX, 3), 255, np.uint8)
+    rgb = cv2.cvtColor(bgr[:DEFAULT_PATCH_PX, :DEFAULT_PATCH_PX], cv2.COLOR_BGR2RGB)
+    if rgb.shape[:2] != (DEFAULT_PATCH_PX, DEFAULT_PATCH_PX):
+        padded = np.full((DEFAULT_PATCH_PX, DEFAULT_PATCH_PX, 3), 255, np.uint8)
         padded[: rgb.shape[0], : rgb.shape[1]] = rgb
         rgb = padded
     return rgb
@@ -187,7 +196,7 @@ def load_patches(records: Sequence[PatchRecord]) -> tuple[np.ndarray, np.ndarray
     kept = [i for i, _ in decoded]
     if not kept:
         return (
-            np.zeros((0, PATCH_PX, PATCH_PX, 3), np.uint8),
+            np.zeros((0, DEFAULT_PATCH_PX, DEFAULT_PATCH_PX, 3), np.uint8),
             np.zeros((0,), np.int32),
             [],
             len(records),
@@ -207,5 +216,6 @@ def undersample(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Keras class weights that make both classes weigh as much in the loss."""
     counts = np.bincount(labels, minlength=2).astype(float)
     return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1) if counts[c] > 0}

@@ -7,7 +7,6 @@ complete test patients as slides and scoring them with the app's own engine.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,18 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from training.data import PATCH_PX
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
+from training.config import PRESETS, TrainConfig, augmentation_summary
+from training.figures import BinaryMetrics
 from training.metrics import best_threshold, binary_metrics, patient_bootstrap_interval
-from training.results import EvaluationResult, ValidationResult
-from training.slide_eval import (
-    add_context,
-    choice_record,
-    complete_patients,
-    context_of,
-    slide_level_figures,
-)
-from training.slides import choose_context, score_slides, slide_figures
-from training.train import PRESETS, SplitArrays, TrainConfig, prepare_data, set_threads
+from training.pipeline import set_threads
+from training.results import EvaluationResult, GradCamExample, ValidationResult
+from training.run_data import SplitArrays, prepare_data
+from training.run_state import RunState
+from training.slide_eval import add_context, complete_patients, context_of, slide_level_figures
+from training.slide_figures import ContextChoice, SlideFigures, choose_context, slide_figures
+from training.slides import score_slides
 
 THRESHOLD_CRITERION = "f1"  # maximise IDC F1 on validation patients
 
@@ -43,7 +41,7 @@ def _predict(model: Any, x: np.ndarray, preset: str) -> np.ndarray:
         name="evaluation",
         preset=preset,
         input_size=int(settings["input_size"]),
-        patch_size_px=PATCH_PX,
+        patch_size_px=DEFAULT_PATCH_PX,
         preprocessing=Preprocessing(resize_interpolation=settings["resize_interpolation"]),
     )
     out = []
@@ -53,10 +51,10 @@ def _predict(model: Any, x: np.ndarray, preset: str) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def _load_best(run_dir: Path) -> tuple[TrainConfig, dict[str, Any], Any]:
+def _load_best(run_dir: Path) -> tuple[TrainConfig, RunState, Any]:
     """A run's config, its state and its model with the best weights (by validation loss)."""
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    state = json.loads((run_dir / "state.json").read_text())
+    config = TrainConfig.read(run_dir)
+    state = RunState.read(run_dir)
     set_threads()
     from idc_viewer.ml.model_def import build_model
 
@@ -67,7 +65,7 @@ def _load_best(run_dir: Path) -> tuple[TrainConfig, dict[str, Any], Any]:
 
 def _threshold_on_validation(
     model: Any, data: SplitArrays, preset: str
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, BinaryMetrics]:
     """The decision threshold chosen on validation patients, and their figures at it."""
     prob = _predict(model, data.x["validation"], preset)
     threshold = best_threshold(data.y["validation"], prob, criterion=THRESHOLD_CRITERION)
@@ -90,8 +88,8 @@ def evaluate_run(
     test_metrics = binary_metrics(data.y["test"], test_prob, threshold)
     log(
         f"threshold {threshold:.3f} (max {THRESHOLD_CRITERION} on validation patients); "
-        f"test patients: F1(IDC) {test_metrics['f1']:.3f}, "
-        f"balanced accuracy {test_metrics['balanced_accuracy']:.3f}"
+        f"test patients: F1(IDC) {test_metrics.f1:.3f}, "
+        f"balanced accuracy {test_metrics.balanced_accuracy:.3f}"
     )
 
     name = f"idc-{config.preset}-{config.input_size}"
@@ -104,8 +102,8 @@ def evaluate_run(
         threshold,
         training_data=_training_summary(config, data, state),
         metrics={
-            "test_patients": test_metrics,
-            "validation_patients": val_metrics,
+            "test_patients": test_metrics.to_dict(),
+            "validation_patients": val_metrics.to_dict(),
             "threshold_criterion": f"max {THRESHOLD_CRITERION} on validation patients",
             "keras_patches_per_s": speed,
         },
@@ -138,14 +136,14 @@ def evaluate_run(
     report = write_evaluation_report(
         model_dir,
         name=name,
-        history=state["history"],
+        history=state.history,
         test_y=data.y["test"],
         test_prob=test_prob,
         threshold=threshold,
         gradcam_examples=examples,
         slide_level=slide_level,
-        validation_slides=validation_figures["pooled"],
-        context_choice=choice_record(choice),
+        validation_slides=validation_figures.pooled,
+        context_choice=choice,
         test_interval=patient_bootstrap_interval(
             data.y["test"], test_prob, [r.patient for r in data.records["test"]], threshold
         ),
@@ -178,7 +176,7 @@ def evaluate_run(
     )
     return EvaluationResult(
         spec_path=Path(spec_path),
-        metrics=_headline(test_metrics),
+        metrics=test_metrics.headline,
         report=report,
         slide_level=slide_level,
     )
@@ -192,8 +190,8 @@ def _app_spec(config: TrainConfig, name: str, threshold: float, **fields: Any) -
         name=name,
         preset=config.preset,
         input_size=config.input_size,
-        patch_size_px=PATCH_PX,
-        patch_mpp=4.0,
+        patch_size_px=DEFAULT_PATCH_PX,
+        patch_mpp=DEFAULT_PATCH_MPP,
         preprocessing=Preprocessing(
             resize_interpolation=PRESETS[config.preset]["resize_interpolation"]
         ),
@@ -205,15 +203,7 @@ def _app_spec(config: TrainConfig, name: str, threshold: float, **fields: Any) -
     )
 
 
-def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The figures the app and the card show: accuracy, BAC, AUC and the IDC class's P/R/F1."""
-    keys = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "precision", "recall", "specificity")
-    return {k: metrics.get(k) for k in keys}
-
-
-def _training_summary(
-    config: TrainConfig, data: SplitArrays, state: dict[str, Any]
-) -> dict[str, Any]:
+def _training_summary(config: TrainConfig, data: SplitArrays, state: RunState) -> dict[str, Any]:
     return {
         "dataset": f"Breast Histopathology Images (IDC), Kaggle release: {config.data_dir}",
         "split_unit": "patient",
@@ -223,25 +213,10 @@ def _training_summary(
         "idc_patches": {k: int(v.sum()) for k, v in data.y.items()},
         "balance": config.balance,
         "augmentation": augmentation_summary(config),
-        "epochs_run": int(state["epoch"]) + 1,
-        "best_epoch": int(state["early_stopping"]["best_epoch"]) + 1,
+        "epochs_run": state.epochs_run,
+        "best_epoch": state.best_epoch_1based,
         "undecodable_skipped": data.skipped,
     }
-
-
-def augmentation_summary(config: TrainConfig) -> str:
-    parts = ["paper (rotation 20, zoom 0.2, shift 0.1, brightness 0.8-1.2, hflip)"]
-    if config.dihedral:
-        parts.append("vertical flips and transposes (all 8 orientations)")
-    if config.hed_jitter:
-        parts.append(f"H&E density jitter {config.hed_jitter}")
-    if config.stain_jitter:
-        parts.append(f"hue/saturation jitter {config.stain_jitter}")
-    if config.jpeg_quality:
-        parts.append(f"JPEG recompression of half the patches at quality {config.jpeg_quality}-100")
-    if config.recalibrate_bn:
-        parts.append("BatchNorm statistics re-estimated on un-augmented patches each epoch")
-    return "; ".join(parts)
 
 
 def validate_run(
@@ -262,8 +237,8 @@ def validate_run(
     config, state, model = _load_best(run_dir)
     data = prepare_data(config, log, splits=("validation",))
     threshold, metrics = _threshold_on_validation(model, data, config.preset)
-    slide_level: dict[str, Any] = {}
-    context: dict[str, Any] | None = None
+    slide_level: SlideFigures | None = None
+    context: ContextChoice | None = None
     if slides:
         from idc_viewer.ml.loading import load_model
         from idc_viewer.ml.saving import save_model
@@ -279,23 +254,22 @@ def validate_run(
                 Path(config.data_dir),
                 log=log,
             )
-            choice = choose_context(scored)
-            context = choice_record(choice)
+            context = choose_context(scored)
             slide_level = slide_figures(
                 scored,
                 patch_threshold=threshold,
-                context=choice.sigma_threshold if choice is not None else None,
+                context=context.sigma_threshold if context is not None else None,
             )
     result = ValidationResult(
         run_dir=str(run_dir),
         preset=config.preset,
         balance=config.balance,
         augmentation=augmentation_summary(config),
-        best_epoch=int(state["early_stopping"]["best_epoch"]) + 1,
-        epochs_run=int(state["epoch"]) + 1,
-        finished=bool(state.get("finished", False)),
+        best_epoch=state.best_epoch_1based,
+        epochs_run=state.epochs_run,
+        finished=state.finished,
         threshold=threshold,
-        validation_patients=_headline(metrics),
+        validation_patients=metrics.headline,
         validation_slides=slide_level,
         context_choice=context,
     )
@@ -317,7 +291,7 @@ def _inference_speed(model: Any, input_size: int, n: int = 1024) -> float:
 
 def gradcam_examples(
     loaded: Any, x: np.ndarray, y: np.ndarray, prob: np.ndarray
-) -> list[dict[str, Any]]:
+) -> list[GradCamExample]:
     """The paper's figure: the most confident correct IDC-positive and -negative test patches."""
     from idc_viewer.ml.gradcam import GradCam, overlay
 
@@ -331,11 +305,11 @@ def gradcam_examples(
         i = int(idx[np.argmax(score)])
         result = cam.compute(x[i])
         examples.append(
-            {
-                "patch": x[i],
-                "overlay": overlay(x[i], result.cam),
-                "label": label,
-                "probability": float(result.probability),
-            }
+            GradCamExample(
+                patch=x[i],
+                overlay=overlay(x[i], result.cam),
+                label=label,
+                probability=float(result.probability),
+            )
         )
     return examples

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from idc_viewer.ml.gradcam import GradCamResult, normalise_cam, upsample_cam
+from idc_viewer.ml.gradcam import GradCamResult, one_patch, patch_batch
 from idc_viewer.ml.preprocessing import to_model_input
 from idc_viewer.ml.spec import ModelContractError, ModelSpec
 
@@ -95,35 +95,19 @@ class KerasGradCam:
 
     def compute_batch(self, patches_uint8: np.ndarray) -> list[GradCamResult]:
         """Grad-CAM for ``(N, p, p, 3)`` uint8 RGB patches (one pass, faster than N calls)."""
-        patches = np.asarray(patches_uint8)
-        if patches.ndim == 3:
-            patches = patches[np.newaxis]
+        patches = patch_batch(patches_uint8)
         if patches.shape[0] == 0:
             return []
-        x = to_model_input(patches, self.spec)
-        cams, scores = self._compute_maps(x)
-        cams = np.asarray(cams, dtype=np.float32)
-        scores = np.asarray(scores, dtype=np.float64)
-        results = []
-        for patch, cam_raw, score in zip(patches, cams, scores, strict=True):
-            low = normalise_cam(cam_raw)
-            h, w = patch.shape[:2]
-            cam = upsample_cam(low, w, h)  # the reference checks the map, not the resize
-            probability = float(1.0 / (1.0 + np.exp(-score)))
-            results.append(
-                GradCamResult(
-                    cam=cam,
-                    probability=probability,
-                    score=float(score),
-                    cam_lowres=low,
-                    cam_raw=np.asarray(cam_raw),
-                )
+        cams, scores = self._compute_maps(to_model_input(patches, self.spec))
+        h, w = patches.shape[1:3]
+        return [
+            # the reference checks the map, not the resize: upsampled as the app does
+            GradCamResult.from_raw(cam_raw, score, 1.0 / (1.0 + np.exp(-score)), w, h)
+            for cam_raw, score in zip(
+                np.asarray(cams, np.float32), np.asarray(scores, np.float64), strict=True
             )
-        return results
+        ]
 
     def compute(self, patch_uint8: np.ndarray) -> GradCamResult:
         """Grad-CAM for one ``(p, p, 3)`` uint8 RGB patch."""
-        patch = np.asarray(patch_uint8)
-        if patch.ndim != 3:
-            raise ValueError(f"expected one (p, p, 3) patch, got shape {patch.shape}")
-        return self.compute_batch(patch[np.newaxis])[0]
+        return self.compute_batch(one_patch(patch_uint8))[0]

@@ -10,6 +10,7 @@ import numpy as np
 
 
 def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: floats to ``digits`` decimals, None and NaN as "n/a"."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
@@ -22,6 +23,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table, each cell written with :func:`fmt`."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

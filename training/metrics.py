@@ -9,10 +9,11 @@ Class 1 is IDC-positive, class 0 IDC-negative. A patch is predicted positive whe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from training.figures import BinaryMetrics
 
 __all__ = [
     "THRESHOLD_CRITERIA",
@@ -37,6 +38,18 @@ def _as_arrays(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.nda
     if not np.isfinite(p).all():
         raise ValueError("y_prob holds NaN or infinite values.")
     return t.astype(np.int64), p
+
+
+def _both_classes(
+    y_true: ArrayLike, y_prob: ArrayLike, refusal: str
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Labels, scores and the counts of positives and negatives; ValueError without both."""
+    t, p = _as_arrays(y_true, y_prob)
+    n_pos = int(np.sum(t == 1))
+    n_neg = t.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(refusal)
+    return t, p, n_pos, n_neg
 
 
 def _ratio(num: float, den: float) -> float:
@@ -100,7 +113,7 @@ def _per_class(tn: int, fp: int, fn: int, tp: int) -> dict[str, dict[str, float 
     }
 
 
-def binary_metrics(y_true: ArrayLike, y_prob: ArrayLike, threshold: float = 0.5) -> dict[str, Any]:
+def binary_metrics(y_true: ArrayLike, y_prob: ArrayLike, threshold: float = 0.5) -> BinaryMetrics:
     """All figures of a binary classifier at one threshold.
 
     Parameters
@@ -114,9 +127,9 @@ def binary_metrics(y_true: ArrayLike, y_prob: ArrayLike, threshold: float = 0.5)
 
     Returns
     -------
-    dict
-        JSON-ready: ``n``, ``threshold``, ``accuracy``, ``balanced_accuracy``, ``roc_auc``
-        (None with a single class), ``confusion_matrix`` ``[[tn, fp], [fn, tp]]``, ``per_class``
+    BinaryMetrics
+        ``n``, ``threshold``, ``accuracy``, ``balanced_accuracy``, ``roc_auc`` (None with a
+        single class), ``confusion_matrix`` ``[[tn, fp], [fn, tp]]``, ``per_class``
         ``{"0"|"1": {precision, recall, f1, support}}``, ``support`` ``{"0": n0, "1": n1}``,
         ``macro_avg`` and ``weighted_avg`` ``{precision, recall, f1}``, and the class-1 shortcuts
         ``precision``, ``recall`` (= ``sensitivity``), ``f1``, plus ``specificity``.
@@ -135,23 +148,23 @@ def binary_metrics(y_true: ArrayLike, y_prob: ArrayLike, threshold: float = 0.5)
     }
     present = [c for c in ("0", "1") if per_class[c]["support"]]
     balanced = _ratio(sum(float(per_class[c]["recall"]) for c in present), len(present))
-    return {
-        "n": int(n),
-        "threshold": float(threshold),
-        "accuracy": _ratio(tp + tn, n),
-        "balanced_accuracy": balanced,
-        "roc_auc": roc_auc(t, p),
-        "confusion_matrix": [[tn, fp], [fn, tp]],
-        "per_class": per_class,
-        "support": {"0": tn + fp, "1": tp + fn},
-        "macro_avg": macro,
-        "weighted_avg": weighted,
-        "precision": per_class["1"]["precision"],
-        "recall": sens,
-        "f1": per_class["1"]["f1"],
-        "sensitivity": sens,
-        "specificity": spec,
-    }
+    return BinaryMetrics(
+        n=int(n),
+        threshold=float(threshold),
+        accuracy=_ratio(tp + tn, n),
+        balanced_accuracy=balanced,
+        roc_auc=roc_auc(t, p),
+        confusion_matrix=[[tn, fp], [fn, tp]],
+        per_class=per_class,
+        support={"0": tn + fp, "1": tp + fn},
+        macro_avg=macro,
+        weighted_avg=weighted,
+        precision=float(per_class["1"]["precision"]),
+        recall=float(sens),
+        f1=float(per_class["1"]["f1"]),
+        sensitivity=float(sens),
+        specificity=float(spec),
+    )
 
 
 def roc_curve(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,11 +190,7 @@ def roc_curve(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.ndar
     ValueError
         If only one class is present.
     """
-    t, p = _as_arrays(y_true, y_prob)
-    n_pos = int(np.sum(t == 1))
-    n_neg = t.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("ROC curve needs both classes in y_true.")
+    t, p, n_pos, n_neg = _both_classes(y_true, y_prob, "ROC curve needs both classes in y_true.")
     thresholds, tps, fps = _cumulative_counts(t, p)
     fpr = np.concatenate([[0.0], fps / n_neg])
     tpr = np.concatenate([[0.0], tps / n_pos])
@@ -229,11 +238,9 @@ def best_threshold(y_true: ArrayLike, y_prob: ArrayLike, criterion: str = "f1") 
     """
     if criterion not in THRESHOLD_CRITERIA:
         raise ValueError(f"Unknown criterion {criterion!r}; choose one of {THRESHOLD_CRITERIA}.")
-    t, p = _as_arrays(y_true, y_prob)
-    n_pos = int(np.sum(t == 1))
-    n_neg = t.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("Choosing a threshold needs both classes among the validation labels.")
+    t, p, n_pos, n_neg = _both_classes(
+        y_true, y_prob, "Choosing a threshold needs both classes among the validation labels."
+    )
     scores, tps, fps = _cumulative_counts(t, p)
     tpr, fpr = tps / n_pos, fps / n_neg
     if criterion == "f1":
@@ -287,16 +294,16 @@ def classification_report_text(
     out = ("{:>{width}s} " + " {:>9}" * 4).format("", *headers, width=width) + "\n\n"
     row_fmt = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
     for name, key in zip(target_names, ("0", "1"), strict=True):
-        c = m["per_class"][key]
+        c = m.per_class[key]
         out += row_fmt.format(
             name, c["precision"], c["recall"], c["f1"], c["support"], width=width, digits=digits
         )
     out += "\n"
     acc_fmt = "{:>{width}s} " + " {:>9}" * 2 + " {:>9.{digits}f} {:>9}\n"
-    out += acc_fmt.format("accuracy", "", "", m["accuracy"], m["n"], width=width, digits=digits)
-    for label, avg in (("macro avg", m["macro_avg"]), ("weighted avg", m["weighted_avg"])):
+    out += acc_fmt.format("accuracy", "", "", m.accuracy, m.n, width=width, digits=digits)
+    for label, avg in (("macro avg", m.macro_avg), ("weighted avg", m.weighted_avg)):
         out += row_fmt.format(
-            label, avg["precision"], avg["recall"], avg["f1"], m["n"], width=width, digits=digits
+            label, avg["precision"], avg["recall"], avg["f1"], m.n, width=width, digits=digits
         )
     return out
 

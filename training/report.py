@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from training.card import write_card
+from training.figures import BinaryMetrics
 from training.metrics import binary_metrics, classification_report_text, roc_curve
+from training.results import GradCamExample
+from training.slide_figures import ContextChoice, PooledRow, SlideFigures
 
 __all__ = ["TARGET_NAMES", "rewrite_report", "write_evaluation_report"]
 
@@ -52,6 +56,8 @@ def _plt() -> Any:
 
 
 def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(value.to_dict() if hasattr(value, "to_dict") else asdict(value))
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -90,19 +96,19 @@ def _plot_curves(path: Path, history: Mapping[str, Sequence[float]], name: str) 
 
 
 def _plot_roc(
-    path: Path, y: np.ndarray, prob: np.ndarray, metrics: Mapping[str, Any], name: str
+    path: Path, y: np.ndarray, prob: np.ndarray, metrics: BinaryMetrics, name: str
 ) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
-    if metrics["roc_auc"] is not None:
+    if metrics.roc_auc is not None:
         fpr, tpr, _ = roc_curve(y, prob)
-        ax.plot(fpr, tpr, label=f"{name} (AUC = {metrics['roc_auc']:.3f})")
+        ax.plot(fpr, tpr, label=f"{name} (AUC = {metrics.roc_auc:.3f})")
         ax.plot(
-            1.0 - metrics["specificity"],
-            metrics["sensitivity"],
+            1.0 - metrics.specificity,
+            metrics.sensitivity,
             "o",
-            label=f"threshold {metrics['threshold']:.3f}",
+            label=f"threshold {metrics.threshold:.3f}",
         )
     else:
         ax.text(0.5, 0.5, "ROC undefined: one class only", ha="center")
@@ -118,27 +124,27 @@ def _plot_roc(
     plt.close(fig)
 
 
-def _pick_examples(examples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    picked: list[Mapping[str, Any]] = []
+def _pick_examples(examples: Sequence[GradCamExample]) -> list[GradCamExample]:
+    picked: list[GradCamExample] = []
     for label in (1, 0):
-        match = next((e for e in examples if int(e["label"]) == label), None)
+        match = next((e for e in examples if int(e.label) == label), None)
         if match is not None:
             picked.append(match)
     return picked
 
 
-def _plot_gradcam(path: Path, examples: Sequence[Mapping[str, Any]], threshold: float) -> None:
+def _plot_gradcam(path: Path, examples: Sequence[GradCamExample], threshold: float) -> None:
     plt = _plt()
     picked = _pick_examples(examples)
     fig, axes = plt.subplots(len(picked), 2, figsize=(6, 3.2 * len(picked)), dpi=100, squeeze=False)
     for row, ex in enumerate(picked):
-        label = int(ex["label"])
-        prob = float(ex["probability"])
+        label = int(ex.label)
+        prob = float(ex.probability)
         verdict = "IDC+" if prob >= threshold else "IDC-"
         truth = TARGET_NAMES[label]
-        axes[row][0].imshow(np.asarray(ex["patch"], dtype=np.uint8), interpolation="nearest")
+        axes[row][0].imshow(np.asarray(ex.patch, dtype=np.uint8), interpolation="nearest")
         axes[row][0].set_title(f"true: {truth}\np(IDC) = {prob:.3f} → {verdict}", fontsize=9)
-        axes[row][1].imshow(np.asarray(ex["overlay"], dtype=np.uint8), interpolation="nearest")
+        axes[row][1].imshow(np.asarray(ex.overlay, dtype=np.uint8), interpolation="nearest")
         axes[row][1].set_title(f"Grad-CAM, true: {truth}\np(IDC) = {prob:.3f}", fontsize=9)
         for ax in axes[row]:
             ax.set_xticks([])
@@ -157,12 +163,12 @@ def write_evaluation_report(
     test_y: ArrayLike,
     test_prob: ArrayLike,
     threshold: float,
-    gradcam_examples: Sequence[Mapping[str, Any]],
-    slide_level: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    gradcam_examples: Sequence[GradCamExample],
+    slide_level: SlideFigures | Sequence[Mapping[str, Any]] | None,
     card_info: Mapping[str, Any],
     test_interval: Mapping[str, Sequence[float]] | None = None,
-    validation_slides: Sequence[Mapping[str, Any]] | None = None,
-    context_choice: Mapping[str, Any] | None = None,
+    validation_slides: Sequence[PooledRow] | None = None,
+    context_choice: ContextChoice | None = None,
 ) -> dict[str, Any]:
     """Write the figures, plots and model card of one trained model.
 
@@ -179,12 +185,12 @@ def write_evaluation_report(
         Held-out test patch labels (0/1) and predicted IDC probabilities.
     threshold : float
         Decision threshold, chosen on validation patients.
-    gradcam_examples : sequence of dict
-        ``{"patch": uint8 HxWx3, "overlay": uint8 HxWx3, "label": int, "probability": float}``;
-        the first IDC-positive and the first IDC-negative one are drawn. Empty: no Grad-CAM figure.
-    slide_level : dict, sequence of dict or None
-        ``{"per_slide": [...], "pooled": [...]}`` of the complete test patients
-        (:func:`training.slides.slide_figures`); an older list of per-slide rows is accepted.
+    gradcam_examples : sequence of GradCamExample
+        The first IDC-positive and the first IDC-negative one are drawn. Empty: no Grad-CAM
+        figure.
+    slide_level : SlideFigures, sequence of dict or None
+        The complete test patients' slide figures (:func:`training.slide_figures.slide_figures`);
+        an older list of per-slide rows is accepted.
     validation_slides, context_choice : optional
         Pooled validation-slide figures and the context stage's choice (σ, threshold, every
         candidate), shown in the card's slide section.
@@ -200,9 +206,10 @@ def write_evaluation_report(
     Returns
     -------
     dict
-        The content of ``<name>.report.json``: ``name``, ``threshold``, ``test`` (see
-        :func:`training.metrics.binary_metrics`), ``slide_level``, ``history``, ``card_info`` and
-        ``files`` (kind -> path; ``gradcam`` is None without examples).
+        The JSON document ``<name>.report.json`` holds, which the card is rendered from:
+        ``name``, ``threshold``, ``test`` (:class:`training.figures.BinaryMetrics`),
+        ``slide_level``, ``history``, ``card_info`` and ``files`` (kind -> path; ``gradcam`` is
+        None without examples).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,14 +233,14 @@ def write_evaluation_report(
             "threshold": float(threshold),
             "test": metrics,
             "slide_level": (
-                dict(slide_level)
-                if isinstance(slide_level, Mapping)
+                slide_level
+                if isinstance(slide_level, SlideFigures | Mapping)
                 else list(slide_level)
                 if slide_level
                 else None
             ),
             "validation_slides": list(validation_slides) if validation_slides else None,
-            "context_choice": dict(context_choice) if context_choice else None,
+            "context_choice": context_choice,
             "test_patient_bootstrap_95": dict(test_interval) if test_interval else None,
             "history": {k: list(v) for k, v in history.items()},
             "card_info": dict(card_info),

@@ -42,6 +42,7 @@ def _interval(row: Mapping[str, Any], key: str) -> str:
 
 
 def pooled_table(pooled: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table of the pooled slide figures per storage and mode."""
     headers = (
         "storage",
         "mode",
@@ -123,6 +124,7 @@ def _per_slide_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def context_section(choice: Mapping[str, Any] | None) -> str:
+    """The card's account of the context stage's choice (empty without one)."""
     if not choice:
         return ""
     headers = (

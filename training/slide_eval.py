@@ -13,13 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.slides import (
-    ContextChoice,
-    ScoredSlide,
-    choose_context,
-    score_slides,
-    slide_figures,
-)
+from training.slide_figures import ContextChoice, SlideFigures, choose_context, slide_figures
+from training.slides import ScoredSlide, score_slides
 
 
 def complete_patients(split_file: Path, part: str) -> list[str]:
@@ -33,6 +28,7 @@ def complete_patients(split_file: Path, part: str) -> list[str]:
 
 
 def context_of(spec: Any) -> tuple[float, float] | None:
+    """``(σ, threshold)`` of the spec's context stage, or None."""
     return None if spec.context is None else (spec.context.sigma_patches, spec.context.threshold)
 
 
@@ -42,20 +38,20 @@ def slide_level_figures(
     data_dir: Path,
     *,
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> SlideFigures:
     """Score each complete patient as the engine scores a whole slide (lossless, JPEG, 20x).
 
-    Returns ``{"per_slide": [...], "pooled": [...]}`` (:func:`training.slides.slide_figures`),
-    with the CNN alone and, when the model has one, with its context stage.
+    The figures are per slide and pooled (:func:`training.slide_figures.slide_figures`), with
+    the CNN alone and, when the model has one, with its context stage.
     """
     scored = score_slides(loaded, patients, data_dir, log=log)
     figures = slide_figures(
         scored, patch_threshold=loaded.spec.threshold, context=context_of(loaded.spec)
     )
-    for row in figures["pooled"]:
+    for row in figures.pooled:
         log(
-            f"slides pooled ({row['storage']}, {row['mode']}): F1 {row['f1']:.3f}, "
-            f"balanced accuracy {row['balanced_accuracy']:.3f}"
+            f"slides pooled ({row.storage}, {row.mode}): F1 {row.figures.f1:.3f}, "
+            f"balanced accuracy {row.figures.balanced_accuracy:.3f}"
         )
     return figures
 
@@ -93,20 +89,9 @@ def add_context(
     return choice
 
 
-def choice_record(choice: ContextChoice | None) -> dict[str, Any] | None:
-    if choice is None:
-        return None
-    return {
-        "sigma_patches": choice.sigma_patches,
-        "threshold": choice.threshold,
-        "criterion": choice.criterion,
-        "candidates": choice.table,
-    }
-
-
 def rescore_slides(
     spec: Path, data_dir: Path, *, choose: bool = False, log: Callable[[str], None] = print
-) -> dict[str, Any]:
+) -> SlideFigures:
     """Score an exported model's complete test patients as slides again; update report and card.
 
     For when the slide figures' method changed without retraining: the weights are not touched.
@@ -129,15 +114,15 @@ def rescore_slides(
             loaded, complete_patients(split_file, "validation"), data_dir, log=log
         )
         choice = add_context(spec_path, validation_slides, log=log)
-        report["context_choice"] = choice_record(choice)
+        report["context_choice"] = choice.to_dict() if choice is not None else None
         report["validation_slides"] = slide_figures(
             validation_slides,
             patch_threshold=loaded.spec.threshold,
             context=context_of(read_spec(spec_path)),
-        )["pooled"]
+        ).pooled
     figures = slide_level_figures(
         load_model(spec_path), complete_patients(split_file, "test"), data_dir, log=log
     )
-    report["slide_level"] = figures
+    report["slide_level"] = figures.to_dict()
     rewrite_report(report_file, report)
     return figures

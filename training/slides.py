@@ -12,7 +12,7 @@ a slide three ways, and each is analysed exactly as ``idc-viewer analyze`` would
 The engine's CNN probabilities are kept per slide (:class:`ScoredSlide`), so the context stage
 (:mod:`idc_viewer.core.context`) can be applied with any σ afterwards without rescoring; its σ
 and decision threshold are chosen on the validation patients' slides only
-(:func:`choose_context`).
+(:func:`training.slide_figures.choose_context`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from training.metrics import best_threshold, binary_metrics
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP
 
 LOSSLESS, JPEG, SCANNED_20X = "lossless", "JPEG Q90", "20x"
 #: How each reassembled slide stores its tiles (``assemble_slide`` options); 20x is in memory.
@@ -37,8 +37,6 @@ SLIDE_STORAGES: dict[str, dict[str, Any]] = {
     SCANNED_20X: {},
 }
 SCAN_20X_MPP = 0.5
-#: σ (patches) tried for the context stage; 0 = no context (each patch's own CNN probability)
-CONTEXT_SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,7 @@ class ScoredSlide:
 
     @property
     def not_analysed(self) -> int:
+        """How many labelled patches the engine did not analyse (not tissue to it)."""
         values = self.probabilities[self.truth_cells[:, 1], self.truth_cells[:, 0]]
         return int(np.count_nonzero(np.isnan(values)))
 
@@ -80,7 +79,7 @@ def score_slides(
     log: Callable[[str], None] = print,
 ) -> list[ScoredSlide]:
     """Reassemble each complete patient in each storage and analyse it with the engine."""
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
     from training.assemble_slide import assemble_patient_arrays, assemble_slide
 
     scored = []
@@ -92,7 +91,9 @@ def score_slides(
                     canvas = assemble_patient_arrays(root / patient)
                     truth = [(p.l0_x, p.l0_y, p.label) for p in canvas.patches]
                     with _scanned_20x(canvas.canvas) as slide:
-                        scored.append(_score(loaded, slide, patient, storage, truth, 4.0 / 0.5))
+                        scored.append(
+                            _score(loaded, slide, patient, storage, truth, DEFAULT_PATCH_MPP / 0.5)
+                        )
                 else:
                     out = Path(tmp) / f"{patient}-{storage.split()[0]}.tiff"
                     made = assemble_slide(root / patient, out, **SLIDE_STORAGES[storage])
@@ -112,7 +113,7 @@ def _read_truth(truth_csv: Path) -> list[tuple[int, int, int]]:
 
 def _scanned_20x(canvas: np.ndarray) -> Any:
     """The 4 µm/px canvas as a 0.5 µm/px two-level (1x, 4x-downsampled) in-memory slide."""
-    from idc_viewer.core.slide import ArraySlide
+    from idc_viewer.core.memory import ArraySlide
 
     h, w = canvas.shape[:2]
     level0 = cv2.resize(canvas, (w * 8, h * 8), interpolation=cv2.INTER_CUBIC)
@@ -158,135 +159,3 @@ def pooled(slides: Sequence[ScoredSlide], sigma_patches: float) -> tuple[np.ndar
     y = np.concatenate([s.labels for s in slides])
     p = np.concatenate([s.decision_probabilities(sigma_patches) for s in slides])
     return y, p
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "precision", "recall", "specificity")
-    return {k: metrics.get(k) for k in keys}
-
-
-@dataclass(frozen=True)
-class ContextChoice:
-    """σ and threshold chosen on validation slides, with the figures of every σ tried."""
-
-    sigma_patches: float
-    threshold: float
-    criterion: str
-    table: list[dict[str, Any]]
-
-    @property
-    def sigma_threshold(self) -> tuple[float, float] | None:
-        """``(σ, threshold)`` of the context stage, or None when σ = 0 (no context) won."""
-        return (self.sigma_patches, self.threshold) if self.sigma_patches > 0 else None
-
-
-def choose_context(
-    validation: Sequence[ScoredSlide], sigmas: Sequence[float] = CONTEXT_SIGMAS
-) -> ContextChoice | None:
-    """Pick σ and the decision threshold maximising pooled IDC F1 on validation slides.
-
-    Every storage (lossless, JPEG Q90, 20x) of every complete validation patient is pooled, so
-    the choice rewards a context stage that holds up on compressed and resampled slides too.
-    For each σ the threshold is the F1-best cut; the σ with the highest F1 wins (ties: the
-    smaller σ). Test patients never enter. None when the slides do not hold both classes
-    (nothing to choose on).
-    """
-    if {int(v) for s in validation for v in s.labels} != {0, 1}:
-        return None
-    table = []
-    for sigma in sigmas:
-        y, p = pooled(validation, sigma)
-        threshold = best_threshold(y, p, criterion="f1")
-        row: dict[str, Any] = {"sigma_patches": sigma, "threshold": round(threshold, 4)}
-        row.update(headline(binary_metrics(y, p, threshold)))
-        for storage in SLIDE_STORAGES:
-            part = [s for s in validation if s.storage == storage]
-            if part:
-                ys, ps = pooled(part, sigma)
-                row[f"f1 {storage}"] = binary_metrics(ys, ps, threshold)["f1"]
-        table.append(row)
-    best = max(table, key=lambda r: (round(r["f1"], 6), -r["sigma_patches"]))
-    return ContextChoice(
-        sigma_patches=float(best["sigma_patches"]),
-        threshold=float(best["threshold"]),
-        criterion="max pooled IDC F1 over the complete validation patients' slides "
-        "(lossless, JPEG Q90 and 20x pooled)",
-        table=table,
-    )
-
-
-def slide_figures(
-    slides: Sequence[ScoredSlide],
-    *,
-    patch_threshold: float,
-    context: tuple[float, float] | None,
-) -> dict[str, Any]:
-    """Per-slide and pooled figures, with the CNN alone and with the context stage.
-
-    ``context`` is ``(sigma_patches, threshold)`` or None for a model without one.
-    """
-    modes = {"cnn": (0.0, patch_threshold)}
-    if context is not None:
-        modes["context"] = context
-    rows, pooled_rows = [], []
-    for mode, (sigma, threshold) in modes.items():
-        for s in slides:
-            m = binary_metrics(s.labels, s.decision_probabilities(sigma), threshold)
-            rows.append(
-                {
-                    "patient": s.patient,
-                    "storage": s.storage,
-                    "mode": mode,
-                    "patches": len(s.labels),
-                    "idc_patches": int(s.labels.sum()),
-                    "not_analysed_by_engine": s.not_analysed,
-                    **headline(m),
-                }
-            )
-        for storage in SLIDE_STORAGES:
-            part = [s for s in slides if s.storage == storage]
-            if not part:
-                continue
-            y, p = pooled(part, sigma)
-            pooled_rows.append(
-                {
-                    "storage": storage,
-                    "mode": mode,
-                    "slides": len(part),
-                    "patches": len(y),
-                    "threshold": threshold,
-                    "sigma_patches": sigma,
-                    **headline(binary_metrics(y, p, threshold)),
-                    "interval_95": slide_bootstrap_interval(part, sigma, threshold),
-                }
-            )
-    return {"per_slide": rows, "pooled": pooled_rows}
-
-
-def slide_bootstrap_interval(
-    slides: Sequence[ScoredSlide],
-    sigma_patches: float,
-    threshold: float,
-    *,
-    n_resamples: int = 1000,
-    seed: int = 0,
-) -> dict[str, list[float]]:
-    """95 % intervals of pooled F1 and balanced accuracy with the slides (patients) resampled."""
-    rng = np.random.default_rng(seed)
-    per_slide = [(s.labels, s.decision_probabilities(sigma_patches)) for s in slides]
-    f1s, bacs = [], []
-    for _ in range(n_resamples):
-        pick = rng.integers(0, len(per_slide), len(per_slide))
-        y = np.concatenate([per_slide[i][0] for i in pick])
-        p = np.concatenate([per_slide[i][1] for i in pick])
-        if len(np.unique(y)) < 2:
-            continue
-        m = binary_metrics(y, p, threshold)
-        f1s.append(m["f1"])
-        bacs.append(m["balanced_accuracy"])
-    if not f1s:
-        return {}
-    return {
-        "f1": [float(np.percentile(f1s, 2.5)), float(np.percentile(f1s, 97.5))],
-        "balanced_accuracy": [float(np.percentile(bacs, 2.5)), float(np.percentile(bacs, 97.5))],
-    }

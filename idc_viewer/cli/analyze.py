@@ -14,7 +14,7 @@ from idc_viewer.cli.progress import ProgressBar
 from idc_viewer.core.errors import IdcViewerError, one_line
 
 if TYPE_CHECKING:
-    from idc_viewer.core.results import ResultStore
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.engine.events import HeatmapBuilder
     from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.loading import LoadedModel
@@ -68,7 +68,8 @@ def _prepare_out_dir(out_dir: Path) -> None:
 
 
 def _open_store(results_dir: str | None) -> ResultStore:
-    from idc_viewer.core.results import ResultStore, default_results_dir
+    from idc_viewer.core.app_dirs import default_results_dir
+    from idc_viewer.core.store import ResultStore
 
     folder = Path(results_dir) if results_dir else default_results_dir()
     try:
@@ -80,7 +81,7 @@ def _open_store(results_dir: str | None) -> ResultStore:
 
 def _analyze_cohort(slides: list[Path], args: argparse.Namespace) -> int:
     """``analyze --workers N`` / ``--scheduler ADDRESS``: see :mod:`idc_viewer.engine.cohort`."""
-    from idc_viewer.core.results import default_results_dir
+    from idc_viewer.core.app_dirs import default_results_dir
     from idc_viewer.engine.cohort import CohortOptions, run_cohort
     from idc_viewer.engine.outputs import output_stems
 
@@ -123,7 +124,7 @@ def _analyze_one(
     args: argparse.Namespace,
 ) -> None:
     """Analyse one slide (resuming from the store) and export it as ``stem``."""
-    from idc_viewer.core.export import ExportError
+    from idc_viewer.core.writers import ExportError
     from idc_viewer.engine.session import SlideSession
 
     threshold = args.threshold if args.threshold is not None else model.spec.decision_threshold

@@ -67,12 +67,14 @@ def _point(
             f"point ({args.x:g}, {args.y:g}) lies outside the slide "
             f"({info.l0_width} x {info.l0_height} level-0 px)"
         )
-    found = explain_cell(session.slide, grid, cell, explainer)
-    if found.is_background:
+
+    def background(tissue_fraction: float) -> None:
         warn(
             f"the patch at ({args.x:g}, {args.y:g}) is background, not tissue "
-            f"({found.tissue_fraction:.0%} stained pixels): its score and map mean nothing"
+            f"({tissue_fraction:.0%} stained pixels): its score and map mean nothing"
         )
+
+    found = explain_cell(session.slide, grid, cell, explainer, on_background=background)
     col, row = found.cell
     l0_x, l0_y, l0_w, l0_h = found.l0_rect
     title = (

@@ -7,8 +7,8 @@ import sys
 
 from idc_viewer.cli import inputs
 from idc_viewer.cli.errors import EXIT_OK, UserError
-from idc_viewer.cli.progress import format_duration
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.formatting import format_duration
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -80,6 +80,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _model_geometry(path: str | None) -> tuple[int, float, int, str]:
     """Patch size, scale and input size of the model (read from its spec, no TensorFlow)."""
+    from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
     from idc_viewer.ml.spec import ModelContractError, read_spec
 
     try:
@@ -87,7 +88,8 @@ def _model_geometry(path: str | None) -> tuple[int, float, int, str]:
     except UserError:
         if path:
             raise
-        return 50, 4.0, 50, "no model found: the paper's 50 px at 4.0 µm/px"
+        paper = f"the paper's {DEFAULT_PATCH_PX} px at {DEFAULT_PATCH_MPP} µm/px"
+        return DEFAULT_PATCH_PX, DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX, f"no model found: {paper}"
     try:
         spec = read_spec(model_path)
     except ModelContractError as exc:

@@ -8,28 +8,11 @@ from typing import TYPE_CHECKING
 
 from idc_viewer.cli.errors import UserError
 from idc_viewer.core.native_stderr import native_stderr_silenced
+from idc_viewer.core.readers.formats import SLIDE_SUFFIXES
 
 if TYPE_CHECKING:
     from idc_viewer.core.slide import Slide
     from idc_viewer.ml.loading import LoadedModel
-
-#: File name endings taken as slides when a folder is given to ``analyze``.
-SLIDE_SUFFIXES = (
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".vms",
-    ".vmu",
-    ".scn",
-    ".mrxs",
-    ".svslide",
-    ".bif",
-    ".dcm",
-    ".png",
-    ".jpg",
-    ".jpeg",
-)
 
 
 def resolve_model_path(path: str | None) -> Path:
@@ -66,17 +49,17 @@ def load_model(path: str | None, *, predictor: bool = False) -> LoadedModel:
 
 def open_slide(path: str, mpp: float | None) -> Slide:
     """Open a slide (``SlideError`` as it is; an ``OSError`` as a :class:`UserError`)."""
-    from idc_viewer.core import slide
+    from idc_viewer.core import readers
 
     try:
-        return slide.open_slide(path, mpp=mpp)
+        return readers.open_slide(path, mpp=mpp)
     except OSError as exc:
         raise UserError(f"cannot open {path}: {exc}") from None
 
 
 def missing_mpp_message(path: str, slide: Slide | None = None) -> str:
     """What to say of a slide without a (plausible) µm/px, and how to give one."""
-    from idc_viewer.core.slide import implausible_mpp
+    from idc_viewer.core.scale import implausible_mpp
 
     stored = implausible_mpp(slide.info.properties) if slide is not None else None
     what = stored or "the slide stores no µm per pixel (nor an objective power)"

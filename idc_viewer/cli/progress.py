@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from idc_viewer.core.formatting import format_duration
+
 if TYPE_CHECKING:
     from idc_viewer.core.jobs import Progress
 
@@ -54,11 +56,3 @@ class ProgressBar:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
             self._drawn = False
-
-
-def format_duration(seconds: float) -> str:
-    """``m:ss``, or ``h:mm:ss`` from an hour on."""
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -21,107 +21,45 @@ otherwise. Stale temporaries of dead processes are removed then too.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.fileset_recovery import (
+    COMPLETE_MARK,
+    OWNER_FILE,
+    WORK_SUFFIX,
+    FileSetError,
+    discard,
+    fsync_dir,
+    move,
+    owner_alive,
+    reason,
+    recover,
+    recover_one,
+)
 
-WORK_SUFFIX = ".idc-export"
-_DONE_MARK = ".done-"
-_OWNER = "owner.json"
-_COMPLETE = ".complete"
-#: A work folder without an owner file is being created right now unless it is older.
-_OWNERLESS_GRACE_S = 60.0
+__all__ = ["LOCK_WAIT_S", "commit", "sha256_file", "signals_deferred", "verify"]
+
 #: How long an export waits for another live export of the same stem (writing a large slide's
 #: CSVs takes seconds) before it gives up with a message.
 LOCK_WAIT_S = 60.0
-#: A work folder of another host is taken as abandoned after this long.
-_FOREIGN_STALE_S = 24 * 3600.0
-
-
-class FileSetError(IdcViewerError):
-    """The set could not be written or replaced; ``str(exc)`` is a one-line reason."""
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of the file's bytes (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _reason(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "the disk is full"
-    return " ".join(str(exc.strerror or exc).split())
-
-
-def _fsync_dir(path: Path) -> None:
-    if sys.platform == "win32":  # directories cannot be opened for fsync there
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):  # some file systems refuse fsync on directories
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT there
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _owner_alive(work: Path) -> tuple[bool, int | None]:
-    """Whether the process that made ``work`` may still be using it, and its pid."""
-    try:
-        owner = json.loads((work / _OWNER).read_text(encoding="utf-8"))
-        pid, host = int(owner["pid"]), str(owner["host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        try:
-            age = time.time() - work.stat().st_mtime
-        except OSError:
-            return False, None
-        return age < _OWNERLESS_GRACE_S, None
-    if host != socket.gethostname():
-        try:
-            age = time.time() - work.stat().st_mtime
-        except OSError:
-            return False, pid
-        return age < _FOREIGN_STALE_S, pid
-    return _pid_alive(pid), pid
 
 
 @contextlib.contextmanager
@@ -148,110 +86,21 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(pending_signum)
 
 
-def _move(src: Path, dst: Path) -> None:
-    os.replace(src, dst)
-
-
 def _restore(directory: Path, work: Path, names: Sequence[str], placed: Sequence[str]) -> None:
     """Undo a swap: new files in ``placed`` go back to ``new/``, the old ones come back."""
     new, old = work / "new", work / "old"
     for name in reversed(placed):
         if (directory / name).exists():
-            _move(directory / name, new / name)
+            move(directory / name, new / name)
     # no new file is live any more: from here a crash is repaired by putting old/ back
     if old.is_dir():
-        (old / _COMPLETE).unlink(missing_ok=True)
-        _fsync_dir(old)
+        (old / COMPLETE_MARK).unlink(missing_ok=True)
+        fsync_dir(old)
     # the seal (first in names) comes back last, after the files it names
     for name in [*names[1:], names[0]]:
         if (old / name).exists():
-            _move(old / name, directory / name)
-    _fsync_dir(directory)
-
-
-def _discard(work: Path) -> None:
-    """Remove a finished or rolled-back work folder (renamed first: a crash in the middle of
-    the deletion must not look like a half-done swap)."""
-    trash = work.with_name(f"{work.name}{_DONE_MARK}{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        os.replace(work, trash)
-    except OSError:  # (a file held open on Windows) delete in place, in an order that keeps
-        old = work / "old"  # the folder meaning "done": old files first, their mark last
-        try:
-            if old.is_dir():
-                for path in old.iterdir():
-                    if path.name != _COMPLETE:
-                        path.unlink()
-                (old / _COMPLETE).unlink(missing_ok=True)
-        except OSError:
-            return  # left for the next run's recover(), which reads it as finished
-        trash = work
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _recover_one(directory: Path, work: Path, names: Sequence[str]) -> str | None:
-    """Finish or roll back the swap a dead process left in ``work``; say what was done."""
-    seal = names[0]
-    old, new = work / "old", work / "new"
-    stem_note = work.name[1 : -len(WORK_SUFFIX)]
-    if not old.is_dir():
-        _discard(work)  # the swap never started: the live set is the old one, untouched
-        return None
-    if (old / _COMPLETE).exists() and not (new / seal).exists():
-        _discard(work)  # the new seal was in place: the commit had finished
-        return f"{stem_note}: finished an export that was interrupted after it was complete"
-    if (old / _COMPLETE).exists():
-        # moving the new files in had begun: the live ones not left in new/ are new, remove them
-        for name in names:
-            if not (new / name).exists() and (directory / name).exists():
-                (directory / name).unlink()
-    for name in [*names[1:], seal]:
-        if (old / name).exists():
-            _move(old / name, directory / name)
-    _fsync_dir(directory)
-    _discard(work)
-    return f"{stem_note}: an interrupted export was rolled back; the previous files are kept"
-
-
-def recover(directory: Path | str, suffixes: Sequence[str]) -> list[str]:
-    """Repair every set in ``directory`` that a dead process left half-replaced.
-
-    Also removes stale temporaries (``.<name>.<pid>.tmp`` of dead processes, deleted work
-    folders). Returns one line per set repaired. Raises :class:`FileSetError` when a repair
-    cannot be done (then the work folder, holding the old files, is kept).
-    """
-    folder = Path(directory)
-    notes: list[str] = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return notes
-    for entry in entries:
-        name = entry.name
-        if not name.startswith("."):
-            continue
-        if _DONE_MARK in name and WORK_SUFFIX in name:
-            shutil.rmtree(entry, ignore_errors=True)
-        elif name.endswith(WORK_SUFFIX) and entry.is_dir():
-            alive, _ = _owner_alive(entry)
-            if alive:
-                continue
-            stem = name[1 : -len(WORK_SUFFIX)]
-            try:
-                note = _recover_one(folder, entry, [f"{stem}{s}" for s in suffixes])
-            except OSError as exc:
-                raise FileSetError(
-                    f"cannot repair the interrupted export in {entry}: {_reason(exc)}; "
-                    f"the previous files are in {entry / 'old'}"
-                ) from exc
-            if note:
-                notes.append(note)
-        elif name.endswith(".tmp"):
-            parts = name.rsplit(".", 2)  # .<target>.<pid>.tmp
-            if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-    return notes
+            move(old / name, directory / name)
+    fsync_dir(directory)
 
 
 def _acquire(directory: Path, work: Path, names: Sequence[str], wait_s: float) -> None:
@@ -261,7 +110,7 @@ def _acquire(directory: Path, work: Path, names: Sequence[str], wait_s: float) -
         try:
             work.mkdir()
         except FileExistsError:
-            alive, pid = _owner_alive(work)
+            alive, pid = owner_alive(work)
             if alive and time.monotonic() < deadline:
                 time.sleep(0.1)  # another export of the stem: it takes a moment, wait for it
                 continue
@@ -273,15 +122,15 @@ def _acquire(directory: Path, work: Path, names: Sequence[str], wait_s: float) -
                     f"after {wait_s:g} s; if none is, delete {work}"
                 ) from None
             try:
-                _recover_one(directory, work, names)
+                recover_one(directory, work, names)
             except OSError as exc:
                 raise FileSetError(
-                    f"cannot repair the interrupted export in {work}: {_reason(exc)}"
+                    f"cannot repair the interrupted export in {work}: {reason(exc)}"
                 ) from exc
             attempts += 1
             continue
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        (work / _OWNER).write_text(json.dumps(owner), encoding="utf-8")
+        (work / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
         return
     raise FileSetError(f"cannot take {work}: it keeps reappearing")
 
@@ -330,12 +179,12 @@ def commit(
         folder.mkdir(parents=True, exist_ok=True)
         recover(folder, suffixes)
     except OSError as exc:
-        raise FileSetError(f"cannot create {folder}: {_reason(exc)}") from exc
+        raise FileSetError(f"cannot create {folder}: {reason(exc)}") from exc
     work = folder / f".{stem}{WORK_SUFFIX}"
     try:
         _acquire(folder, work, names, LOCK_WAIT_S if wait_s is None else wait_s)
     except OSError as exc:
-        raise FileSetError(f"cannot write into {folder}: {_reason(exc)}") from exc
+        raise FileSetError(f"cannot write into {folder}: {reason(exc)}") from exc
     new, old = work / "new", work / "old"
     written = [f"{stem}{s}" for s in writers]
     try:
@@ -346,16 +195,16 @@ def commit(
             write(path)
             files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         seal(new / names[0], {"files": files})
-        _fsync_dir(new)
+        fsync_dir(new)
     except BaseException as exc:
-        _discard(work)
+        discard(work)
         if isinstance(exc, OSError):
-            raise FileSetError(f"cannot write {stem} into {folder}: {_reason(exc)}") from exc
+            raise FileSetError(f"cannot write {stem} into {folder}: {reason(exc)}") from exc
         raise
     for name in names:  # never sweep away what is not an earlier export (a folder, a device)
         live = folder / name
         if live.exists() and not live.is_symlink() and not live.is_file():
-            _discard(work)
+            discard(work)
             raise FileSetError(
                 f"cannot replace {live}: it is not a file (a folder?); move it away and retry"
             )
@@ -367,30 +216,30 @@ def commit(
                 old.mkdir()
                 for name in names:  # the old seal first: a half-moved old set has no seal
                     if (folder / name).exists() or (folder / name).is_symlink():
-                        _move(folder / name, old / name)
+                        move(folder / name, old / name)
                         moved_out.append(name)
-                (old / _COMPLETE).touch()
-                _fsync_dir(old)
+                (old / COMPLETE_MARK).touch()
+                fsync_dir(old)
                 for name in [*written, names[0]]:  # the new seal last
-                    _move(new / name, folder / name)
+                    move(new / name, folder / name)
                     placed.append(name)
-                _fsync_dir(folder)
+                fsync_dir(folder)
             except BaseException:
                 try:
                     _restore(folder, work, names, placed)
                 except OSError as undo:
                     raise FileSetError(
-                        f"cannot put the previous {stem} files back ({_reason(undo)}); "
+                        f"cannot put the previous {stem} files back ({reason(undo)}); "
                         f"they are in {old}"
                     ) from undo
-                _discard(work)
+                discard(work)
                 raise
-            _discard(work)  # before a held-back Ctrl-C is delivered
+            discard(work)  # before a held-back Ctrl-C is delivered
     except OSError as exc:
         blocked = exc.filename if isinstance(exc.filename, str) else None
         where = f" ({Path(blocked).name} is in use or read-only)" if blocked else ""
         raise FileSetError(
-            f"cannot replace the {stem} files in {folder}{where}: {_reason(exc)}; "
+            f"cannot replace the {stem} files in {folder}{where}: {reason(exc)}; "
             "the previous files are kept"
         ) from exc
     return [folder / name for name in [*written, names[0]]]

@@ -22,13 +22,16 @@ class CancelToken:
         self._event = threading.Event()
 
     def cancel(self) -> None:
+        """Ask the job to stop at its next check."""
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
         return self._event.is_set()
 
     def raise_if_cancelled(self) -> None:
+        """Raise :class:`Cancelled` once :meth:`cancel` was called."""
         if self._event.is_set():
             raise Cancelled()
 
@@ -45,6 +48,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """``done / total`` in [0, 1] (1 for an empty job)."""
         return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
 
 
@@ -57,6 +61,7 @@ class RateMeter:
     _t0: float = field(default_factory=time.perf_counter)
 
     def progress(self, done: int, message: str = "") -> Progress:
+        """The :class:`Progress` at ``done`` units, with the rate since the meter started."""
         elapsed = max(time.perf_counter() - self._t0, 1e-9)
         rate = (done - self.start_done) / elapsed
         eta = (self.total - done) / rate if rate > 0 else None

@@ -19,11 +19,15 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from idc_viewer.core.slide import MissingMppError, Slide, SlideError, SlideInfo
 
 __all__ = [
+    "DEFAULT_PATCH_MPP",
+    "DEFAULT_PATCH_PX",
     "MAX_GRID_CELLS",
+    "Cell",
     "GridTooLargeError",
     "PatchGrid",
     "iter_patch_batches",
@@ -32,7 +36,13 @@ __all__ = [
     "read_patch",
 ]
 
-Cell = tuple[int, int]  # (col, row)
+#: The IDC dataset's patches, and the paper's model input: 50 x 50 px at about 4.0 µm/px
+#: (2.5x scans), 200 µm of tissue.
+DEFAULT_PATCH_PX = 50
+DEFAULT_PATCH_MPP = 4.0
+
+#: A grid cell as ``(col, row)``.
+Cell = tuple[int, int]
 
 #: Largest grid accepted: 4,000 x 4,000 patches is a 200,000 px slide at the model's own 4 µm/px
 #: (80 cm of tissue); beyond it the µm/px is wrong, and masks and heatmaps would take gigabytes.
@@ -98,6 +108,21 @@ class PatchGrid:
         y0, y1 = self._edge(row), self._edge(row + 1)
         return (x0, y0, x1 - x0, y1 - y0)
 
+    def l0_edges(self, clip_to_slide: bool = True) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Level-0 x edges (``cols + 1``) and y edges (``rows + 1``) of the cells.
+
+        ``xs[c]`` is the left edge of column ``c`` and ``xs[c + 1]`` its right edge, exactly
+        as :meth:`l0_rect`. With ``clip_to_slide`` (the footprints on the slide: exports,
+        regions, the overlay) the last edges stop at the slide's size; without it they keep
+        the whole last patch, part of which lies outside the slide (what was read, as white).
+        """
+        xs = np.asarray([self._edge(i) for i in range(self.cols + 1)], dtype=np.int64)
+        ys = np.asarray([self._edge(i) for i in range(self.rows + 1)], dtype=np.int64)
+        if clip_to_slide:
+            xs = np.minimum(xs, int(self.l0_width))
+            ys = np.minimum(ys, int(self.l0_height))
+        return xs, ys
+
     def lvl_span(self, index: int) -> tuple[int, int]:
         """Return ``[start, stop)`` read-level pixels of column/row ``index`` along one axis.
 
@@ -134,7 +159,9 @@ class PatchGrid:
                 yield (col, row)
 
 
-def make_grid(info: SlideInfo, patch_px: int = 50, model_mpp: float = 4.0) -> PatchGrid:
+def make_grid(
+    info: SlideInfo, patch_px: int = DEFAULT_PATCH_PX, model_mpp: float = DEFAULT_PATCH_MPP
+) -> PatchGrid:
     """Build the patch grid of a slide for a model.
 
     Parameters

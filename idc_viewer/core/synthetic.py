@@ -15,14 +15,9 @@ from typing import Literal
 
 import numpy as np
 
-from idc_viewer.core.slide import (  # helpers shared with the file-backed readers
-    _MIN_LEVEL_SIDE,
-    Slide,
-    SlideError,
-    SlideInfo,
-    _check_user_mpp,
-    _white,
-)
+from idc_viewer.core.pixels import MIN_LEVEL_SIDE, white
+from idc_viewer.core.scale import check_user_mpp
+from idc_viewer.core.slide import Slide, SlideError, SlideInfo
 
 _U32 = np.uint32
 
@@ -99,7 +94,7 @@ class SyntheticSlide(Slide):
         if l0_width <= 0 or l0_height <= 0:
             raise SlideError(f"cannot open {path}: empty size {l0_width}x{l0_height}")
         if mpp is not None:
-            mpp = _check_user_mpp(mpp)
+            mpp = check_user_mpp(mpp)
         self._seed = seed
         self._style = style
         if blobs is None:
@@ -117,7 +112,7 @@ class SyntheticSlide(Slide):
             ]
         self._blobs = tuple(blobs)
         dims = [(l0_width, l0_height)]
-        while max(dims[-1]) > _MIN_LEVEL_SIDE and min(dims[-1]) >= 4:
+        while max(dims[-1]) > MIN_LEVEL_SIDE and min(dims[-1]) >= 4:
             ds = 4 ** len(dims)
             dims.append((math.ceil(l0_width / ds), math.ceil(l0_height / ds)))
         source = "user" if mpp is not None else None
@@ -171,8 +166,9 @@ class SyntheticSlide(Slide):
         return inside
 
     def read_region(self, l0_x: int, l0_y: int, level: int, lvl_w: int, lvl_h: int) -> np.ndarray:
+        """Generate the region's pixels (see :meth:`Slide.read_region`)."""
         if lvl_w <= 0 or lvl_h <= 0:
-            return _white(lvl_h, lvl_w)
+            return white(lvl_h, lvl_w)
         ds = self._info.level_downsamples[level]
         x0, y0 = round(l0_x / ds), round(l0_y / ds)
         ix = np.arange(x0, x0 + lvl_w, dtype=np.int64)[None, :]
@@ -210,5 +206,6 @@ class SyntheticSlide(Slide):
         return out
 
     def fingerprint_bytes(self) -> bytes:
+        """The slide's recipe: size, µm/px, seed, style and blobs."""
         i = self._info
         return repr((i.l0_width, i.l0_height, i.mpp, self._seed, self._style, self._blobs)).encode()

@@ -5,7 +5,7 @@ command. It yields immutable events (:mod:`idc_viewer.engine.events`: the start,
 batch with its cells and probabilities, the end) and holds no heatmap of its own. It honours
 a :class:`~idc_viewer.core.jobs.CancelToken` within one batch, overlaps patch reading and
 decoding (a background thread feeding a bounded queue) with the CNN, and writes every batch
-to a :class:`~idc_viewer.core.results.ResultStore`, so that a cancel or a crash keeps what
+to a :class:`~idc_viewer.core.store.ResultStore`, so that a cancel or a crash keeps what
 was done and a rerun resumes instead of starting over.
 """
 
@@ -14,15 +14,24 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from idc_viewer.core.analysis_key import AnalysisKey
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.jobs import CancelToken, RateMeter
-from idc_viewer.core.patches import PatchGrid, iter_patch_batches, make_grid, order_for_reading
-from idc_viewer.core.results import AnalysisKey, ResultStore, StoredAnalysis
-from idc_viewer.core.slide import Slide, slide_fingerprint
+from idc_viewer.core.patches import (
+    Cell,
+    PatchGrid,
+    iter_patch_batches,
+    make_grid,
+    order_for_reading,
+)
+from idc_viewer.core.slide import Slide
+from idc_viewer.core.store import ResultStore
+from idc_viewer.core.stored_analysis import StoredAnalysis
 from idc_viewer.core.tissue import TissueMap, detect_tissue
 from idc_viewer.engine.events import (
     AnalysisEvent,
@@ -43,8 +52,6 @@ DEFAULT_PREFETCH_BATCHES = 3
 DEFAULT_BATCH_SIZE = 256
 #: Bumped when a change in the engine changes which probabilities a stored analysis holds.
 ENGINE_PARAMS_VERSION = 1
-
-Cell = tuple[int, int]  # (col, row)
 
 
 class AnalysisModel(Protocol):
@@ -109,7 +116,7 @@ def _open_stored(
     spec: ModelSpec,
     grid: PatchGrid,
     tissue: TissueMap,
-    fingerprint: str | None,
+    fingerprint: str | Callable[[], str] | None,
 ) -> StoredAnalysis:
     # the threshold travels with the probabilities: another model's heatmap shown later must
     # be flagged at its own model's threshold, not at the loaded model's
@@ -120,6 +127,8 @@ def _open_stored(
     }
     if fingerprint is None:  # hashed once, cached by size/mtime
         fingerprint = slide_fingerprint(slide, store.fingerprint_dir)
+    elif callable(fingerprint):
+        fingerprint = fingerprint()
     key = AnalysisKey(fingerprint, spec.model_hash, analysis_params(grid))
     return store.open(key, grid, tissue.mask, meta)
 
@@ -132,7 +141,7 @@ def analyze(
     batch_size: int = DEFAULT_BATCH_SIZE,
     *,
     prefetch_batches: int = DEFAULT_PREFETCH_BATCHES,
-    fingerprint: str | None = None,
+    fingerprint: str | Callable[[], str] | None = None,
 ) -> Generator[AnalysisEvent, None, None]:
     """Analyse every tissue patch of ``slide`` with ``model``, yielding immutable events.
 
@@ -152,8 +161,8 @@ def analyze(
     prefetch_batches
         Decoded batches the reader thread may hold ahead of the CNN (bounds memory).
     fingerprint
-        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint`, when the caller has it
-        (else computed here, once, when a store is given).
+        The slide's :func:`~idc_viewer.core.fingerprint.slide_fingerprint`, or how to get it (called
+        once, when the store is opened); None computes it here. Only used with a store.
 
     Yields
     ------

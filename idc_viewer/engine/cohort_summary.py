@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from idc_viewer.core.export import csv_safe
+from idc_viewer.core.writers import csv_safe
 from idc_viewer.engine.cohort_task import DONE, SlideOutcome
 
 FILE_NAME = "cohort.csv"

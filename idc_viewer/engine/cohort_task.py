@@ -253,7 +253,7 @@ def _missing_mpp_message(path: str) -> str:
 
 def heatmap_figures(heatmap: Heatmap, threshold: float) -> dict[str, Any]:
     """The cohort.csv figures of one analysed slide (regions as in the exported files)."""
-    from idc_viewer.core.export import find_regions
+    from idc_viewer.core.regions import find_regions
 
     regions = find_regions(heatmap, threshold)
     probs = heatmap.probabilities
@@ -272,8 +272,10 @@ def run_slide_task(task: SlideTask) -> SlideOutcome:
 
     Never raises for a problem of the slide itself (see the module notes).
     """
-    from idc_viewer.core.results import ResultStore, ResultStoreError, default_results_dir
+    from idc_viewer.core.app_dirs import default_results_dir
     from idc_viewer.core.slide import MissingMppError, SlideError
+    from idc_viewer.core.store import ResultStore
+    from idc_viewer.core.stored_analysis import ResultStoreError
     from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.spec import ModelContractError
 
@@ -335,7 +337,7 @@ def _analyse_and_export(
     report: _Reporter,
     outcome: Callable[..., SlideOutcome],
 ) -> SlideOutcome:
-    from idc_viewer.core.export import ExportError
+    from idc_viewer.core.writers import ExportError
     from idc_viewer.engine.decision import decision_heatmap
     from idc_viewer.engine.events import Batch, Finished, HeatmapBuilder, Started
 

@@ -8,6 +8,7 @@ P(IDC) and, beside it, the decision (context) probability when the model has a c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -85,12 +86,14 @@ def explain_cell(
     explainer: Any,
     *,
     decision: Heatmap | None = None,
+    on_background: Callable[[float], None] | None = None,
 ) -> Explanation:
     """Read ``cell``'s patch and explain it (blocking: call it in a worker).
 
     ``explainer`` is anything with ``compute(patch)`` (a :class:`~idc_viewer.ml.gradcam.
     SharedGradCam` in the app), or a loaded model, explained with a fresh Grad-CAM.
     ``decision`` is the context map shown beside the patch's own score (None: no context).
+    ``on_background(tissue_fraction)`` is called before explaining a background patch.
     """
     from idc_viewer.ml.gradcam import GradCam, overlay
 
@@ -99,6 +102,8 @@ def explain_cell(
     col, row = cell
     patch = read_patch(slide, grid, col, row)
     tissue_fraction = float(patch_tissue_fraction(patch))
+    if on_background is not None and tissue_fraction < MIN_TISSUE_FRACTION:
+        on_background(tissue_fraction)
     rect = grid.l0_rect(col, row)
     result = explainer.compute(patch)
     cam = np.asarray(result.cam, dtype=np.float32)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
+
+from idc_viewer.core.colormap import colorize
 
 PANEL_PX = 256
 MARGIN_PX = 12
@@ -18,13 +19,6 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def _panel(image: np.ndarray, interpolation: int) -> np.ndarray:
     return cv2.resize(image, (PANEL_PX, PANEL_PX), interpolation=interpolation)
-
-
-def cam_to_rgb(cam: np.ndarray) -> np.ndarray:
-    """A [0, 1] Grad-CAM map as a JET-coloured uint8 RGB image."""
-    index = np.rint(np.clip(np.nan_to_num(cam, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
-    rgb: NDArray[np.uint8] = cv2.applyColorMap(index, cv2.COLORMAP_JET)[..., ::-1].copy()
-    return rgb
 
 
 def _put_text(canvas: np.ndarray, text: str, x: int, y: int, scale: float) -> None:
@@ -50,7 +44,7 @@ def gradcam_figure(
     """
     panels = [
         (_panel(np.ascontiguousarray(patch[..., :3]), cv2.INTER_NEAREST), "patch"),
-        (_panel(cam_to_rgb(cam), cv2.INTER_LINEAR), "Grad-CAM"),
+        (_panel(colorize(cam, "jet"), cv2.INTER_LINEAR), "Grad-CAM"),
         (_panel(np.ascontiguousarray(overlay[..., :3]), cv2.INTER_NEAREST), "overlay"),
     ]
     width = len(panels) * PANEL_PX + (len(panels) + 1) * MARGIN_PX

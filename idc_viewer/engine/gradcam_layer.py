@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import cv2
 import numpy as np
 
-from idc_viewer.core.heatmap import colormap_lut
-from idc_viewer.core.patches import iter_patch_batches, order_for_reading
+from idc_viewer.core.colormap import colorize, rgba_from_index
+from idc_viewer.core.patches import Cell, iter_patch_batches, order_for_reading
 from idc_viewer.ml.gradcam import GradCamResult, upsample_cam
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from idc_viewer.core.patches import PatchGrid
     from idc_viewer.core.slide import Slide
 
-Cell = tuple[int, int]
 Layers = Literal["heatmap", "gradcam", "both", "none"]
 LAYER_CHOICES: tuple[Layers, ...] = ("heatmap", "gradcam", "both", "none")
 #: Colour scale of Grad-CAM (distinct from the heatmap's inferno).
@@ -69,10 +68,7 @@ def cam_rgba(
     """One patch's map as ``(height_px, width_px, 4)`` uint8 RGBA (straight alpha = value)."""
     cam = upsample_cam(cam_lowres, width_px, height_px)
     index = np.rint(cam * 255.0).astype(np.uint8)
-    rgba = np.empty((*index.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = colormap_lut(colormap)[index]
-    rgba[..., 3] = index
-    return rgba
+    return rgba_from_index(index, index, colormap)
 
 
 def colour_scale_rgba(
@@ -81,9 +77,7 @@ def colour_scale_rgba(
     """The Grad-CAM colour scale, low (left, transparent) to high (right), as RGBA."""
     ramp = np.linspace(0.0, 1.0, max(2, width_px), dtype=np.float32)
     index = np.rint(ramp * 255.0).astype(np.uint8)
-    row = np.empty((len(index), 4), dtype=np.uint8)
-    row[:, :3] = colormap_lut(colormap)[index]
-    row[:, 3] = index
+    row = rgba_from_index(index, index, colormap)
     return np.repeat(row[np.newaxis], max(1, height_px), axis=0)
 
 
@@ -207,14 +201,13 @@ def render_region(
     px_per_l0 = out_w / float(l0_w)
     cells = cells_in_l0_rect(grid, (l0_x, l0_y, l0_w, l0_h))
     if layers in ("heatmap", "both") and heatmap is not None:
-        lut = colormap_lut(HEATMAP_COLORMAP)
         for cell in cells:
             p = heatmap.probabilities[cell[1], cell[0]]
             if np.isnan(p):
                 continue
             x0, y0, w, h = footprint_px(grid, cell, l0_x, l0_y, px_per_l0)
             block = np.empty((h, w, 4), np.uint8)
-            block[..., :3] = lut[int(np.rint(np.clip(p, 0.0, 1.0) * 255))]
+            block[..., :3] = colorize(p, HEATMAP_COLORMAP)
             block[..., 3] = 255
             _blend(canvas, block, x0, y0, heatmap_opacity)
     if layers in ("gradcam", "both"):

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_viewer.core.export import export_all, export_provenance_only, find_regions
+from idc_viewer.core.export import export_all, export_provenance_only
 from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.regions import find_regions
 
 #: Joins a colliding stem and its number. A slide named ``a~2.svs`` would take ``a~2`` itself,
 #: so numbered stems skip every stem another input of the same run takes.
@@ -81,7 +82,7 @@ def write_outputs(
     ``heatmap`` holds the CNN's probabilities, ``decision`` the map flags and regions come from
     at ``threshold`` (the model's decision probabilities); both go into the CSV. ``info`` is
     the provenance (:func:`idc_viewer.engine.provenance.provenance`). Raises
-    :class:`~idc_viewer.core.export.ExportError` (one line) when a file cannot be written.
+    :class:`~idc_viewer.core.writers.ExportError` (one line) when a file cannot be written.
     """
     paths = export_all(out_dir, stem, decision, threshold, info, patch_heatmap=heatmap)
     return WrittenOutputs(
@@ -96,6 +97,6 @@ def write_warning_provenance(out_dir: Path, stem: str, info: Mapping[str, Any]) 
     """Write only ``<stem>.provenance.json``, recording why no heatmap was produced.
 
     Older files of ``stem`` are replaced with it, as a set. Raises
-    :class:`~idc_viewer.core.export.ExportError` when it cannot be written.
+    :class:`~idc_viewer.core.writers.ExportError` when it cannot be written.
     """
     return export_provenance_only(out_dir, stem, info)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from idc_viewer.core.patches import PatchGrid, make_grid
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX, PatchGrid, make_grid
 from idc_viewer.core.slide import Slide
 from idc_viewer.core.tissue import TissueMap, detect_tissue
 
 #: Rough end-to-end patches per second on a 2-core CPU with the LiteRT predictor and a 50 px
 #: input; only used to estimate a duration before a run (the run itself reports the measured rate).
 ESTIMATED_PATCHES_PER_S = 1500.0
-REFERENCE_INPUT_PX = 50
+REFERENCE_INPUT_PX = DEFAULT_PATCH_PX
 
 
 def estimated_patches_per_s(input_size: int) -> float:
@@ -48,8 +48,8 @@ class AnalysisPlan:
 
 def plan_analysis(
     slide: Slide,
-    patch_px: int = 50,
-    model_mpp: float = 4.0,
+    patch_px: int = DEFAULT_PATCH_PX,
+    model_mpp: float = DEFAULT_PATCH_MPP,
     patches_per_s: float = ESTIMATED_PATCHES_PER_S,
 ) -> AnalysisPlan:
     """Plan the analysis of ``slide`` (raises ``MissingMppError`` without a µm/px).

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.slide import Slide, open_slide, slide_fingerprint
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.slide import Slide
 from idc_viewer.engine.analysis import DEFAULT_BATCH_SIZE, AnalysisModel, analyze
 from idc_viewer.engine.decision import decision_heatmap
 from idc_viewer.engine.explain import Explanation, explain_cell
@@ -35,8 +37,9 @@ from idc_viewer.engine.provenance import ModelRef, provenance
 if TYPE_CHECKING:
     from idc_viewer.core.heatmap import Heatmap
     from idc_viewer.core.jobs import CancelToken
-    from idc_viewer.core.results import ResultStore, StoredAnalysis
     from idc_viewer.core.slide import SlideInfo
+    from idc_viewer.core.store import ResultStore
+    from idc_viewer.core.stored_analysis import StoredAnalysis
     from idc_viewer.engine.events import AnalysisEvent
     from idc_viewer.ml.spec import ModelSpec
 
@@ -111,7 +114,7 @@ class SlideSession:
     store
         Where analyses are kept and resumed from (None: nowhere; nothing is found stored).
     fingerprint
-        The slide's :func:`~idc_viewer.core.slide.slide_fingerprint` when the caller has it;
+        The slide's :func:`~idc_viewer.core.fingerprint.slide_fingerprint` when the caller has it;
         otherwise computed on first use, once (cached in the store's fingerprint folder).
     """
 
@@ -188,21 +191,16 @@ class SlideSession:
     ) -> Generator[AnalysisEvent, None, None]:
         """Analyse the slide with ``model``, resuming from the store (events: see analyze).
 
-        The fingerprint is looked up when the generator starts, so errors reading the slide
-        surface from the events' loop, as the analysis's own do.
+        The fingerprint is the session's: computed when the store is opened, unless known.
         """
-        store = self.store
-
-        def run() -> Generator[AnalysisEvent, None, None]:
-            fingerprint = None
-            if store is not None:
-                self.grid(model.spec)  # no µm/px: MissingMppError before any hashing
-                fingerprint = self.fingerprint
-            yield from analyze(
-                self.slide, model, store, cancel, batch_size, fingerprint=fingerprint
-            )
-
-        return run()
+        return analyze(
+            self.slide,
+            model,
+            self.store,
+            cancel,
+            batch_size,
+            fingerprint=lambda: self.fingerprint,
+        )
 
     def provenance(
         self,
@@ -242,7 +240,7 @@ class SlideSession:
         decision map (:func:`~idc_viewer.engine.decision.decision_heatmap`, the heatmap itself
         for a :class:`ModelRef`). ``stem`` defaults to :func:`slide_stem`; ``decision_map``
         (``"patch"``/``"context"``) is recorded in the provenance when given. Raises
-        :class:`~idc_viewer.core.export.ExportError`.
+        :class:`~idc_viewer.core.writers.ExportError`.
         """
         if decision is None:
             decision = heatmap if isinstance(model, ModelRef) else decision_heatmap(heatmap, model)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from idc_viewer.ml.preprocessing import to_model_input
-from idc_viewer.ml.spec import ModelContractError, ModelSpec
+from idc_viewer.ml.spec import ModelContractError, ModelSpec, first_line
 
 if TYPE_CHECKING:
     import keras
@@ -91,8 +91,7 @@ class LiteRtPredictor:
             self._interpreter = Interpreter(model_path=str(tflite_path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
             raise ModelContractError(
-                f"{Path(tflite_path).name} is not a TFLite model: "
-                f"{str(exc).splitlines()[0] if str(exc) else exc}"
+                f"{Path(tflite_path).name} is not a TFLite model: {first_line(exc)}"
             ) from exc
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()

@@ -24,6 +24,7 @@ from idc_viewer.ml.spec import (
     SPEC_SUFFIX,
     ModelContractError,
     ModelSpec,
+    first_line,
     read_spec,
     spec_path_for,
     verify_file_hash,
@@ -48,12 +49,6 @@ KERAS_REQUIRED = ("config.json", "model.weights.h5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Keras class names that carry Python code and are never accepted.
 FORBIDDEN_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- default model
@@ -233,7 +228,7 @@ def check_keras_archive(path: Path, spec: ModelSpec) -> None:
         ValueError,
         NotImplementedError,
     ) as exc:
-        reason = "not a zip archive" if isinstance(exc, zipfile.BadZipFile) else _one_line(exc)
+        reason = "not a zip archive" if isinstance(exc, zipfile.BadZipFile) else first_line(exc)
         raise ModelContractError(f"{name} is not a valid Keras model file ({reason}).") from exc
     try:
         check_keras_config(config, spec, name)
@@ -263,7 +258,7 @@ def load_keras_model(path: Path, spec: ModelSpec) -> keras.Model:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types; all mean "refused"
         raise ModelContractError(
-            f"Keras refused to load {Path(path).name} safely: {_one_line(exc)}"
+            f"Keras refused to load {Path(path).name} safely: {first_line(exc)}"
         ) from exc
     check_model_matches_spec(model, spec)
     return model

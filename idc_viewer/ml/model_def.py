@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from idc_viewer.core.patches import DEFAULT_PATCH_PX
+
 if TYPE_CHECKING:
     import keras
 
@@ -46,7 +48,7 @@ PAPER_LAYER_TABLE: tuple[tuple[str, str], ...] = (
 
 
 def build_model(
-    input_size: int = 50,
+    input_size: int = DEFAULT_PATCH_PX,
     *,
     l2: float = 1e-4,
     dropout_head: float = 0.5,

@@ -137,7 +137,9 @@ def verify_gradcam(
     and runs the rest in numpy from the ``.keras`` weights; it checks on every batch that its
     probabilities are the ``.tflite``'s. Raises :class:`ConversionError` when it cannot.
     """
-    from idc_viewer.ml.gradcam import GradCam, Head, LiteRtFeatures
+    from idc_viewer.ml.gradcam import GradCam
+    from idc_viewer.ml.gradcam_features import LiteRtFeatures
+    from idc_viewer.ml.gradcam_head import Head
 
     try:
         head = Head.from_keras(keras_path, spec.gradcam_layer)

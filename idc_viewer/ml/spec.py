@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idc_viewer.core.errors import IdcViewerError
+from idc_viewer.core.errors import DEFAULT_MESSAGE_LIMIT_CHARS, IdcViewerError, one_line
 from idc_viewer.core.fileset import sha256_file
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
 
 SPEC_FORMAT = "idc-viewer-model/1"
 SPEC_SUFFIX = ".spec.json"
@@ -29,6 +30,15 @@ MAX_INPUT_PX = 1024
 
 class ModelContractError(IdcViewerError):
     """A model file or spec that the app refuses, with a message fit for the user."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A third-party error's first line, cut at 200 characters, for a refusal's message.
+
+    Keras and LiteRT append whole configurations and stack notes after their first line.
+    """
+    lines = str(exc).strip().splitlines()
+    return one_line(lines[0] if lines else exc, limit_chars=DEFAULT_MESSAGE_LIMIT_CHARS)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class ContextSpec:
     chosen_on: str = ""
 
     def problems(self) -> list[str]:
+        """What is wrong with this context stage, in words (empty when valid)."""
         found = []
         if self.method != "gaussian-tissue-mean":
             found.append(f"context method {self.method!r} is not 'gaussian-tissue-mean'")
@@ -71,6 +82,7 @@ class ContextSpec:
         return found
 
     def as_dict(self) -> dict[str, Any]:
+        """The stage as the spec's JSON holds it."""
         return asdict(self)
 
 
@@ -98,8 +110,8 @@ class ModelSpec:
     name: str
     preset: str
     input_size: int
-    patch_size_px: int = 50
-    patch_mpp: float = 4.0
+    patch_size_px: int = DEFAULT_PATCH_PX
+    patch_mpp: float = DEFAULT_PATCH_MPP
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     gradcam_layer: str = "separable_conv2d"
     threshold: float = 0.5
@@ -124,10 +136,12 @@ class ModelSpec:
         return self.weights_sha256[:16]
 
     def to_json(self) -> str:
+        """The spec file's text (indented JSON, fields in declaration order)."""
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """A validated spec from its JSON object; :class:`ModelContractError` otherwise."""
         if not isinstance(data, dict):
             raise ModelContractError("The model spec is not a JSON object.")
         if data.get("format") != SPEC_FORMAT:
@@ -239,8 +253,9 @@ def read_spec(path: Path) -> ModelSpec:
             )
         data = json.loads(spec_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise ModelContractError(f"{spec_path.name} is not a readable JSON spec: {reason}") from exc
+        raise ModelContractError(
+            f"{spec_path.name} is not a readable JSON spec: {one_line(exc)}"
+        ) from exc
     except RecursionError:
         raise ModelContractError(
             f"{spec_path.name} is nested too deeply to be a model spec."

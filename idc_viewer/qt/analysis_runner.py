@@ -19,11 +19,12 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.formatting import format_count, patches
 from idc_viewer.core.labels import model_label
 from idc_viewer.core.slide import MissingMppError
 from idc_viewer.engine.events import Batch, Finished, HeatmapBuilder, NoTissue, Started
 from idc_viewer.qt.messenger import Messenger
-from idc_viewer.qt.state import AppState, format_count, patches
+from idc_viewer.qt.state import AppState
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDockWidget
 
 from idc_viewer.core.errors import one_line
-from idc_viewer.core.export import Region
 from idc_viewer.core.flagged import flagged_cells, step_cell
+from idc_viewer.core.regions import Region
 from idc_viewer.engine.explain import Explanation
 from idc_viewer.ml.gradcam import SharedGradCam
 from idc_viewer.qt.messenger import Messenger

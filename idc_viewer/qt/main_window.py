@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from idc_viewer.core.errors import one_line
 from idc_viewer.core.labels import model_label
-from idc_viewer.core.results import ResultStore
+from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.explain import Explanation, explain_cell
 from idc_viewer.qt import window_memory
 from idc_viewer.qt.about import install_about_action

@@ -17,24 +17,24 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from idc_viewer.core.errors import one_line
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import Slide, SlideError, shrink_to
+from idc_viewer.core.formatting import format_count
+from idc_viewer.core.pixels import shrink_to
+from idc_viewer.core.readers.formats import slide_file_filter
+from idc_viewer.core.slide import Slide, SlideError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.engine.session import SlideSession
 from idc_viewer.qt import slide_scale, window_memory
 from idc_viewer.qt.actions import push_recent, read_recent, write_recent
 from idc_viewer.qt.messenger import Messenger
-from idc_viewer.qt.state import AppState, format_count
+from idc_viewer.qt.state import AppState
 from idc_viewer.qt.user_messages import explain_open_error
 from idc_viewer.qt.viewer import Minimap, SlideView
 from idc_viewer.qt.viewer.slide_view import THUMBNAIL_MAX_SIDE
 
 log = logging.getLogger(__name__)
 MINIMAP_THUMBNAIL_SIDE = 256
-SLIDE_FILTER = (
-    "Slides (*.svs *.tif *.tiff *.ndpi *.vms *.vmu *.scn *.mrxs *.svslide *.bif *.dcm "
-    "*.png *.jpg *.jpeg);;All files (*)"
-)
+SLIDE_FILTER = slide_file_filter()
 
 
 class SlideController(QObject):

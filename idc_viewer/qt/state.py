@@ -18,12 +18,10 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from idc_viewer.core.heatmap import Heatmap
-    from idc_viewer.core.patches import PatchGrid
+    from idc_viewer.core.patches import Cell, PatchGrid
     from idc_viewer.core.slide import Slide
     from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.loading import LoadedModel
-
-Cell = tuple[int, int]
 
 
 class AppState(QObject):
@@ -241,28 +239,3 @@ class AppState(QObject):
         """Inspect ``(col, row)`` (None: nothing)."""
         self.selected_cell = cell
         self.cell_selected.emit(cell)
-
-
-def format_duration(seconds: float | None) -> str:
-    """``1:05`` / ``1:02:03`` / ``--`` for unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "--"
-    s = round(max(0.0, seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def patches(n: int) -> str:
-    """``1 patch`` / ``1,111 patches``."""
-    return f"{n:,} patch" if n == 1 else f"{n:,} patches"
-
-
-def format_count(done: int, total: int) -> str:
-    """``768 of 1,111 patches``."""
-    return f"{done:,} of {patches(total)}"
-
-
-def format_length_um(um: float) -> str:
-    """A length for the status bar: µm below 1 mm, mm above."""
-    return f"{um / 1000:.2f} mm" if abs(um) >= 1000 else f"{um:.0f} µm"

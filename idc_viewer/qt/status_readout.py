@@ -9,7 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QStatusBar
 
-from idc_viewer.qt.state import AppState, format_length_um
+from idc_viewer.core.formatting import format_length_um
+from idc_viewer.qt.state import AppState
 from idc_viewer.qt.viewer import SlideView
 
 
@@ -44,7 +45,8 @@ class StatusReadout:
         mpp = self._mpp()
         if mpp:
             self.cursor_label.setText(
-                f"x {format_length_um(l0_x * mpp)}, y {format_length_um(l0_y * mpp)}"
+                f"x {format_length_um(l0_x * mpp, fixed_decimals=True)}, "
+                f"y {format_length_um(l0_y * mpp, fixed_decimals=True)}"
             )
         else:
             self.cursor_label.setText(f"x {l0_x:.0f}, y {l0_y:.0f} px")

@@ -306,7 +306,7 @@ def test_gradcam_outside_the_slide(wsi, model_path, tmp_path, capsys):
 
 def test_gradcam_region_paints_the_layer_over_tissue(wsi, model_path, tmp_path, capsys):
     from idc_viewer.core.patches import make_grid
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
     from idc_viewer.core.tissue import detect_tissue
     from idc_viewer.engine.gradcam_layer import cells_in_l0_rect, footprint_px
 

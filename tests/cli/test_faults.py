@@ -352,7 +352,7 @@ def test_a_fifo_named_like_a_slide_does_not_hang(tmp_path, capsys):
 
 
 def test_implausible_stored_values_are_each_named():
-    from idc_viewer.core.slide import implausible_mpp, resolve_mpp
+    from idc_viewer.core.scale import implausible_mpp, resolve_mpp
 
     for raw, shown in (
         ("0", "0"),

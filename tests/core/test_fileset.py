@@ -17,7 +17,6 @@ import pytest
 
 from idc_viewer.core import fileset
 from idc_viewer.core.export import (
-    ExportError,
     export_all,
     export_provenance_only,
     recover_exports,
@@ -25,6 +24,7 @@ from idc_viewer.core.export import (
 )
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import PatchGrid
+from idc_viewer.core.writers import ExportError
 
 POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (SIGKILL)")
 NAMES = ["s.patches.csv", "s.regions.csv", "s.regions.geojson", "s.provenance.json"]

@@ -13,9 +13,11 @@ import pytest
 from model_fakes import FakeModel
 from slide_fakes import write_pyramid_tiff
 
-from idc_viewer.core import slide as slide_module
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import open_slide, slide_files, slide_fingerprint
+from idc_viewer.core import fingerprint as fingerprint_module
+from idc_viewer.core.fingerprint import slide_files, slide_fingerprint
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.slide import SlideError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.analysis import analyze
 from idc_viewer.engine.events import fold
 
@@ -82,8 +84,10 @@ def test_the_cache_skips_rehashing_an_unchanged_file_and_notices_edits(tmp_path,
     with open_slide(a) as slide:
         first = slide_fingerprint(slide, cache)
     calls = []
-    real = slide_module._hash_files
-    monkeypatch.setattr(slide_module, "_hash_files", lambda *args: calls.append(1) or real(*args))
+    real = fingerprint_module._hash_files
+    monkeypatch.setattr(
+        fingerprint_module, "_hash_files", lambda *args: calls.append(1) or real(*args)
+    )
     with open_slide(a) as slide:
         assert slide_fingerprint(slide, cache) == first
     assert calls == []  # one stat, no read
@@ -118,5 +122,5 @@ def test_a_file_that_vanishes_is_a_slide_error(tmp_path):
     a, _ = twin_slides(tmp_path)
     with open_slide(a) as slide:
         a.unlink()
-        with pytest.raises(slide_module.SlideError):
+        with pytest.raises(SlideError):
             slide_fingerprint(slide)

@@ -6,8 +6,8 @@ import numpy as np
 
 from idc_viewer.core.flagged import flagged_cells, step_cell
 from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import make_grid
-from idc_viewer.core.slide import ArraySlide
 
 
 def test_flagged_cells_most_probable_first_and_stepping() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idc_viewer.core.heatmap import Heatmap, colormap_lut, probabilities_to_rgba
+from idc_viewer.core.colormap import colormap_lut, probabilities_to_rgba
+from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import make_grid
 from idc_viewer.core.slide import SlideInfo
 
@@ -59,19 +60,6 @@ def test_set_cells_and_probability_at():
     copy = hm.copy()
     copy.set_cells(np.array([[1, 0]]), [0.5])
     assert hm.probability_at(1, 0) is None
-
-
-def test_colormap_lut_is_rgb_and_perceptually_ordered():
-    lut = colormap_lut("inferno")
-    assert lut.shape == (256, 3) and lut.dtype == np.uint8
-    # inferno runs from near black to pale yellow: luminance rises monotonically (roughly).
-    lum = lut.astype(float) @ [0.2126, 0.7152, 0.0722]
-    assert lum[0] < 20 and lum[-1] > 200
-    assert np.all(np.diff(lum[::16]) > 0)
-    # RGB order: the bright end of inferno is yellow (red and green high, blue lower).
-    assert lut[-1, 0] > lut[-1, 2] and lut[-1, 1] > lut[-1, 2]
-    with pytest.raises(ValueError):
-        colormap_lut("nope")
 
 
 def test_rgba_nan_transparent_opacity_and_threshold():

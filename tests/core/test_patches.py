@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import (
     PatchGrid,
     iter_patch_batches,
@@ -17,13 +18,8 @@ from idc_viewer.core.patches import (
     order_for_reading,
     read_patch,
 )
-from idc_viewer.core.slide import (
-    ArraySlide,
-    MissingMppError,
-    Slide,
-    SlideInfo,
-    open_slide,
-)
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.slide import MissingMppError, Slide, SlideInfo
 from idc_viewer.core.synthetic import SyntheticSlide
 
 
@@ -233,3 +229,30 @@ def test_bad_batch_size() -> None:
     slide = _random_slide(100, 100, mpp=4.0)
     with pytest.raises(ValueError):
         list(iter_patch_batches(slide, make_grid(slide.info), [(0, 0)], 0))
+
+
+def test_l0_edges_follow_l0_rect_and_clip_at_the_slide_edge() -> None:
+    grid = PatchGrid(
+        l0_patch_size=100.5,
+        cols=21,
+        rows=16,
+        patch_px=50,
+        model_mpp=4.0,
+        slide_mpp=4.0 * 50 / 100.5,
+        read_level=0,
+        l0_width=2048,
+        l0_height=1536,
+    )
+    x_full, y_full = grid.l0_edges(clip_to_slide=False)
+    assert len(x_full) == grid.cols + 1 and len(y_full) == grid.rows + 1
+    for col in range(grid.cols):
+        l0_x, _, l0_w, _ = grid.l0_rect(col, 0)
+        assert (x_full[col], x_full[col + 1]) == (l0_x, l0_x + l0_w)
+    for row in range(grid.rows):
+        _, l0_y, _, l0_h = grid.l0_rect(0, row)
+        assert (y_full[row], y_full[row + 1]) == (l0_y, l0_y + l0_h)
+    assert (x_full[-1], y_full[-1]) == (2110, 1608)  # the last patch, partly past the slide
+    x_edges, y_edges = grid.l0_edges()
+    assert (x_edges[-1], y_edges[-1]) == (2048, 1536)  # its footprint on the slide
+    np.testing.assert_array_equal(x_edges[:-1], x_full[:-1])
+    np.testing.assert_array_equal(y_edges[:-1], y_full[:-1])

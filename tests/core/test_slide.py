@@ -12,13 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from idc_viewer.core.slide import (
-    ArraySlide,
-    SlideError,
-    open_slide,
-    resolve_mpp,
-    slide_fingerprint,
-)
+from idc_viewer.core.fingerprint import slide_fingerprint
+from idc_viewer.core.memory import ArraySlide
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.scale import resolve_mpp
+from idc_viewer.core.slide import SlideError
 from idc_viewer.core.synthetic import SyntheticSlide
 
 PINK = (230, 150, 190)
@@ -383,7 +381,7 @@ def test_large_level0_reads_come_in_strips_with_the_same_pixels(
     synthetic_tiff, monkeypatch
 ) -> None:
     """A big level-0 read is split into strips (short GIL holds), pixel for pixel the same."""
-    import idc_viewer.core.slide as slide_module
+    import idc_viewer.core.readers.openslide_reader as reader_module
 
     rng = np.random.default_rng(3)
     image = rng.integers(0, 255, size=(300, 400, 3), dtype=np.uint8)
@@ -400,7 +398,7 @@ def test_large_level0_reads_come_in_strips_with_the_same_pixels(
             return real(location, level, size)
 
         monkeypatch.setattr(slide._osr, "read_region", counting)  # type: ignore[attr-defined]
-        monkeypatch.setattr(slide_module, "_STRIP_PX", 410 * 50)
+        monkeypatch.setattr(reader_module, "_STRIP_PX", 410 * 50)
         striped = slide.read_region(-5, 7, 0, 410, 290)
         np.testing.assert_array_equal(striped, whole)
         assert len(calls) == 6 and all(w == 410 and h <= 50 for w, h in calls)

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import make_grid
-from idc_viewer.core.slide import ArraySlide, open_slide
+from idc_viewer.core.readers import open_slide
 from idc_viewer.core.synthetic import Blob, SyntheticSlide
 from idc_viewer.core.tissue import detect_tissue
 

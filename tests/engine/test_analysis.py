@@ -11,9 +11,10 @@ import pytest
 from model_fakes import FakeModel, FakePredictor, fake_spec  # tests/, on sys.path via conftest
 
 from idc_viewer.core.jobs import CancelToken
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import make_grid
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import ArraySlide, MissingMppError
+from idc_viewer.core.slide import MissingMppError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.core.synthetic import SyntheticSlide
 from idc_viewer.core.tissue import detect_tissue
 from idc_viewer.engine.analysis import (

@@ -25,8 +25,9 @@ distributed = pytest.importorskip("distributed", reason="dask distributed is not
 from slide_fakes import write_pyramid_tiff  # noqa: E402  (tests/, on sys.path via conftest)
 
 from idc_viewer.cli.main import main  # noqa: E402
-from idc_viewer.core.results import ResultStore  # noqa: E402
-from idc_viewer.core.slide import open_slide, slide_fingerprint  # noqa: E402
+from idc_viewer.core.fingerprint import slide_fingerprint  # noqa: E402
+from idc_viewer.core.readers import open_slide  # noqa: E402
+from idc_viewer.core.store import ResultStore  # noqa: E402
 from idc_viewer.core.synthetic import SyntheticSlide  # noqa: E402
 from idc_viewer.engine.cohort import (  # noqa: E402
     CohortOptions,

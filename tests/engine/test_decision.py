@@ -13,8 +13,8 @@ from model_fakes import FakeModel, fake_spec  # tests/, on sys.path via conftest
 
 from idc_viewer.core.context import context_probabilities
 from idc_viewer.core.jobs import CancelToken
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import ArraySlide
+from idc_viewer.core.memory import ArraySlide
+from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.analysis import analyze
 from idc_viewer.engine.decision import decision_heatmap
 from idc_viewer.engine.events import HeatmapBuilder, fold

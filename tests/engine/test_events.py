@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from idc_viewer.core.jobs import Progress
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import make_grid
-from idc_viewer.core.slide import ArraySlide
 from idc_viewer.core.tissue import TissueMap
 from idc_viewer.engine.events import (
     Batch,

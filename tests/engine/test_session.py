@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from model_fakes import FakeModel, fake_spec
 
-from idc_viewer.core import slide as slide_module
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import ArraySlide, MissingMppError
+from idc_viewer.core import fingerprint as fingerprint_module
+from idc_viewer.core.memory import ArraySlide
+from idc_viewer.core.slide import MissingMppError
+from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.events import Finished, fold
 from idc_viewer.engine.provenance import ModelRef
 from idc_viewer.engine.session import SlideSession
@@ -58,7 +59,7 @@ class Cam:
 
 def test_the_fingerprint_is_computed_once(slide, tmp_path, monkeypatch):
     calls = []
-    real = slide_module.slide_fingerprint
+    real = fingerprint_module.slide_fingerprint
 
     def counting(*args: object, **kwargs: object) -> str:
         calls.append(1)
@@ -136,6 +137,13 @@ def test_explain_returns_a_frozen_explanation(slide):
     for array in (found.patch, found.full, found.cam, found.overlay, found.cam_lowres):
         assert array is not None and not array.flags.writeable
     assert session.explain(model, (0, 0), explainer=cam).is_background
+    seen: list[float] = []
+    from idc_viewer.engine.explain import explain_cell
+
+    grid = session.grid(model.spec)
+    explain_cell(slide, grid, (0, 0), cam, on_background=seen.append)
+    explain_cell(slide, grid, (8, 8), cam, on_background=seen.append)
+    assert len(seen) == 1 and seen[0] < 0.1
 
 
 def test_the_explainer_is_kept_per_model_hash(slide):

@@ -8,6 +8,7 @@ which would make every agreement check pass trivially.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# scripts/model_tamper.py: the hostile model files, shared with scripts/fuzz_cli.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 IDC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "idc"
 

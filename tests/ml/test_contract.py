@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 import pytest
+from model_tamper import rewrite_spec
 
 from idc_viewer.ml import loading
 from idc_viewer.ml.loading import ModelLoadError, load_keras_model, load_model
@@ -23,12 +24,6 @@ def _copy_model(saved: SavedModel, tmp_path: Path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(saved.directory, target)
     return target / saved.spec_path.name
-
-
-def _rewrite_spec(spec_path: Path, **changes: Any) -> None:
-    data = json.loads(spec_path.read_text())
-    data.update(changes)
-    spec_path.write_text(json.dumps(data))
 
 
 def _assert_refused(path: Path, match: str) -> ModelContractError:
@@ -80,7 +75,7 @@ def test_round_trip(saved_model: SavedModel, patch_factory: Any) -> None:
 
 def test_wrong_weights_hash_is_refused(saved_model: SavedModel, tmp_path: Path) -> None:
     spec_path = _copy_model(saved_model, tmp_path)
-    _rewrite_spec(spec_path, weights_sha256="ab" * 32)
+    rewrite_spec(spec_path, weights_sha256="ab" * 32)
     _assert_refused(spec_path, "does not match its spec")
 
 
@@ -95,13 +90,13 @@ def test_tampered_tflite_is_refused(saved_model: SavedModel, tmp_path: Path) -> 
 
 def test_spec_input_size_mismatch_is_refused(saved_model: SavedModel, tmp_path: Path) -> None:
     spec_path = _copy_model(saved_model, tmp_path)
-    _rewrite_spec(spec_path, input_size=64)
+    rewrite_spec(spec_path, input_size=64)
     _assert_refused(spec_path, "shape")
 
 
 def test_spec_gradcam_layer_missing_is_refused(saved_model: SavedModel, tmp_path: Path) -> None:
     spec_path = _copy_model(saved_model, tmp_path)
-    _rewrite_spec(spec_path, gradcam_layer="no_such_layer")
+    rewrite_spec(spec_path, gradcam_layer="no_such_layer")
     _assert_refused(spec_path, "Grad-CAM layer")
 
 
@@ -117,7 +112,7 @@ def test_other_keras_file_than_the_spec_names_is_refused(
 
 def test_path_in_weights_file_is_refused(saved_model: SavedModel, tmp_path: Path) -> None:
     spec_path = _copy_model(saved_model, tmp_path)
-    _rewrite_spec(spec_path, weights_file="../model/test-native-50.keras")
+    rewrite_spec(spec_path, weights_file="../model/test-native-50.keras")
     _assert_refused(spec_path, "plain file name")
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from idc_viewer.core.bundled import models_dir
-from idc_viewer.ml.gradcam import GradCam, GradCamResult, Head, overlay, upsample_cam
+from idc_viewer.ml.gradcam import GradCam, GradCamResult, overlay, upsample_cam
+from idc_viewer.ml.gradcam_head import Head
 from idc_viewer.ml.loading import LoadedModel, load_model
 from idc_viewer.ml.spec import ModelContractError, read_spec
 from training.gradcam_reference import KerasGradCam
@@ -114,7 +115,7 @@ def test_equals_tensorflow_on_real_patches_of_the_bundled_models(
     Patches with a head decision within KINK_MARGIN of its kink are compared with the head
     fed TensorFlow's own feature map instead (the same maths, within 1e-4 too).
     """
-    from idc_viewer.ml.gradcam import KerasFeatures
+    from idc_viewer.ml.gradcam_features import KerasFeatures
     from idc_viewer.ml.preprocessing import to_model_input
 
     model = load_model(BUNDLED[name])

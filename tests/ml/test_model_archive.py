@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from model_tamper import rewrite_archive, rewrite_spec
 
 from idc_viewer.ml.loading import load_model
 from idc_viewer.ml.spec import ModelContractError, read_spec, sha256_of
@@ -26,32 +27,6 @@ def copy_model(saved: SavedModel, tmp_path: Path) -> tuple[Path, Path]:
     return spec_path, target / json.loads(spec_path.read_text())["weights_file"]
 
 
-def rewrite_archive(keras_path: Path, spec_path: Path, **members: bytes | None) -> None:
-    """Replace (bytes), drop (None) or add members of the .keras, and rehash it in the spec,
-    so that only the archive's content can be refused."""
-    with zipfile.ZipFile(keras_path) as src:
-        content = {name: src.read(name) for name in src.namelist()}
-    for name, data in members.items():
-        if data is None:
-            content.pop(name, None)
-        else:
-            content[name] = data
-    with zipfile.ZipFile(keras_path, "w") as dst:
-        for name, data in content.items():
-            dst.writestr(name, data)
-    rewrite_spec(spec_path, weights_sha256=sha256_of(keras_path))
-
-
-def rewrite_spec(spec_path: Path, **changes: Any) -> None:
-    data = json.loads(spec_path.read_text())
-    for key, value in changes.items():
-        if key.startswith("preprocessing."):
-            data["preprocessing"][key.split(".", 1)[1]] = value
-        else:
-            data[key] = value
-    spec_path.write_text(json.dumps(data))
-
-
 def refused(path: Path, match: str) -> str:
     with pytest.raises(ModelContractError, match=match) as info:
         load_model(path)
@@ -65,9 +40,9 @@ class Payload:
 
 
 def test_pickled_weights_are_refused_even_with_a_tflite(saved_model, tmp_path):
-    spec_path, keras_path = copy_model(saved_model, tmp_path)
+    spec_path, _ = copy_model(saved_model, tmp_path)
     assert read_spec(spec_path).tflite_file  # the case where only config.json was checked
-    rewrite_archive(keras_path, spec_path, **{"model.weights.h5": pickle.dumps(Payload())})
+    rewrite_archive(spec_path, **{"model.weights.h5": pickle.dumps(Payload())})
     refused(spec_path, "not an HDF5 file")
 
 
@@ -75,14 +50,14 @@ def test_pickled_weights_are_refused_even_with_a_tflite(saved_model, tmp_path):
     "extra", ["payload.py", "../../../tmp/zipslip.txt", "assets/x.bin", "/abs/path.txt"]
 )
 def test_extra_members_are_refused(saved_model, tmp_path, extra):
-    spec_path, keras_path = copy_model(saved_model, tmp_path)
-    rewrite_archive(keras_path, spec_path, **{extra: b"print('hi')"})
+    spec_path, _ = copy_model(saved_model, tmp_path)
+    rewrite_archive(spec_path, **{extra: b"print('hi')"})
     refused(spec_path, "Keras never writes")
 
 
 def test_missing_weights_member_is_refused(saved_model, tmp_path):
-    spec_path, keras_path = copy_model(saved_model, tmp_path)
-    rewrite_archive(keras_path, spec_path, **{"model.weights.h5": None})
+    spec_path, _ = copy_model(saved_model, tmp_path)
+    rewrite_archive(spec_path, **{"model.weights.h5": None})
     refused(spec_path, "model.weights.h5 missing")
 
 
@@ -95,15 +70,15 @@ def test_a_member_twice_is_refused(saved_model, tmp_path):
 
 
 def test_a_deeply_nested_config_is_refused(saved_model, tmp_path):
-    spec_path, keras_path = copy_model(saved_model, tmp_path)
-    rewrite_archive(keras_path, spec_path, **{"config.json": b"[" * 200_000 + b"]" * 200_000})
+    spec_path, _ = copy_model(saved_model, tmp_path)
+    rewrite_archive(spec_path, **{"config.json": b"[" * 200_000 + b"]" * 200_000})
     refused(spec_path, "nested too deeply")
 
 
 def test_a_config_with_odd_types_is_refused(saved_model, tmp_path):
-    spec_path, keras_path = copy_model(saved_model, tmp_path)
+    spec_path, _ = copy_model(saved_model, tmp_path)
     odd = {"class_name": "Functional", "config": {"layers": [1, "two", None]}}
-    rewrite_archive(keras_path, spec_path, **{"config.json": json.dumps(odd).encode()})
+    rewrite_archive(spec_path, **{"config.json": json.dumps(odd).encode()})
     refused(spec_path, "malformed Keras configuration")
 
 
@@ -169,7 +144,7 @@ def test_gradcam_of_a_model_keras_would_refuse_needs_no_keras(saved_model, tmp_p
     layers = config["config"]["layers"]
     inner = next(layer for layer in layers if layer["class_name"] == "BatchNormalization")
     inner["class_name"] = "NoSuchLayer"
-    rewrite_archive(keras_path, spec_path, **{"config.json": json.dumps(config).encode()})
+    rewrite_archive(spec_path, **{"config.json": json.dumps(config).encode()})
     image = np.full((400, 400, 3), 240, np.uint8)
     image[100:300, 100:300] = (200, 100, 170)
     slide = write_pyramid_tiff(tmp_path / "s.tiff", image, levels=1, mpp=4.0)

@@ -6,8 +6,9 @@ import numpy as np
 from model_fakes import FakeModel, FakePredictor, fake_spec  # noqa: F401 (re-exported)
 
 from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid, read_patch
-from idc_viewer.core.slide import ArraySlide, Slide
+from idc_viewer.core.slide import Slide
 from idc_viewer.engine.explain import Explanation, read_full_resolution
 
 

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from idc_viewer.core.slide import ArraySlide, Slide
+from idc_viewer.core.memory import ArraySlide
+from idc_viewer.core.slide import Slide
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=importlib
 # Main-window fixtures shared by the application tests.

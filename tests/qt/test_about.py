@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from idc_viewer import __version__
 from idc_viewer.core.bundled import models_dir
-from idc_viewer.core.results import ResultStore
+from idc_viewer.core.store import ResultStore
 from idc_viewer.ml.loading import load_model
 from idc_viewer.qt.about import AboutDialog
 from idc_viewer.qt.main_window import MainWindow

@@ -18,7 +18,7 @@ from app_fakes import FakeModel, fake_spec
 from window_fixtures import run_analysis
 
 from idc_viewer.core.context import context_probabilities
-from idc_viewer.core.export import find_regions
+from idc_viewer.core.regions import find_regions
 from idc_viewer.ml.spec import ContextSpec
 
 SIGMA, CONTEXT_THRESHOLD, PATCH_THRESHOLD = 1.5, 0.6, 0.5

@@ -17,14 +17,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
 from app_fakes import FakeExplainer, FakeModel, fake_explainer, tissue_slide
 
-from idc_viewer.core.heatmap import Heatmap, colormap_lut
+from idc_viewer.core.colormap import colormap_lut
+from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import make_grid
+from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, CellCam
 from idc_viewer.engine.session import SlideSession
 from idc_viewer.qt.gradcam_controller import GradCamLayerController
 from idc_viewer.qt.image_convert import qimage_for_painting
 from idc_viewer.qt.state import AppState
-from idc_viewer.qt.viewer.geometry import ViewTransform
 from idc_viewer.qt.viewer.gradcam_layer import CamTile, GradCamLayer, GradCamLoader
 
 #: Analysed cells (cols, rows) inside the red tissue block of the two-region slide.

@@ -36,7 +36,7 @@ def test_open_slide_sets_title_info_and_recent(make_window, slide_file: Path) ->
 
 
 def test_showing_a_slide_reads_its_thumbnail_once(make_window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from idc_viewer.core.slide import ArraySlide
+    from idc_viewer.core.memory import ArraySlide
 
     slide = ArraySlide([two_region_image()], mpp=4.0, path="memory")
     sides: list[int] = []

@@ -25,13 +25,12 @@ from idc_viewer.qt.panels.analysis_panel import progress_text
 from idc_viewer.qt.panels.model_panel import ModelPanel
 from idc_viewer.qt.panels.overlay_panel import OverlayPanel
 from idc_viewer.qt.panels.retrain_dialog import RetrainDialog, parse_event
-from idc_viewer.qt.state import AppState, format_duration
+from idc_viewer.qt.state import AppState
 
 
 def test_progress_text_has_rate_and_eta() -> None:
     text = progress_text(Progress(1024, 4096, rate_per_s=1500.0, eta_s=65.0))
     assert text == "1,500 patches/s · ETA 1:05"
-    assert format_duration(None) == "--" and format_duration(3723) == "1:02:03"
 
 
 def test_overlay_threshold_slider_and_state_agree(qtbot) -> None:

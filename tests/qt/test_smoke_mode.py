@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode
 from app_fakes import FakeModel
 from PySide6.QtCore import QSettings
 
-from idc_viewer.core.results import ResultStore
+from idc_viewer.core.store import ResultStore
 from idc_viewer.qt import smoke
 from idc_viewer.qt.main_window import MainWindow
 from idc_viewer.qt.state import AppState

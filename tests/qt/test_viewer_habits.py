@@ -146,7 +146,7 @@ def test_zoom_between_half_fit_and_eight_times_native(make_view, quadrant_slide)
 def test_pixels_stay_crisp_beyond_one_to_one(
     qtbot, make_view, quadrant_slide, grab, quadrants
 ) -> None:
-    from idc_viewer.qt.viewer.geometry import ViewTransform
+    from idc_viewer.core.view_geometry import ViewTransform
 
     view = make_view(quadrant_slide)
     x0, y0, _side = quadrants.checker_l0
@@ -323,14 +323,15 @@ def test_retrain_cancel_before_any_epoch_says_nothing_was_kept(qtbot, tmp_path) 
 
 def test_training_reports_progress_within_an_epoch(tmp_path, monkeypatch) -> None:
     pytest.importorskip("keras")
-    from training import train
+    from training import callbacks
+    from training.config import TrainConfig
 
     events: list[dict[str, Any]] = []
-    config = train.TrainConfig(data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), epochs=7)
-    checkpoint = train._epoch_callbacks(config, events.append)[-1]
+    config = TrainConfig(data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), epochs=7)
+    checkpoint = callbacks.epoch_callbacks(config, events.append)[-1]
     checkpoint.set_params({"steps": 40, "epochs": 7})
     clock = iter([100.0, 100.2, 101.5, 101.9, 103.0])
-    monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
     checkpoint.on_epoch_begin(2)
     for batch in range(4):
         checkpoint.on_train_batch_end(batch)

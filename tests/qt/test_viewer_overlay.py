@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idc_viewer.core.heatmap import Heatmap, colormap_lut
+from idc_viewer.core.colormap import colormap_lut
+from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid
-from idc_viewer.core.slide import ArraySlide
+from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.qt.viewer import heatmap_overlay
-from idc_viewer.qt.viewer.geometry import ViewTransform
-from idc_viewer.qt.viewer.heatmap_overlay import grid_edges_l0, outline_segments_l0
+from idc_viewer.qt.viewer.heatmap_overlay import outline_segments_l0
 
 L0_PATCH = 100.5  # fractional on purpose
 HOT_CELL = (5, 3)
@@ -156,6 +157,24 @@ def test_threshold_outlines_flagged_cells(view, grab, grid) -> None:  # type: ig
     assert len(cyan_pixels()) == 0
 
 
+def test_a_flagged_edge_cell_is_outlined_along_the_slide_edge(view, grab, grid, heatmap) -> None:  # type: ignore[no-untyped-def]
+    """The last column reaches past the slide (2010 to 2110.5 of 2048 px): its outline is drawn
+    on the slide's edge, as the exported region's polygon is, not past it where it is clipped."""
+    edge_cell = (grid.cols - 1, 5)
+    heatmap.set_cells([edge_cell], [1.0])
+    view.set_heatmap(heatmap)
+    view.zoom_to_l0_rect(1850, 400, 400, 400)
+    view.set_threshold(0.5)
+    pixels = grab(view)
+    cyan = np.all(np.abs(pixels.astype(int) - np.array(CYAN)) <= 40, axis=2)
+    transform = view.view_transform()
+    vx_edge, _ = transform.view_from_l0(float(grid.l0_width), 0.0)
+    _, vy0 = transform.view_from_l0(0.0, float(grid.l0_rect(*edge_cell)[1]))
+    _, vy1 = transform.view_from_l0(0.0, float(sum(grid.l0_rect(*edge_cell)[1::2])))
+    band = cyan[int(vy0) + 3 : int(vy1) - 3, max(0, int(vx_edge) - 3) : int(vx_edge) + 1]
+    assert band.any(axis=1).all(), "no outline along the slide's edge"
+
+
 def test_outline_segments_merge_collinear_edges() -> None:
     mask = np.zeros((4, 5), bool)
     mask[1:3, 1:4] = True  # a 3 x 2 block of cells
@@ -169,11 +188,3 @@ def test_outline_segments_merge_collinear_edges() -> None:
         (10.0, 30.0, 40.0, 30.0),
     }
     assert outline_segments_l0(np.zeros((3, 3), bool), x_edges[:4], y_edges[:4]).shape == (0, 4)
-
-
-def test_grid_edges_follow_l0_rect(grid: PatchGrid) -> None:
-    x_edges, y_edges = grid_edges_l0(grid)
-    assert len(x_edges) == grid.cols + 1 and len(y_edges) == grid.rows + 1
-    for col in range(grid.cols):
-        l0_x, _, l0_w, _ = grid.l0_rect(col, 0)
-        assert (x_edges[col], x_edges[col + 1]) == (l0_x, l0_x + l0_w)

@@ -8,8 +8,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
+from idc_viewer.core.tile_cache import TileCache
 from idc_viewer.qt.viewer.slide_view import BACKGROUND
-from idc_viewer.qt.viewer.tile_cache import TileCache
 
 
 def _close(pixel: np.ndarray, rgb: tuple[int, int, int], tol: int = 6) -> bool:
@@ -176,7 +176,7 @@ def test_cursor_moved_reports_l0(qtbot, make_view, quadrant_slide) -> None:  # t
 
 
 def test_scale_bar_text(make_view, quadrant_slide) -> None:  # type: ignore[no-untyped-def]
-    from idc_viewer.core.slide import ArraySlide
+    from idc_viewer.core.memory import ArraySlide
 
     view = make_view(quadrant_slide)  # 0.25 µm/px
     view.zoom_to_one_to_one()  # 150 px max -> 37.5 µm -> 20 µm
@@ -198,7 +198,7 @@ def test_shared_cache_and_slide_switch(qtbot, make_view, quadrant_slide) -> None
 
 
 def test_real_svs_opens_and_paints(qtbot, make_view, shared_data, grab) -> None:  # type: ignore[no-untyped-def]
-    from idc_viewer.core.slide import open_slide
+    from idc_viewer.core.readers import open_slide
 
     path = shared_data / "wsi" / "CMU-1-Small-Region.svs"
     if not path.exists():

@@ -19,10 +19,12 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=i
 from app_fakes import FakeModel, FakePredictor, two_region_image
 from window_fixtures import run_analysis, shared_wsi
 
-from idc_viewer.core.heatmap import Heatmap, overlay_rgba
+from idc_viewer.core.colormap import overlay_rgba
+from idc_viewer.core.heatmap import Heatmap
+from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import PatchGrid
-from idc_viewer.core.results import ResultStore
-from idc_viewer.core.slide import ArraySlide, open_slide
+from idc_viewer.core.readers import open_slide
+from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning
 from idc_viewer.engine.analysis import analyze
 from idc_viewer.qt.user_messages import explain_open_error
@@ -396,11 +398,3 @@ def test_default_overlay_leaves_benign_tissue_pixels_unchanged(
         ).max()
         <= 3
     )
-
-
-def test_counts_read_as_english() -> None:
-    from idc_viewer.qt.state import format_count, patches
-
-    assert patches(1) == "1 patch" and patches(1111) == "1,111 patches"
-    assert format_count(768, 1111) == "768 of 1,111 patches"
-    assert format_count(0, 1) == "0 of 1 patch"

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QImage
 
-from idc_viewer.core.heatmap import colormap_lut
+from idc_viewer.core.colormap import colormap_lut
 from idc_viewer.qt.image_convert import array_from_qimage, qimage_from_array, qpixmap_from_array
 from idc_viewer.qt.viewer import ColorLegend, Minimap, ScaleBar
 

@@ -10,7 +10,7 @@ from app_fakes import FakeModel, fake_explain, fake_explainer, two_region_image
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from idc_viewer.core.results import ResultStore
+from idc_viewer.core.store import ResultStore
 from idc_viewer.qt.main_window import MainWindow
 from idc_viewer.qt.state import AppState
 

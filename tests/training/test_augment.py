@@ -8,7 +8,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from training.augment import build_augmenter, jitter_hed, jpeg_recompress  # noqa: E402
-from training.train import SplitArrays, TrainConfig, make_datasets, training_patches  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.pipeline import make_datasets, training_patches  # noqa: E402
+from training.run_data import SplitArrays  # noqa: E402
 
 
 def _images(n: int = 8, size: int = 50) -> np.ndarray:
@@ -99,7 +101,7 @@ def test_other_balances_stream_every_patch_once_per_epoch() -> None:
 def test_recalibrated_validation_refits_batchnorm_to_clean_patches_and_logs_val_figures() -> None:
     import keras
 
-    from training.train import recalibrated_validation
+    from training.callbacks import recalibrated_validation
 
     inputs = keras.Input((4, 4, 3))
     norm = keras.layers.BatchNormalization(momentum=0.99)

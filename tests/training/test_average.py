@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from training.average import average_run, best_epochs
-from training.train import TrainConfig
+from training.config import TrainConfig
 
 
 def test_best_epochs_are_the_lowest_validation_losses_among_those_kept() -> None:
@@ -41,10 +41,12 @@ def test_average_run_writes_a_run_with_the_mean_of_the_best_epochs(
     (source / "split.json").write_text(
         json.dumps({"train": patients[:4], "validation": patients[4:5], "test": patients[5:]})
     )
-    state = {
+    state = {  # as the checkpoint writes it (training.run_state.RunState)
         "epoch": 2,
         "history": {"val_loss": [0.7, 0.3, 0.5]},
-        "early_stopping": {"best_epoch": 1},
+        "epoch_times_s": [1.0, 1.0, 1.0],
+        "early_stopping": {"best": 0.3, "wait": 1, "best_epoch": 1},
+        "plateau": {"best": 0.3, "wait": 1, "cooldown_counter": 0},
     }
     (source / "state.json").write_text(json.dumps(state))
     kernels = []

@@ -23,30 +23,30 @@ P = [0.1, 0.6, 0.4, 0.9, 0.3, 0.8]
 def test_binary_metrics_hand_computed() -> None:
     # threshold 0.5 -> pred [0, 1, 0, 1, 0, 1]: tn=2, fp=1, fn=1, tp=2
     m = binary_metrics(Y, P, 0.5)
-    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
-    assert m["accuracy"] == pytest.approx(4 / 6)
-    assert m["per_class"]["1"]["precision"] == pytest.approx(2 / 3)
-    assert m["per_class"]["1"]["recall"] == pytest.approx(2 / 3)
-    assert m["per_class"]["0"]["recall"] == pytest.approx(2 / 3)
-    assert m["support"] == {"0": 3, "1": 3}
-    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert m.confusion_matrix == [[2, 1], [1, 2]]
+    assert m.accuracy == pytest.approx(4 / 6)
+    assert m.per_class["1"]["precision"] == pytest.approx(2 / 3)
+    assert m.per_class["1"]["recall"] == pytest.approx(2 / 3)
+    assert m.per_class["0"]["recall"] == pytest.approx(2 / 3)
+    assert m.support == {"0": 3, "1": 3}
+    assert m.balanced_accuracy == pytest.approx(2 / 3)
     # pairs (pos, neg): 0.4 beats 0.1, 0.3 only; 0.9 and 0.8 beat all three -> 8/9
-    assert m["roc_auc"] == pytest.approx(8 / 9)
-    json.dumps(m)  # JSON-ready
+    assert m.roc_auc == pytest.approx(8 / 9)
+    json.dumps(m.to_dict())  # JSON-ready
 
 
 def test_unbalanced_case_and_threshold_equality() -> None:
     y = [1, 0, 0, 0, 0]
     p = [0.5, 0.5, 0.2, 0.1, 0.0]
     m = binary_metrics(y, p, 0.5)  # >= threshold is positive
-    assert m["confusion_matrix"] == [[3, 1], [0, 1]]
-    assert m["per_class"]["1"]["precision"] == pytest.approx(0.5)
-    assert m["per_class"]["1"]["f1"] == pytest.approx(2 / 3)
-    assert m["per_class"]["0"]["f1"] == pytest.approx(2 * 1 * 0.75 / 1.75)
-    assert m["balanced_accuracy"] == pytest.approx((1 + 0.75) / 2)
-    assert m["accuracy"] == pytest.approx(0.8)
+    assert m.confusion_matrix == [[3, 1], [0, 1]]
+    assert m.per_class["1"]["precision"] == pytest.approx(0.5)
+    assert m.per_class["1"]["f1"] == pytest.approx(2 / 3)
+    assert m.per_class["0"]["f1"] == pytest.approx(2 * 1 * 0.75 / 1.75)
+    assert m.balanced_accuracy == pytest.approx((1 + 0.75) / 2)
+    assert m.accuracy == pytest.approx(0.8)
     # AUC: pos 0.5 vs negs (0.5 tie=.5, 0.2, 0.1, 0.0) -> 3.5/4
-    assert m["roc_auc"] == pytest.approx(3.5 / 4)
+    assert m.roc_auc == pytest.approx(3.5 / 4)
 
 
 def test_auc_ties_perfect_and_inverted() -> None:
@@ -79,8 +79,8 @@ def test_roc_curve_points() -> None:
 
 def test_zero_division_is_zero() -> None:
     m = binary_metrics([0, 1], [0.1, 0.2], 0.9)  # nothing predicted positive
-    assert m["per_class"]["1"]["precision"] == 0.0
-    assert m["per_class"]["1"]["f1"] == 0.0
+    assert m.per_class["1"]["precision"] == 0.0
+    assert m.per_class["1"]["f1"] == 0.0
 
 
 def test_best_threshold() -> None:
@@ -89,7 +89,7 @@ def test_best_threshold() -> None:
     # f1: cut at 0.2 -> tp=3, fp=1: f1 = 6/7; cut at 0.7 -> tp=2, fp=0: f1 = 0.8
     t = best_threshold(y, p, "f1")
     assert t == pytest.approx((0.2 + 0.1) / 2)
-    assert binary_metrics(y, p, t)["f1"] == pytest.approx(6 / 7)
+    assert binary_metrics(y, p, t).f1 == pytest.approx(6 / 7)
     # balanced accuracy: cut 0.7 -> (2/3 + 1)/2 = 5/6; cut 0.2 -> (1 + 2/3)/2 = 5/6: tie,
     # the cut nearer 0.5 wins: (0.7 + 0.3) / 2 = 0.5
     assert best_threshold(y, p, "balanced_accuracy") == pytest.approx(0.5)
@@ -137,7 +137,7 @@ def test_patient_bootstrap_interval_brackets_the_figure_and_widens_with_patient_
     alike = patient_bootstrap_interval(y, prob, patients, 0.5, n_resamples=500)
     for name in ("f1", "balanced_accuracy"):
         low, high = alike[name]
-        assert low <= pooled[name] <= high and high - low < 0.1
+        assert low <= getattr(pooled, name) <= high and high - low < 0.1
     # half the patients scored at chance: the same pooled data per patch, a wider interval
     chance = np.isin(patients, [f"p{i}" for i in range(15)])
     mixed = np.where(chance, rng.random(len(y)), np.where(rng.random(len(y)) < 0.97, y, 1 - y))

@@ -11,8 +11,9 @@ tf = pytest.importorskip("tensorflow")
 
 from idc_viewer.ml.preprocessing import to_model_input  # noqa: E402
 from idc_viewer.ml.spec import ModelSpec, Preprocessing  # noqa: E402
+from training.config import PRESETS  # noqa: E402
 from training.data import load_patches, scan_dataset  # noqa: E402
-from training.train import PRESETS, rescaler  # noqa: E402
+from training.pipeline import rescaler  # noqa: E402
 
 PATIENT = "8951"
 

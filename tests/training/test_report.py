@@ -10,6 +10,7 @@ import pytest
 
 from training.card import write_comparison_card
 from training.report import rewrite_report, write_evaluation_report
+from training.results import GradCamExample
 
 HISTORY = {
     "loss": [0.6, 0.4, 0.3],
@@ -19,13 +20,13 @@ HISTORY = {
 }
 
 
-def _examples() -> list[dict]:
+def _examples() -> list[GradCamExample]:
     rng = np.random.default_rng(1)
     patch = rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)
     overlay = rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)
     return [
-        {"patch": patch, "overlay": overlay, "label": 0, "probability": 0.12},
-        {"patch": patch, "overlay": overlay, "label": 1, "probability": 0.91},
+        GradCamExample(patch=patch, overlay=overlay, label=0, probability=0.12),
+        GradCamExample(patch=patch, overlay=overlay, label=1, probability=0.91),
     ]
 
 

@@ -35,7 +35,7 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     )
     loaded = load_model(BUNDLED_SPEC)
     patients = complete_patients(split_file, "test")
-    figures = slide_level_figures(loaded, patients, shared_data / "idc", log=print)
+    figures = slide_level_figures(loaded, patients, shared_data / "idc", log=print).to_dict()
     rows = figures["per_slide"]
     # the CNN alone on three storages, then the bundled model's context stage on the same three
     storages = ["lossless", "JPEG Q90", "20x"]
@@ -57,7 +57,7 @@ def test_lossless_slide_scores_as_the_patches_and_jpeg_is_reported_beside_it(
     prob = np.concatenate(
         [loaded.new_predictor().predict(x[i : i + 256]) for i in range(0, len(x), 256)]
     )
-    direct = binary_metrics(y, prob, loaded.spec.threshold)
+    direct = binary_metrics(y, prob, loaded.spec.threshold).to_dict()
     # the engine skips a few near-empty patches as background (counted as negative calls)
     assert lossless["not_analysed_by_engine"] <= 10
     assert lossless["f1"] == pytest.approx(direct["f1"], abs=0.02)

@@ -104,7 +104,7 @@ def test_resume_of_a_finished_run_does_nothing_and_validate_reads_no_test_patien
         loaded_patients.update(r.patient for r in records)
         return real_load(records)
 
-    monkeypatch.setattr("training.train.load_patches", spy)
+    monkeypatch.setattr("training.run_data.load_patches", spy)
     capsys.readouterr()
     assert main(["validate", str(run_dir)]) == 0
     out = capsys.readouterr().out

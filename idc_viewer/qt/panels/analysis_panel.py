@@ -9,8 +9,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from idc_viewer.core.formatting import format_count, format_duration, patches
 from idc_viewer.core.jobs import Progress
-from idc_viewer.qt.state import AppState, format_count, format_duration, patches
+from idc_viewer.qt.state import AppState
 
 
 def progress_counts(progress: Progress) -> str:

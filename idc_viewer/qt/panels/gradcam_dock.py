@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.core.heatmap import colormap_lut
+from idc_viewer.core.colormap import colormap_lut
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, cam_rgba
 from idc_viewer.qt.image_convert import qpixmap_from_array
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
-from idc_viewer.qt.state import AppState, format_count, patches
+from idc_viewer.core.formatting import format_count, patches
+from idc_viewer.qt.state import AppState
 
 
 def levels_text(level_dimensions: tuple[tuple[int, int], ...]) -> str:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.core.export import Region, find_regions
+from idc_viewer.core.regions import Region, find_regions
 from idc_viewer.qt.state import AppState
 
 #: Short headers (the dock is narrow); each says its unit, the tooltip says more.
@@ -51,7 +51,7 @@ class RegionsPanel(QWidget):
     Signals
     -------
     region_selected(object)
-        The :class:`~idc_viewer.core.export.Region` of the selected row.
+        The :class:`~idc_viewer.core.regions.Region` of the selected row.
     export_requested(), export_png_requested()
     """
 

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.qt.state import format_duration
+from idc_viewer.core.formatting import format_duration
 
 #: ``(data_dir, run_dir, epochs, resume, paper_recipe) -> (program, arguments)``.
 CommandFactory = Callable[[str, str, int, bool, bool], tuple[str, list[str]]]

@@ -9,11 +9,9 @@ A main window composes them and wires their signals, e.g.::
 """
 
 from idc_viewer.qt.viewer.color_legend import ColorLegend
-from idc_viewer.qt.viewer.geometry import ViewTransform
 from idc_viewer.qt.viewer.minimap import Minimap
 from idc_viewer.qt.viewer.scale_bar import ScaleBar
 from idc_viewer.qt.viewer.slide_view import SlideView
-from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
 from idc_viewer.qt.viewer.tile_loader import TileLoader, TileRequest
 
 __all__ = [
@@ -21,9 +19,6 @@ __all__ = [
     "Minimap",
     "ScaleBar",
     "SlideView",
-    "TileCache",
-    "TileKey",
     "TileLoader",
     "TileRequest",
-    "ViewTransform",
 ]

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize
 from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
-from idc_viewer.core.heatmap import OVERLAY_FLOOR, overlay_rgba
+from idc_viewer.core.colormap import OVERLAY_FLOOR, overlay_rgba
 from idc_viewer.qt.image_convert import qimage_from_array
 
 TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -24,7 +24,7 @@ class ColorLegend(QWidget):
     Parameters
     ----------
     colormap : str
-        Name understood by :func:`idc_viewer.core.heatmap.colormap_lut`.
+        Name understood by :func:`idc_viewer.core.colormap.colormap_lut`.
     threshold : float, optional
         Drawn as a marker on the bar.
     title : str

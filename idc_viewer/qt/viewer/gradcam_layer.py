@@ -27,10 +27,10 @@ from PySide6.QtCore import QObject, QRectF, Signal
 from PySide6.QtGui import QImage, QPainter
 
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.patches import Cell
+from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.engine.gradcam_layer import CellCam, cam_rgba, cells_in_l0_rect, explain_cells
 from idc_viewer.qt.image_convert import qimage_for_painting
-from idc_viewer.qt.viewer.geometry import ViewTransform
-from idc_viewer.qt.viewer.heatmap_overlay import grid_edges_l0
 
 if TYPE_CHECKING:
     from idc_viewer.core.heatmap import Heatmap
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from idc_viewer.engine.gradcam_layer import Explainer
 
 log = logging.getLogger(__name__)
-Cell = tuple[int, int]
 
 #: The layer shows (and computes) only when one patch is at least this many screen pixels.
 MIN_PATCH_VIEW_PX = 64.0
@@ -253,7 +252,10 @@ class GradCamLayer:
         )
         self.heatmap = heatmap
         if not same_grid:  # per batch of a running analysis the grid stays: keep its edges
-            self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
+            # unclipped: a map covers its whole patch, part of which may lie past the slide
+            self._edges = (
+                heatmap.grid.l0_edges(clip_to_slide=False) if heatmap is not None else None
+            )
         if not (keep_maps and same_grid):
             self.clear()
 

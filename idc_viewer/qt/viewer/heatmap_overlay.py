@@ -6,7 +6,7 @@ image (one pixel per patch). Zoomed out it is drawn as one image scaled by the g
 exactly its ``grid.l0_rect(col, row)`` footprint, so the overlay matches the patches the model
 saw at every zoom. Flagged cells (>= threshold) get a contrasting outline.
 
-Colours follow :func:`~idc_viewer.core.heatmap.overlay_rgba` (transparent below a floor, so
+Colours follow :func:`~idc_viewer.core.colormap.overlay_rgba` (transparent below a floor, so
 benign tissue stays readable); tissue cells not analysed yet (a partial analysis) get a grey
 veil, so "not analysed" never looks like "analysed, low". Everything is clipped to the slide:
 the last row and column of cells may extend past its edge.
@@ -21,37 +21,18 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QLineF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QTransform
 
-from idc_viewer.core.heatmap import overlay_rgba
+from idc_viewer.core.colormap import overlay_rgba
+from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.qt.image_convert import qimage_from_array
-from idc_viewer.qt.viewer.geometry import ViewTransform
 
 if TYPE_CHECKING:
     from idc_viewer.core.heatmap import Heatmap
-    from idc_viewer.core.patches import PatchGrid
 
 #: Above this many visible cells the overlay is drawn as one scaled image.
 MAX_CELLS_DRAWN_ONE_BY_ONE = 2500
 #: RGBA of a tissue cell not analysed yet (before the layer's opacity), under a hatch.
 PENDING_RGBA = (150, 150, 150, 200)
 PENDING_HATCH = QColor(40, 40, 40, 170)
-
-
-def grid_edges_l0(grid: PatchGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Return the level-0 x edges (``cols + 1``) and y edges (``rows + 1``) of the grid cells.
-
-    Taken from ``grid.l0_rect`` so the overlay uses the very footprints the patches were read
-    from (floor of the fractional grid).
-    """
-    cols, rows = int(grid.cols), int(grid.rows)
-    x_edges = np.zeros(cols + 1, dtype=np.int64)
-    y_edges = np.zeros(rows + 1, dtype=np.int64)
-    for col in range(cols):
-        l0_x, _, l0_w, _ = grid.l0_rect(col, 0)
-        x_edges[col], x_edges[col + 1] = l0_x, l0_x + l0_w
-    for row in range(rows):
-        _, l0_y, _, l0_h = grid.l0_rect(0, row)
-        y_edges[row], y_edges[row + 1] = l0_y, l0_y + l0_h
-    return x_edges, y_edges
 
 
 def outline_segments_l0(
@@ -111,7 +92,7 @@ class HeatmapOverlay:
     Parameters
     ----------
     colormap : str
-        Colormap name understood by :func:`idc_viewer.core.heatmap.overlay_rgba`.
+        Colormap name understood by :func:`idc_viewer.core.colormap.overlay_rgba`.
     """
 
     def __init__(self, colormap: str = "inferno") -> None:
@@ -130,7 +111,7 @@ class HeatmapOverlay:
     def set_heatmap(self, heatmap: Heatmap | None) -> None:
         """Show ``heatmap`` (None removes the layer and its pending mask)."""
         self.heatmap = heatmap
-        self._edges = grid_edges_l0(heatmap.grid) if heatmap is not None else None
+        self._edges = heatmap.grid.l0_edges() if heatmap is not None else None
         if heatmap is None or (
             self._pending is not None and self._pending.shape != heatmap.probabilities.shape
         ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 
-from idc_viewer.qt.viewer.geometry import ViewTransform
+from idc_viewer.core.view_geometry import ViewTransform
 
 #: Below this on-screen side a ring of this radius also marks the inspected patch.
 MIN_MARK_VIEW_PX = 24.0

@@ -12,7 +12,7 @@ import math
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 
-from idc_viewer.qt.viewer.geometry import ViewTransform
+from idc_viewer.core.view_geometry import ViewTransform
 
 
 def ruler_text(l0_length: float, mpp: float | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
 
-from idc_viewer.qt.viewer.geometry import scale_bar_for
+from idc_viewer.core.view_geometry import scale_bar_for
 
 NO_SCALE_TEXT = "no scale"
 

@@ -24,12 +24,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QWidget
 
+from idc_viewer.core.tile_cache import TileCache
+from idc_viewer.core.view_geometry import ViewTransform, transform_showing_l0_rect
 from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments
-from idc_viewer.qt.viewer.geometry import ViewTransform, transform_showing_l0_rect
 from idc_viewer.qt.viewer.heatmap_overlay import HeatmapOverlay, ViewLayer
 from idc_viewer.qt.viewer.ruler import Ruler
 from idc_viewer.qt.viewer.scale_bar import ScaleBar
-from idc_viewer.qt.viewer.tile_cache import TileCache
 from idc_viewer.qt.viewer.tile_layer import BACKGROUND, TileLayer
 from idc_viewer.qt.viewer.view_input import ViewInput
 
@@ -297,7 +297,7 @@ class SlideView(QWidget):
         self.update()
 
     def set_colormap(self, colormap: str) -> None:
-        """Colormap of the overlay (a name known to ``core.heatmap``)."""
+        """Colormap of the overlay (a name known to ``core.colormap``)."""
         self._overlay.set_colormap(colormap)
         self.update()
 

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 
-from idc_viewer.qt.image_convert import qimage_for_painting
-from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments, apply_in_place
-from idc_viewer.qt.viewer.geometry import (
+from idc_viewer.core.tile_cache import TileCache, TileKey
+from idc_viewer.core.view_geometry import (
     ViewTransform,
     choose_level,
     tile_lvl_rect,
     tiles_covering_l0_rect,
 )
-from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
+from idc_viewer.qt.image_convert import qimage_for_painting
+from idc_viewer.qt.viewer.display_adjust import DisplayAdjustments, apply_in_place
 from idc_viewer.qt.viewer.tile_loader import TileLoader, TileRequest
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.tile_cache import TileCache, TileKey
 from idc_viewer.qt.image_convert import qimage_for_painting
-from idc_viewer.qt.viewer.tile_cache import TileCache, TileKey
 
 if TYPE_CHECKING:
     from idc_viewer.core.slide import Slide

@@ -10,13 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.patches import PatchGrid
-from idc_viewer.core.results import (
-    AnalysisKey,
-    DamagedAnalysisError,
-    ResultStore,
-    ResultStoreError,
-)
+from idc_viewer.core.store import ResultStore
+from idc_viewer.core.stored_analysis import DamagedAnalysisError, ResultStoreError
 
 KEY = AnalysisKey("slide-damage", "model-1", {"patch_px": 50})
 
@@ -43,7 +40,7 @@ def stored(tmp_path: Path) -> tuple[ResultStore, Path, list[str]]:
     with store.open(KEY, g, np.ones(g.shape, bool), {"slide_path": "s.svs"}) as analysis:
         cols, rows = np.meshgrid(np.arange(g.cols), np.arange(g.rows))
         probs = np.linspace(0, 1, cols.size)
-        analysis.write_batch(cols.ravel(), rows.ravel(), probs)
+        analysis.write_batch(np.stack([cols.ravel(), rows.ravel()], axis=1), probs)
     return store, store.path_for(KEY), messages
 
 

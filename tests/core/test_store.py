@@ -1,4 +1,4 @@
-"""Tests for idc_viewer.core.results: the per-slide, per-model analysis store."""
+"""Tests for idc_viewer.core.store: the per-slide, per-model analysis store."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from idc_viewer.core.analysis_key import AnalysisKey
+from idc_viewer.core.app_dirs import default_results_dir
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.results import (
-    AnalysisKey,
-    ResultStore,
-    ResultStoreError,
-    default_results_dir,
-)
 from idc_viewer.core.slide import SlideInfo
+from idc_viewer.core.store import ResultStore
+from idc_viewer.core.stored_analysis import ResultStoreError
 
 
 def _grid(width: int = 2000, height: int = 1200, mpp: float = 0.5) -> PatchGrid:
@@ -64,7 +62,7 @@ def test_incremental_writes_and_reopen_show_same_heatmap(store: ResultStore):
     with store.open(KEY, grid, mask, {"slide_path": "/x/a.svs", "model_name": "m"}) as a:
         assert a.done_cells() == set()
         a.write_batch([(2, 1), (3, 1)], [0.25, 0.75])
-        a.write_batch(np.array([4, 2]), np.array([2, 2]), np.array([0.5, 1.0], dtype=np.float32))
+        a.write_batch(np.array([[4, 2], [2, 2]]), np.array([0.5, 1.0], dtype=np.float32))
         first = a.heatmap().probabilities.copy()
         assert a.done_cells() == {(2, 1), (3, 1), (4, 2), (2, 2)}
         assert not a.is_complete
@@ -103,8 +101,8 @@ def test_crash_after_batch_keeps_it(tmp_path: Path):
         f"""
         import os
         import numpy as np
-        from tests.core.test_results import KEY, _grid
-        from idc_viewer.core.results import ResultStore
+        from tests.core.test_store import KEY, _grid
+        from idc_viewer.core.store import ResultStore
         a = ResultStore({str(root)!r}).open(KEY, _grid())
         a.write_batch([(0, 0), (1, 0)], [0.3, 0.6])
         a.write_batch([(2, 0)], [0.9])

@@ -31,7 +31,7 @@ class TileCache(Generic[V]):
 
     Notes
     -----
-    All methods take one lock, so loader threads may ``put`` while the GUI thread ``get``\\ s.
+    All methods take one lock, so loader threads may ``put`` while the GUI thread calls ``get``.
     A value bigger than the whole budget is not stored.
     """
 

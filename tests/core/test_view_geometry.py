@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from idc_viewer.qt.viewer.geometry import (
+from idc_viewer.core.view_geometry import (
     MAX_VIEW_PX_PER_L0,
     ViewTransform,
     choose_level,
-    format_length_um,
     nice_length_um,
     scale_bar_for,
     tile_lvl_rect,
@@ -114,8 +113,6 @@ def test_scale_bar_for_known_and_unknown_mpp() -> None:
     assert bar[0] == pytest.approx(100.0)
     assert scale_bar_for(0.5, 0.01, 150.0) == (pytest.approx(100.0), "5 mm")
     assert scale_bar_for(None, 1.0) is None
-    assert format_length_um(0.5) == "0.5 µm"
-    assert format_length_um(1000.0) == "1 mm"
 
 
 def test_nice_lengths_are_1_2_5_steps() -> None:

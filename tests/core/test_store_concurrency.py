@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.results import AnalysisKey, ResultStore
 from idc_viewer.core.slide import SlideInfo
+from idc_viewer.core.store import ResultStore
 
 WIDTH, HEIGHT, MPP = 4000, 3000, 4.0  # 50 px patches at 4 µm/px: 80 x 60 = 4,800 cells
 BATCH = 64
@@ -30,7 +31,8 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from idc_viewer.core.patches import make_grid
-    from idc_viewer.core.results import AnalysisKey, ResultStore
+    from idc_viewer.core.analysis_key import AnalysisKey
+    from idc_viewer.core.store import ResultStore
     from idc_viewer.core.slide import SlideInfo
 
     root, slide, value, order, go = sys.argv[1:6]  # argv[6]: how many writers

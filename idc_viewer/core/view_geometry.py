@@ -1,6 +1,6 @@
-"""Pure geometry of the slide view: level-0 <-> view pixels, zoom, level and tile choice.
+"""Pure geometry of a slide view: level-0 <-> view pixels, zoom, level and tile choice.
 
-Nothing here imports Qt, so every conversion is unit-tested headless. Units are in the names:
+Nothing here imports Qt (the Qt viewer and headless renderers share it). Units are in the names:
 ``l0_`` level-0 pixels, ``lvl_`` pixels of one pyramid level, ``view_`` widget (device-
 independent) pixels, ``um`` micrometres. The zoom is ``view_px_per_l0`` (2.0 = one level-0
 pixel drawn as 2x2 view pixels; 1.0 = 1:1).
@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+
+from idc_viewer.core.formatting import format_length_um
 
 #: Zoom limits in view pixels per level-0 pixel (1/512 shows a 100k slide in 200 px).
 MIN_VIEW_PX_PER_L0 = 1.0 / 4096.0
@@ -171,13 +173,6 @@ def nice_length_um(max_um: float) -> float:
         if length <= max_um * (1 + 1e-9):
             return length
     return 10.0 ** (exponent - 1) * 5.0
-
-
-def format_length_um(length_um: float) -> str:
-    """Format a scale-bar length: ``"500 µm"``, ``"2 mm"``, ``"0.5 µm"``."""
-    if length_um >= 1000.0:
-        return f"{length_um / 1000.0:g} mm"
-    return f"{length_um:g} µm"
 
 
 def scale_bar_for(
