@@ -352,7 +352,7 @@ def _analyse_and_export(
                 report(progress.done, progress.total, progress.done - built.resumed_count, final)
     common = {"mpp": session.info.mpp, "resumed_patches": built.resumed_count}
     heatmap = built.heatmap
-    if not built.ended or (heatmap is None and built.warning is None):
+    if not built.ended:
         return outcome(FAILED, f"{task.slide_path}: the analysis produced nothing", **common)
     analysed = 0 if built.progress is None else built.progress.done - built.resumed_count
     if built.complete is False:
