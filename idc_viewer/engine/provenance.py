@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idc_viewer import __version__
+from idc_viewer.core.labels import model_label
 
 if TYPE_CHECKING:
     from idc_viewer.core.patches import PatchGrid
@@ -32,7 +33,7 @@ class ModelRef:
     @property
     def label(self) -> str:
         """``name (hash[:8])``, as a heatmap's model is named on screen."""
-        return f"{self.name} ({self.model_hash[:8]})" if self.model_hash else self.name
+        return model_label(self.name, self.model_hash)
 
 
 def _model_record(model: ModelSpec | ModelRef) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from idc_viewer.core.colormap import colormap_lut
+from idc_viewer.core.labels import model_label
 from idc_viewer.ml.gradcam_features import FeatureSource, KerasFeatures, LiteRtFeatures
 from idc_viewer.ml.gradcam_head import Head
 from idc_viewer.ml.preprocessing import to_model_input
@@ -202,7 +203,7 @@ class SharedGradCam:
     def model_label(self) -> str:
         """``name (hash[:8])``, as the window names the model."""
         spec = self.model.spec
-        return f"{spec.name} ({spec.model_hash[:8]})" if spec.model_hash else str(spec.name)
+        return model_label(str(spec.name), spec.model_hash)
 
     def _get(self) -> Any:
         if self._cam is None:
