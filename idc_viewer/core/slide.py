@@ -10,14 +10,15 @@ Slides come from :func:`idc_viewer.core.readers.open_slide` (files),
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 
 import cv2
 import numpy as np
 
+from idc_viewer.core.closing import Closeable
 from idc_viewer.core.errors import IdcViewerError
 
 __all__ = ["MissingMppError", "Slide", "SlideError", "SlideInfo"]
@@ -77,7 +78,7 @@ class SlideInfo:
         return None if self.mpp is None else self.mpp * self.level_downsamples[level]
 
 
-class Slide(ABC):
+class Slide(Closeable):
     """A multi-resolution image; reads are thread-safe and return RGB uint8."""
 
     #: ``(file stats, fingerprint)`` once ``core.fingerprint.slide_fingerprint`` hashed the file.
@@ -151,25 +152,12 @@ class Slide(ABC):
             return region
         return cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
 
-    def close(self) -> None:  # noqa: B027 - optional hook; in-memory slides hold nothing
+    def close(self) -> None:
         """Release the file handle (no-op for in-memory slides)."""
 
     def fingerprint_bytes(self) -> bytes:
         """Bytes that identify the content when there is no file (see ``core.fingerprint``)."""
         return self.thumbnail(256).tobytes()
-
-    def __enter__(self) -> Slide:
-        """The slide itself (closed on leaving the ``with`` block)."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the slide."""
-        self.close()
 
     def __repr__(self) -> str:
         """Class, path, size and µm/px."""

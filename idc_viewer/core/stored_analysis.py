@@ -15,13 +15,13 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from idc_viewer.core.analysis_key import AnalysisKey
+from idc_viewer.core.closing import Closeable
 from idc_viewer.core.errors import IdcViewerError, one_line
 from idc_viewer.core.heatmap import Heatmap, cells_to_arrays
 from idc_viewer.core.patches import Cell, PatchGrid
@@ -131,7 +131,7 @@ def _unpack_mask(blob: bytes | None) -> NDArray[np.bool_] | None:
     return bits.astype(bool).reshape(rows, cols)
 
 
-class StoredAnalysis:
+class StoredAnalysis(Closeable):
     """One analysis on disk: probabilities written so far, tissue mask and metadata.
 
     Obtained from :meth:`ResultStore.open` or :meth:`ResultStore.find`. Safe to share between
@@ -344,17 +344,6 @@ class StoredAnalysis:
         """Close the database; the object must not be used afterwards."""
         with self._lock:
             self._conn.close()
-
-    def __enter__(self) -> StoredAnalysis:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"StoredAnalysis({self._path.name}, complete={self.is_complete})"

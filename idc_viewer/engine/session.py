@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idc_viewer.core.closing import Closeable
 from idc_viewer.core.fingerprint import slide_fingerprint
 from idc_viewer.core.patches import PatchGrid, make_grid
 from idc_viewer.core.readers import open_slide
@@ -48,17 +48,24 @@ if TYPE_CHECKING:
 class StoredHeatmap:
     """A slide's stored analysis, with what is known of the model that made it.
 
-    ``threshold`` is that model's own threshold (None for analyses stored before it was
-    recorded); ``by_loaded_model`` says whether it is the model the caller has loaded.
+    ``by_loaded_model`` says whether ``model`` is the model the caller has loaded.
     """
 
     heatmap: Heatmap
-    label: str
-    threshold: float | None
+    model: ModelRef
     by_loaded_model: bool
     #: The tissue cells the analysis set out to score (None for stores without one).
     tissue_mask: np.ndarray | None = field(default=None, repr=False)
-    model: ModelRef | None = None
+
+    @property
+    def label(self) -> str:
+        """The model's ``name (hash[:8])``."""
+        return self.model.label
+
+    @property
+    def threshold(self) -> float | None:
+        """The model's own threshold (None for analyses stored before it was recorded)."""
+        return self.model.threshold
 
 
 def _usable(analysis: StoredAnalysis, slide_mpp: float | None) -> bool:
@@ -92,18 +99,16 @@ def find_stored(
         ref = ModelRef(str(name), model_hash, None if threshold is None else float(threshold))
         return StoredHeatmap(
             heatmap=chosen.heatmap(),
-            label=ref.label,
-            threshold=ref.threshold,
+            model=ref,
             by_loaded_model=by_loaded_model,
             tissue_mask=chosen.tissue_mask,
-            model=ref,
         )
     finally:
         for analysis in analyses:
             analysis.close()
 
 
-class SlideSession:
+class SlideSession(Closeable):
     """An open slide with its fingerprint, grids, stored analyses, export and Grad-CAM.
 
     Parameters
@@ -146,19 +151,6 @@ class SlideSession:
         """Close the slide when the session owns it."""
         if self._owns_slide:
             self.slide.close()
-
-    def __enter__(self) -> SlideSession:
-        """The session itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close (see :meth:`close`)."""
-        self.close()
 
     @property
     def info(self) -> SlideInfo:

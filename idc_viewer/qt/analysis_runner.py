@@ -20,9 +20,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from idc_viewer.core.errors import one_line
 from idc_viewer.core.formatting import format_count, patches
-from idc_viewer.core.labels import model_label
 from idc_viewer.core.slide import MissingMppError
 from idc_viewer.engine.events import Batch, Finished, HeatmapBuilder, NoTissue, Started
+from idc_viewer.engine.provenance import ModelRef
 from idc_viewer.qt.messenger import Messenger
 from idc_viewer.qt.state import AppState
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
@@ -98,7 +98,7 @@ class AnalysisRunner(QObject):
         self._live: Heatmap | None = None  # the heatmap shown, folded from the events
         self._builder = HeatmapBuilder()
         self._outcome = ""
-        self._label = ""
+        self._made_by = ModelRef("", "")  # the running model, as the heatmap records it
         # Batches applied to ``_live`` but not yet shown (coalesced by ``_flush_timer``).
         self._pending_cells: list[np.ndarray] = []
         self._pending_progress: Any = None
@@ -139,7 +139,8 @@ class AnalysisRunner(QObject):
         self.worker, self._live, self._outcome = worker, None, ""
         self._builder = HeatmapBuilder()
         self._run_model = model
-        self._label = model_label(model.spec.name, model.spec.model_hash)
+        spec = model.spec
+        self._made_by = ModelRef(str(spec.name), spec.model_hash, float(spec.threshold))
         self.running_changed.emit(True)
         self.message.emit("Finding tissue…")
         self._pool.start(worker)
@@ -187,7 +188,7 @@ class AnalysisRunner(QObject):
             if isinstance(event, Started):
                 self._discard_pending()
                 self._live = live
-                self._state.set_heatmap(live, self._label, event.tissue.mask)
+                self._state.set_heatmap(live, self._made_by, event.tissue.mask)
                 self.heatmap_replaced.emit()
                 self.progress.emit(event.progress)
                 continue
@@ -244,7 +245,7 @@ class AnalysisRunner(QObject):
         outcome = self._outcome or "done"
         self.running_changed.emit(False)
         if not self._run_is_on_screen:  # the model was switched while it ran
-            self.message.emit(f"Stopped: {self._label} was replaced by another model.")
+            self.message.emit(f"Stopped: {self._made_by.label} was replaced by another model.")
             self.stopped.emit("cancelled")
             return
         coverage = self._state.coverage() or (0, 0)

@@ -35,7 +35,7 @@ def export_results(state: AppState, folder: Path) -> list[Path]:
     session, heatmap, model = state.session, state.decision_map(), state.model
     if session is None or heatmap is None or state.heatmap is None:
         raise ValueError("Nothing to export: analyse a slide first.")
-    made_by: ModelSpec | ModelRef = ModelRef(state.heatmap_source, "")
+    made_by: ModelSpec | ModelRef = state.heatmap_model or ModelRef("model", "")
     if model is not None and state.heatmap_by_loaded_model():
         made_by = model.spec
     decision_map = "context" if state.context_active() else "patch"

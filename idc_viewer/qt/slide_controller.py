@@ -221,7 +221,7 @@ class SlideController(QObject):
         if self.state.model is None and found.threshold is not None:
             self.state.borrow_threshold(found.threshold)
         message = f"Stored heatmap shown (model {found.label})."
-        self.state.set_heatmap(found.heatmap, found.label, found.tissue_mask)
+        self.state.set_heatmap(found.heatmap, found.model, found.tissue_mask)
         self.view.set_heatmap(self.state.decision_map())
         self.view.set_pending_mask(self.state.pending_mask())
         coverage = self.state.coverage()

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from idc_viewer.core.labels import model_label
-
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from idc_viewer.core.heatmap import Heatmap
     from idc_viewer.core.patches import Cell, PatchGrid
     from idc_viewer.core.slide import Slide
+    from idc_viewer.engine.provenance import ModelRef
     from idc_viewer.engine.session import SlideSession
     from idc_viewer.ml.loading import LoadedModel
 
@@ -60,8 +59,8 @@ class AppState(QObject):
         self.model: LoadedModel | None = None
         self.model_path: str | None = None
         self.heatmap: Heatmap | None = None
-        #: Which model the heatmap came from (name and hash), shown beside it.
-        self.heatmap_source: str = ""
+        #: The model the heatmap came from (name, hash, own threshold): shown and exported.
+        self.heatmap_model: ModelRef | None = None
         self.threshold: float = 0.5
         #: True while the threshold is another model's, lent to its stored heatmap on display.
         self.threshold_borrowed: bool = False
@@ -91,7 +90,7 @@ class AppState(QObject):
         """Open ``session``'s slide (None: none); closes the one before, forgets its heatmap."""
         old = self.session
         self.session = session
-        self.heatmap, self.heatmap_source, self.selected_cell = None, "", None
+        self.heatmap, self.heatmap_model, self.selected_cell = None, None, None
         self.tissue_mask, self.slide_warning = None, warning
         if old is not None and (session is None or old.slide is not session.slide):
             old.close()
@@ -156,16 +155,21 @@ class AppState(QObject):
         self.map_mode_changed.emit()
         self.heatmap_changed.emit()
 
+    @property
+    def heatmap_source(self) -> str:
+        """The label (``name (hash[:8])``) of the model the heatmap came from; "" if unknown."""
+        return self.heatmap_model.label if self.heatmap_model is not None else ""
+
     def set_heatmap(
         self,
         heatmap: Heatmap | None,
-        source: str = "",
+        made_by: ModelRef | None = None,
         tissue_mask: NDArray[np.bool_] | None = None,
     ) -> None:
-        """Show ``heatmap``; ``tissue_mask`` (its grid's tissue cells) is kept until replaced."""
+        """Show ``heatmap`` made by ``made_by`` (kept, like ``tissue_mask``, until replaced)."""
         self.heatmap = heatmap
-        if source or heatmap is None:
-            self.heatmap_source = source
+        if made_by is not None or heatmap is None:
+            self.heatmap_model = made_by
         if heatmap is None:
             self.tissue_mask = None
         elif tissue_mask is not None:
@@ -203,10 +207,9 @@ class AppState(QObject):
 
     def heatmap_by_loaded_model(self) -> bool:
         """True when the heatmap shown was made by the loaded model."""
-        if self.heatmap is None or self.model is None:
+        if self.heatmap is None or self.model is None or self.heatmap_model is None:
             return False
-        spec = self.model.spec
-        return self.heatmap_source == model_label(spec.name, spec.model_hash)
+        return self.heatmap_model.model_hash == self.model.spec.model_hash
 
     def current_grid(self) -> PatchGrid | None:
         """The grid of the heatmap shown, else the loaded model's grid over the slide."""

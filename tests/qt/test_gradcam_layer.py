@@ -22,6 +22,7 @@ from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import make_grid
 from idc_viewer.core.view_geometry import ViewTransform
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, CellCam
+from idc_viewer.engine.provenance import ModelRef
 from idc_viewer.engine.session import SlideSession
 from idc_viewer.qt.gradcam_controller import GradCamLayerController
 from idc_viewer.qt.image_convert import qimage_for_painting
@@ -42,11 +43,12 @@ def scene(qtbot, make_view):  # type: ignore[no-untyped-def]
             probabilities[row, col] = 0.8
     heatmap = Heatmap(grid, probabilities)
     state = AppState()
-    state.set_model(FakeModel(), "fake.keras")  # type: ignore[arg-type]
+    model = FakeModel()
+    state.set_model(model, "fake.keras")  # type: ignore[arg-type]
     state.set_session(SlideSession(slide, None, "f" * 64))
     view = make_view(slide, 400, 300)
     controller = GradCamLayerController(view, state, fake_explainer)
-    state.set_heatmap(heatmap, "fake (aaaaaaaa)")
+    state.set_heatmap(heatmap, ModelRef(model.spec.name, model.spec.model_hash))
     view.set_heatmap(heatmap)
     yield view, controller, grid
     controller.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -347,6 +348,26 @@ def test_export_writes_engine_files_and_png(
     png = tmp_path / "view.png"
     assert window.exports.export_view_png(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_of_another_models_stored_heatmap_records_that_model(
+    qtbot, make_window, slide_file: Path, tmp_path: Path
+) -> None:
+    beta = FakeModel(spec=fake_spec("beta", "b", threshold=0.3))
+    first = make_window(model=beta, store_dir=tmp_path / "store")
+    first.slides.open_path(str(slide_file))
+    run_analysis(qtbot, first)
+    window = make_window(model=None, store_dir=tmp_path / "store")
+    assert window.slides.open_path(str(slide_file))  # beta's stored heatmap is shown
+    window.state.set_model(FakeModel(), "alpha.keras")  # model A loaded, B's heatmap kept
+    assert window.state.heatmap is not None and not window.state.heatmap_by_loaded_model()
+    assert window.exports.export_results(tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "two-regions.provenance.json").read_text())
+    assert record["model"] == {
+        "name": "beta",
+        "hash": beta.spec.model_hash,
+        "model_threshold": pytest.approx(0.3),
+    }
 
 
 def test_export_without_heatmap_is_a_message(make_window, dialogs, slide_file, tmp_path) -> None:
