@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from idc_viewer.core.patches import DEFAULT_PATCH_MPP
+from idc_viewer.core.patches import DEFAULT_PATCH_MPP, DEFAULT_PATCH_PX
 
 LOSSLESS, JPEG, SCANNED_20X = "lossless", "JPEG Q90", "20x"
 #: How each reassembled slide stores its tiles (``assemble_slide`` options); 20x is in memory.
@@ -136,9 +136,10 @@ def _score(
     assert heatmap is not None
     grid = heatmap.grid
     cells, labels = [], []
+    half = DEFAULT_PATCH_PX // 2  # half a patch of the truth grid (Kaggle's 50 px patches)
     for x, y, label in truth:
         # the patch's centre, in level-0 pixels of this slide
-        cell = grid.cell_at((x + 25) * l0_per_truth_px, (y + 25) * l0_per_truth_px)
+        cell = grid.cell_at((x + half) * l0_per_truth_px, (y + half) * l0_per_truth_px)
         if cell is None:
             continue
         cells.append(cell)

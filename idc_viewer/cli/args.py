@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from idc_viewer import __version__
 from idc_viewer.cli.errors import EXIT_USAGE
@@ -16,48 +17,46 @@ from idc_viewer.core.errors import one_line
 COMMANDS = ("analyze", "gradcam", "info")
 
 
+_Number = TypeVar("_Number", int, float)
+
+
+def _checked(
+    text: str,
+    convert: Callable[[str], _Number],
+    kind: str,
+    valid: Callable[[_Number], bool],
+    rule: str,
+) -> _Number:
+    """``convert(text)``, or an ``ArgumentTypeError``: "is not ``kind``" / "``rule``"."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A number above 0, finite."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
+    return _checked(
+        text, float, "a number", lambda v: 0 < v < math.inf, "must be a positive number"
+    )
 
 
 def finite_float(text: str) -> float:
     """A finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
+    return _checked(text, float, "a number", math.isfinite, "is not a finite number")
 
 
 def probability(text: str) -> float:
     """A number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must lie in [0, 1]")
-    return value
+    return _checked(text, float, "a number", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
 
 
 def positive_int(text: str) -> int:
     """An integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+    return _checked(text, int, "an integer", lambda v: v >= 1, "must be at least 1")
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -84,6 +84,14 @@ def rgba_from_index(index: NDArray[np.uint8], alpha: ArrayLike, colormap: str) -
     return rgba
 
 
+def _with_values(
+    probabilities: ArrayLike,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """The grid as float32, and where it holds a value (not NaN)."""
+    probs = np.asarray(probabilities, dtype=np.float32)
+    return probs, ~np.isnan(probs)
+
+
 def probabilities_to_rgba(
     probabilities: ArrayLike,
     colormap: str = "inferno",
@@ -108,8 +116,7 @@ def probabilities_to_rgba(
     numpy.ndarray
         ``uint8[rows, cols, 4]`` RGBA, one pixel per cell.
     """
-    probs = np.asarray(probabilities, dtype=np.float32)
-    valid = ~np.isnan(probs)
+    probs, valid = _with_values(probabilities)
     if threshold is not None:
         with np.errstate(invalid="ignore"):
             valid &= probs >= np.float32(threshold)
@@ -141,8 +148,7 @@ def overlay_rgba(
     numpy.ndarray
         ``uint8[rows, cols, 4]`` RGBA, one pixel per cell.
     """
-    probs = np.asarray(probabilities, dtype=np.float32)
-    valid = ~np.isnan(probs)
+    probs, valid = _with_values(probabilities)
     span = max(1e-6, 1.0 - float(floor))
     t = np.clip((np.nan_to_num(probs, nan=0.0) - np.float32(floor)) / np.float32(span), 0.0, 1.0)
     index = np.rint((OVERLAY_COLOR_START + (1.0 - OVERLAY_COLOR_START) * t) * 255).astype(np.uint8)

@@ -44,8 +44,28 @@ def frozen_tissue(tissue: TissueMap) -> TissueMap:
     )
 
 
+class _CellColumns:
+    """Columns, rows and count of an int32 ``(n, 2)`` ``cells`` array of (col, row)."""
+
+    cells: NDArray[np.int32]
+
+    @property
+    def cols(self) -> NDArray[np.int32]:
+        """The cells' columns (a read-only view)."""
+        return self.cells[:, 0]
+
+    @property
+    def rows(self) -> NDArray[np.int32]:
+        """The cells' rows (a read-only view)."""
+        return self.cells[:, 1]
+
+    def __len__(self) -> int:
+        """The number of cells."""
+        return int(self.cells.shape[0])
+
+
 @dataclass(frozen=True)
-class ScoredCells:
+class ScoredCells(_CellColumns):
     """Cells with a probability each: ``cells`` int32 ``(n, 2)`` of (col, row), read-only.
 
     ``probabilities`` is float32 ``(n,)``, the CNN's P(IDC) of each cell, read-only.
@@ -70,20 +90,6 @@ class ScoredCells:
         """No cells."""
         return cls.of([], [], [])
 
-    @property
-    def cols(self) -> NDArray[np.int32]:
-        """The cells' columns (a read-only view)."""
-        return self.cells[:, 0]
-
-    @property
-    def rows(self) -> NDArray[np.int32]:
-        """The cells' rows (a read-only view)."""
-        return self.cells[:, 1]
-
-    def __len__(self) -> int:
-        """The number of cells."""
-        return int(self.cells.shape[0])
-
 
 @dataclass(frozen=True)
 class Started:
@@ -99,26 +105,12 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(_CellColumns):
     """One CNN call's cells (int32 ``(n, 2)`` of (col, row)) and their probabilities."""
 
     cells: NDArray[np.int32] = field(repr=False)
     probabilities: NDArray[np.float32] = field(repr=False)
     progress: Progress
-
-    @property
-    def cols(self) -> NDArray[np.int32]:
-        """The cells' columns (a read-only view)."""
-        return self.cells[:, 0]
-
-    @property
-    def rows(self) -> NDArray[np.int32]:
-        """The cells' rows (a read-only view)."""
-        return self.cells[:, 1]
-
-    def __len__(self) -> int:
-        """The number of cells."""
-        return int(self.cells.shape[0])
 
 
 @dataclass(frozen=True)

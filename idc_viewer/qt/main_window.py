@@ -60,6 +60,16 @@ log = logging.getLogger(__name__)
 APP_TITLE = "IDC Viewer"
 
 
+def _stacked(*widgets: QWidget) -> QWidget:
+    """A widget holding ``widgets`` top to bottom, with the free space below them."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addStretch(1)
+    return page
+
+
 class MainWindow(QMainWindow):
     """The IDC Viewer window.
 
@@ -174,22 +184,14 @@ class MainWindow(QMainWindow):
         self.model_badge = ModelBadge(self.view)
         self.minimap = Minimap()
         self.info_panel = SlideInfoPanel(state)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.addWidget(self.minimap)
-        left_layout.addWidget(self.info_panel)
-        left_layout.addStretch(1)
+        left = _stacked(self.minimap, self.info_panel)
         self._dock("Slide", left, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.analysis_panel = AnalysisPanel(state)
         self.overlay_panel = OverlayPanel(state)
         self.regions_panel = RegionsPanel(state)
         self.model_panel = ModelPanel(state)
-        analysis_page = QWidget()
-        page_layout = QVBoxLayout(analysis_page)
-        page_layout.addWidget(self.analysis_panel)
-        page_layout.addWidget(self.overlay_panel)
-        page_layout.addStretch(1)
+        analysis_page = _stacked(self.analysis_panel, self.overlay_panel)
         self.tabs = QTabWidget()
         self.tabs.addTab(analysis_page, "Analysis")
         self.tabs.addTab(self.regions_panel, "Regions")

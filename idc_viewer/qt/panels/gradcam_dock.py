@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from idc_viewer.core.colormap import colormap_lut
+from idc_viewer.core.colormap import colorize
 from idc_viewer.engine.gradcam_layer import GRADCAM_COLORMAP, cam_rgba
 from idc_viewer.qt.image_convert import qpixmap_from_array
 
@@ -37,12 +37,6 @@ IMAGE_SIDE = 200
 #: The enlarged view shows the footprint at least this large (a 50-px patch is magnified).
 ENLARGED_MIN_SIDE = 600
 CAM_OPACITY = 0.6
-
-
-def cam_to_rgb(cam: np.ndarray) -> np.ndarray:
-    """Colour a [0, 1] map with the Grad-CAM colour scale."""
-    index = np.clip(np.nan_to_num(cam) * 255.0, 0, 255).astype(np.uint8)
-    return np.asarray(colormap_lut(GRADCAM_COLORMAP)[index], dtype=np.uint8)
 
 
 def full_with_cam(view: Explanation, opacity: float = CAM_OPACITY) -> np.ndarray:
@@ -230,7 +224,12 @@ class GradCamPanel(QWidget):
         map's value (what the heatmap shows and flags) is named beside it when there is one.
         """
         self.view = view
-        arrays = (view.patch, full_with_cam(view), cam_to_rgb(view.cam), view.overlay)
+        arrays = (
+            view.patch,
+            full_with_cam(view),
+            colorize(view.cam, GRADCAM_COLORMAP),
+            view.overlay,
+        )
         for label, array in zip(self.images, arrays, strict=True):
             smooth = array.shape[0] > IMAGE_SIDE
             mode = (

@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPaintEvent, 
 from PySide6.QtWidgets import QWidget
 
 from idc_viewer.core.colormap import OVERLAY_FLOOR, overlay_rgba
+from idc_viewer.core.pixels import composite_on_white
 from idc_viewer.qt.image_convert import qimage_from_array
 
 TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -113,13 +114,13 @@ class ColorLegend(QWidget):
         return f"clear below {OVERLAY_FLOOR:g} · hatched: not analysed yet"
 
     @staticmethod
-    def _on_white(probabilities: np.ndarray, colormap: str) -> np.ndarray:
-        rgba = overlay_rgba(probabilities, colormap).astype(np.float32)
-        alpha = rgba[..., 3:4] / 255.0
-        on_white: NDArray[np.uint8] = np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(
-            np.uint8
-        )
-        return on_white
+    def _rgba(values: NDArray[np.float32], colormap: str) -> np.ndarray:
+        """The layer's RGBA of a ``(1, n)`` row of values (here the heatmap overlay's)."""
+        return overlay_rgba(values, colormap)
+
+    @classmethod
+    def _on_white(cls, values: NDArray[np.float32], colormap: str) -> np.ndarray:
+        return composite_on_white(cls._rgba(values, colormap))
 
     @classmethod
     def _make_gradient(cls, colormap: str) -> QImage:

@@ -24,11 +24,6 @@ class GradCamLegend(ColorLegend):
         return "where in the patch the evidence for IDC lies"
 
     @staticmethod
-    def _on_white(probabilities: np.ndarray, colormap: str) -> np.ndarray:
-        values = np.asarray(probabilities, np.float32).reshape(1, -1)
-        rgba = cam_rgba(values, values.shape[1], 1, colormap).astype(np.float32)
-        alpha = rgba[..., 3:4] / 255.0
-        on_white: NDArray[np.uint8] = np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(
-            np.uint8
-        )
-        return on_white
+    def _rgba(values: NDArray[np.float32], colormap: str) -> np.ndarray:
+        """The Grad-CAM layer's RGBA of a ``(1, n)`` row of values."""
+        return cam_rgba(values, values.shape[1], 1, colormap)
