@@ -194,26 +194,6 @@ class SlideSession(Closeable):
             fingerprint=lambda: self.fingerprint,
         )
 
-    def provenance(
-        self,
-        model: ModelSpec | ModelRef,
-        threshold: float,
-        *,
-        grid: PatchGrid | None = None,
-        warning: str | None = None,
-        decision_map: str | None = None,
-    ) -> dict[str, Any]:
-        """The slide's provenance record (see :func:`~idc_viewer.engine.provenance.provenance`)."""
-        return provenance(
-            self.info,
-            self.fingerprint,
-            model,
-            threshold,
-            grid=grid,
-            warning=warning,
-            decision_map=decision_map,
-        )
-
     def export(
         self,
         out_dir: Path,
@@ -236,7 +216,14 @@ class SlideSession(Closeable):
         """
         if decision is None:
             decision = heatmap if isinstance(model, ModelRef) else decision_heatmap(heatmap, model)
-        info = self.provenance(model, threshold, grid=heatmap.grid, decision_map=decision_map)
+        info = provenance(
+            self.info,
+            self.fingerprint,
+            model,
+            threshold,
+            grid=heatmap.grid,
+            decision_map=decision_map,
+        )
         stem = stem if stem is not None else slide_stem(self.info.path)
         return write_outputs(out_dir, stem, heatmap, decision, threshold, info)
 
@@ -250,7 +237,7 @@ class SlideSession(Closeable):
         stem: str | None = None,
     ) -> Path:
         """Write only the provenance, recording ``warning`` (why no heatmap was made)."""
-        info = self.provenance(model, threshold, warning=warning)
+        info = provenance(self.info, self.fingerprint, model, threshold, warning=warning)
         stem = stem if stem is not None else slide_stem(self.info.path)
         return write_warning_provenance(out_dir, stem, info)
 
