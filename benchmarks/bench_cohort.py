@@ -38,6 +38,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))  # pyramid_tiff
+from pyramid_tiff import write_pyramid  # noqa: E402
+
 DATA = (REPO / ".." / "shared" / "data").resolve()
 #: The complete patients of ../shared/data/README.md (the whole slide can be reassembled).
 COMPLETE_PATIENTS = (
@@ -83,9 +86,6 @@ def real_slides(n: int, folder: Path) -> list[Path]:
 
 
 def synthetic_slides(n: int, folder: Path) -> list[Path]:
-    import cv2
-    import tifffile
-
     from idc_viewer.core.synthetic import SyntheticSlide
 
     paths = []
@@ -97,23 +97,7 @@ def synthetic_slides(n: int, folder: Path) -> list[Path]:
             [slide.read_region(0, y, 0, width, min(512, height - y)) for y in range(0, height, 512)]
         )
         path = folder / f"synthetic-{k:02d}.tiff"
-        with tifffile.TiffWriter(path) as tif:
-            level = image
-            for i in range(6):
-                tif.write(
-                    level,
-                    subfiletype=0 if i == 0 else 1,
-                    tile=(256, 256),
-                    photometric="rgb",
-                    compression="jpeg",
-                    resolution=(1e4 / 4.0, 1e4 / 4.0),
-                    resolutionunit="CENTIMETER",
-                )
-                if min(level.shape[:2]) < 1024:
-                    break
-                level = cv2.resize(
-                    level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA
-                )
+        write_pyramid(path, image, levels=6, tile_px=256, mpp=4.0, last_below_px=1024)
         paths.append(path)
     return paths
 

@@ -42,26 +42,23 @@ CNN_TARGET = 2000.0
 END_TO_END_TARGET = 5.0
 
 
-def find_model(explicit: str | None, workdir: Path) -> Path:
-    """The model to benchmark: ``explicit``, the bundled one, or a fresh random native one."""
+def given_model(explicit: str | None) -> Path | None:
+    """``explicit``, else the bundled model; None when there is neither."""
     if explicit:
         return Path(explicit)
     bundled = sorted((REPO / "idc_viewer" / "resources" / "models").glob("*.spec.json"))
-    if bundled:
-        return bundled[0]
-    from idc_viewer.ml.model_def import build_model
-    from idc_viewer.ml.saving import save_model
-    from idc_viewer.ml.spec import ModelSpec
+    return bundled[0] if bundled else None
 
-    spec = ModelSpec(
-        name="random50",
-        preset="native",
-        input_size=50,
-        patch_size_px=50,
-        patch_mpp=4.0,
-        threshold=0.5,
-    )
-    return Path(save_model(build_model(50), spec, workdir / "model", tflite=True))
+
+def find_model(explicit: str | None, workdir: Path) -> Path:
+    """The model to benchmark: ``explicit``, the bundled one, or a fresh random native one."""
+    given = given_model(explicit)
+    if given is not None:
+        return given
+    sys.path.insert(0, str(REPO / "tests"))
+    from model_fakes import save_random_model  # the tests' random native model
+
+    return save_random_model(workdir / "model")
 
 
 def assemble(patients: list[str], workdir: Path) -> list[Path]:

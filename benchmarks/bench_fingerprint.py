@@ -32,6 +32,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))  # pyramid_tiff
+
+from pyramid_tiff import write_tiled_pyramid  # noqa: E402
 
 from idc_viewer.core.fingerprint import slide_fingerprint  # noqa: E402
 from idc_viewer.core.readers import open_slide  # noqa: E402
@@ -40,34 +43,17 @@ TILE = 512
 
 
 def write_slide(path: Path, side: int) -> None:
-    import tifffile
-
     rng = np.random.default_rng(0)
     pool = rng.integers(60, 240, (8, TILE, TILE, 3), dtype=np.uint8)  # varied, cheap tiles
 
-    def tiles(n_side: int) -> Iterator[np.ndarray]:
+    def tiles(level_side: int) -> Iterator[np.ndarray]:
+        n_side = -(-level_side // TILE)
         for i in range(n_side * n_side):
             tile = pool[i % len(pool)].copy()
             tile[0, :8] = np.frombuffer(i.to_bytes(8, "little"), np.uint8)[:, None]  # unique
             yield tile
 
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        level_side, sub = side, 0
-        while level_side >= TILE:
-            n = -(-level_side // TILE)
-            tif.write(
-                tiles(n),
-                shape=(level_side, level_side, 3),
-                dtype=np.uint8,
-                tile=(TILE, TILE),
-                photometric="rgb",
-                compression=None,
-                subfiletype=sub,
-                resolution=(1e4 / 0.25, 1e4 / 0.25),
-                resolutionunit="CENTIMETER",
-            )
-            level_side //= 4
-            sub = 1
+    write_tiled_pyramid(path, side, tiles, tile_px=TILE, mpp=0.25, compression=None)
 
 
 def evict(path: Path) -> bool:

@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
+from bench_engine import given_model  # beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_BYTES = 1.5e9
@@ -62,11 +63,9 @@ class PeakSampler(threading.Thread):
 
 
 def model_path(explicit: str | None, workdir: Path) -> Path:
-    if explicit:
-        return Path(explicit)
-    bundled = sorted((REPO / "idc_viewer" / "resources" / "models").glob("*.spec.json"))
-    if bundled:
-        return bundled[0]
+    given = given_model(explicit)
+    if given is not None:
+        return given
     code = (
         "import sys; sys.path.insert(0, sys.argv[2]); from bench_engine import find_model; "
         "from pathlib import Path; print(find_model(None, Path(sys.argv[1])))"

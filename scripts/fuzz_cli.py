@@ -35,12 +35,13 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from model_tamper import rewrite_archive, rewrite_spec  # beside this script
+from pyramid_tiff import write_pyramid, write_tiled_pyramid
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "idc_viewer" / "resources" / "models"
@@ -184,45 +185,19 @@ def classify(result: Result, check_note: str | None) -> None:
 def tissue_tiff(
     path: Path, side: int = 1200, mpp: float | None = 0.5, levels: int = 3, seed: int = 0
 ) -> Path:
-    import cv2
-    import tifffile
-
     rng = np.random.default_rng(seed)
     image = np.full((side, side, 3), 240, np.uint8)
     q = side // 4
     image[q : 3 * q, q : 3 * q] = np.array([200, 110, 170], np.uint8) - rng.integers(
         0, 70, (2 * q, 2 * q, 1), dtype=np.uint8
     )
-    kwargs = (
-        {}
-        if mpp is None
-        else {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": "CENTIMETER"}
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tifffile.TiffWriter(path) as tif:
-        level = image
-        for i in range(levels):
-            tif.write(
-                level,
-                subfiletype=0 if i == 0 else 1,
-                tile=(64, 64),
-                photometric="rgb",
-                compression="jpeg",
-                **kwargs,
-            )  # type: ignore[arg-type]
-            if min(level.shape[:2]) < 256:
-                break
-            level = cv2.resize(
-                level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA
-            )
-    return path
+    return write_pyramid(path, image, levels=levels, tile_px=64, mpp=mpp, last_below_px=256)
 
 
 def big_tiff(path: Path, side: int, mpp: float) -> Path:
     """A ``side``^2 px JPEG-tiled pyramid written tile by tile (small memory), tissue in the
     middle third: for bounded memory on huge slides."""
-    import tifffile
-
     tile = 512
     rng = np.random.default_rng(1)
     glass = np.full((tile, tile, 3), 240, np.uint8)
@@ -233,30 +208,14 @@ def big_tiff(path: Path, side: int, mpp: float) -> Path:
         for _ in range(4)
     ]
 
-    def tiles(level_side: int) -> object:
+    def tiles(level_side: int) -> Iterator[np.ndarray]:
         n = -(-level_side // tile)
         for j in range(n):
             for i in range(n):
                 inside = n // 3 <= i < 2 * n // 3 and n // 3 <= j < 2 * n // 3
                 yield stained[(i + j) % 4] if inside else glass
 
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        level_side, sub = side, 0
-        while level_side >= tile:
-            tif.write(
-                tiles(level_side),
-                shape=(level_side, level_side, 3),
-                dtype=np.uint8,
-                tile=(tile, tile),
-                photometric="rgb",
-                compression="jpeg",
-                subfiletype=sub,
-                resolution=(1e4 / mpp, 1e4 / mpp),
-                resolutionunit="CENTIMETER",
-            )
-            level_side //= 4
-            sub = 1
-    return path
+    return write_tiled_pyramid(path, side, tiles, tile_px=tile, mpp=mpp, compression="jpeg")
 
 
 def copy_model(dest: Path, name: str = "idc-native-50") -> Path:

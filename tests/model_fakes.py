@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,22 @@ def fake_spec(name: str = "fake", digit: str = "a", threshold: float = 0.5) -> M
         weights_sha256=digit * 64,
         metrics={"test": {"auc": 0.91, "balanced_accuracy": 0.84}},
     )
+
+
+def save_random_model(directory: Path) -> Path:
+    """Save a randomly initialised native (50 px) model with its .tflite; the spec's path."""
+    from idc_viewer.ml.model_def import build_model
+    from idc_viewer.ml.saving import save_model
+
+    spec = ModelSpec(
+        name="random50",
+        preset="native",
+        input_size=50,
+        patch_size_px=50,
+        patch_mpp=4.0,
+        threshold=0.5,
+    )
+    return Path(save_model(build_model(50), spec, directory, tflite=True))
 
 
 @dataclass

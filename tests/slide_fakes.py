@@ -1,10 +1,36 @@
-"""Small slide files written by tests, shared by name (``conftest`` is ambiguous across folders)."""
+"""Slides for tests, shared by name (``conftest`` is ambiguous across folders).
+
+Small slide files written by tests, and the description of a one-level slide.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # pyramid_tiff
+from pyramid_tiff import write_pyramid
+
+from idc_viewer.core.slide import SlideInfo
+
+
+def one_level_info(width: int, height: int, mpp: float) -> SlideInfo:
+    """A one-level generic-tiff slide of ``width x height`` px at ``mpp`` µm/px (from metadata)."""
+    return SlideInfo(
+        path="memory",
+        format="generic-tiff",
+        l0_width=width,
+        l0_height=height,
+        level_count=1,
+        level_dimensions=((width, height),),
+        level_downsamples=(1.0,),
+        mpp=mpp,
+        mpp_source="metadata",
+        objective_power=None,
+        properties={},
+    )
 
 
 def write_pyramid_tiff(
@@ -21,25 +47,12 @@ def write_pyramid_tiff(
     ``mpp`` is stored as the TIFF resolution in pixels per centimetre, which OpenSlide reports
     as ``openslide.mpp-x/y``.
     """
-    import cv2
-    import tifffile
-
-    kwargs: dict[str, object] = {}
-    if mpp is not None:
-        kwargs = {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": "CENTIMETER"}
-    with tifffile.TiffWriter(path) as tif:
-        level = image
-        for i in range(levels):
-            tif.write(
-                level,
-                subfiletype=0 if i == 0 else 1,  # OpenSlide lists only reduced-resolution pages
-                tile=(tile, tile),
-                photometric="rgb",
-                compression=compression,
-                **kwargs,  # type: ignore[arg-type]
-            )
-            h, w = level.shape[:2]
-            if min(h, w) < 2 * tile:
-                break
-            level = cv2.resize(level, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    return path
+    return write_pyramid(
+        path,
+        image,
+        levels=levels,
+        tile_px=tile,
+        mpp=mpp,
+        last_below_px=2 * tile,
+        compression=compression,
+    )

@@ -13,45 +13,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from model_fakes import save_random_model
 
 from idc_viewer.cli.inputs import expand_slides
 from idc_viewer.cli.main import main
 from idc_viewer.cli.progress import ProgressBar
 from idc_viewer.core.jobs import Progress
 
+# The header's text is pinned by tests/core/test_writers.py; here: the CLI writes those headers.
+from idc_viewer.core.writers import PATCHES_HEADER, REGIONS_HEADER
+
 REPO = Path(__file__).resolve().parents[2]
-PATCHES_LEAD = ["x", "y", "width", "height", "probability"]
-REGIONS_LEAD = [
-    "region_id",
-    "n_patches",
-    "area_mm2",
-    "x",
-    "y",
-    "width",
-    "height",
-    "centroid_x",
-    "centroid_y",
-    "max_probability",
-    "mean_probability",
-]
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random native model (with its .tflite) saved through the model contract."""
-    from idc_viewer.ml.model_def import build_model
-    from idc_viewer.ml.saving import save_model
-    from idc_viewer.ml.spec import ModelSpec
-
-    spec = ModelSpec(
-        name="random50",
-        preset="native",
-        input_size=50,
-        patch_size_px=50,
-        patch_mpp=4.0,
-        threshold=0.5,
-    )
-    return Path(save_model(build_model(50), spec, tmp_path_factory.mktemp("model")))
+    return save_random_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture
@@ -66,6 +44,21 @@ def header(path: Path) -> list[str]:
 
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+def analyze_argv(
+    source: Path, out: Path, model: Path, results: Path | None = None, *extra: str
+) -> list[str]:
+    """``idc-viewer analyze SOURCE --out OUT --model MODEL [--results-dir RESULTS] EXTRA...``."""
+    argv = ["analyze", str(source), "--out", str(out), "--model", str(model)]
+    if results is not None:
+        argv += ["--results-dir", str(results)]
+    return [*argv, *extra]
+
+
+def gradcam_argv(slide: Path | str, out: Path, model: Path, *where: str) -> list[str]:
+    """``idc-viewer gradcam SLIDE WHERE... -o OUT --model MODEL``."""
+    return ["gradcam", str(slide), *where, "-o", str(out), "--model", str(model)]
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -83,19 +76,7 @@ def test_analyze_folder_with_a_good_and_a_broken_slide(wsi, model_path, tmp_path
     shutil.copy(wsi / "CMU-1-Small-Region.svs", folder)
     shutil.copy(wsi / "broken-dicom.dcm", folder)
     out = tmp_path / "out"
-    rc, _, err = run_cli(
-        [
-            "analyze",
-            str(folder),
-            "--out",
-            str(out),
-            "--model",
-            str(model_path),
-            "--results-dir",
-            str(tmp_path / "results"),
-        ],
-        capsys,
-    )
+    rc, _, err = run_cli(analyze_argv(folder, out, model_path, tmp_path / "results"), capsys)
     assert rc != 0
     assert "Traceback" not in err
     errors = error_lines(err)
@@ -104,8 +85,8 @@ def test_analyze_folder_with_a_good_and_a_broken_slide(wsi, model_path, tmp_path
 
     patches_csv = out / "CMU-1-Small-Region.patches.csv"
     regions_csv = out / "CMU-1-Small-Region.regions.csv"
-    assert header(patches_csv)[:5] == PATCHES_LEAD
-    assert header(regions_csv)[:11] == REGIONS_LEAD
+    assert tuple(header(patches_csv)) == PATCHES_HEADER
+    assert tuple(header(regions_csv)) == REGIONS_HEADER
     assert (out / "CMU-1-Small-Region.regions.geojson").is_file()
     provenance = json.loads((out / "CMU-1-Small-Region.provenance.json").read_text())
     assert provenance["mpp"] == pytest.approx(0.499)
@@ -121,17 +102,8 @@ def test_analyze_folder_with_a_good_and_a_broken_slide(wsi, model_path, tmp_path
 
 
 def test_analyze_resumes_from_the_results_store(wsi, model_path, tmp_path, capsys):
-    argv = [
-        "analyze",
-        str(wsi / "CMU-1-Small-Region.svs"),
-        "--out",
-        str(tmp_path / "o"),
-        "--model",
-        str(model_path),
-        "--results-dir",
-        str(tmp_path / "r"),
-        "-q",
-    ]
+    slide = wsi / "CMU-1-Small-Region.svs"
+    argv = analyze_argv(slide, tmp_path / "o", model_path, tmp_path / "r", "-q")
     assert run_cli(argv, capsys)[0] == 0
     first = (tmp_path / "o" / "CMU-1-Small-Region.patches.csv").read_text()
     assert run_cli(argv, capsys)[0] == 0
@@ -139,22 +111,10 @@ def test_analyze_resumes_from_the_results_store(wsi, model_path, tmp_path, capsy
 
 
 def test_analyze_threshold_changes_regions_not_patches(wsi, model_path, tmp_path, capsys):
-    base = [
-        str(wsi / "CMU-1-Small-Region.svs"),
-        "--model",
-        str(model_path),
-        "--results-dir",
-        str(tmp_path / "r"),
-        "-q",
-    ]
-    assert (
-        run_cli(["analyze", *base, "--out", str(tmp_path / "a"), "--threshold", "0"], capsys)[0]
-        == 0
-    )
-    assert (
-        run_cli(["analyze", *base, "--out", str(tmp_path / "b"), "--threshold", "1"], capsys)[0]
-        == 0
-    )
+    slide = wsi / "CMU-1-Small-Region.svs"
+    for out, threshold in (("a", "0"), ("b", "1")):
+        argv = analyze_argv(slide, tmp_path / out, model_path, tmp_path / "r", "-q")
+        assert run_cli([*argv, "--threshold", threshold], capsys)[0] == 0
     name = "CMU-1-Small-Region"
     assert (tmp_path / "a" / f"{name}.patches.csv").read_text() == (
         tmp_path / "b" / f"{name}.patches.csv"
@@ -166,41 +126,20 @@ def test_analyze_threshold_changes_regions_not_patches(wsi, model_path, tmp_path
 
 
 def test_analyze_missing_mpp_then_with_mpp(wsi, model_path, tmp_path, capsys):
-    slide = str(wsi / "tcga-cr-7395-01a-01-ts1.svs")
-    argv = [
-        "analyze",
-        slide,
-        "--out",
-        str(tmp_path / "o"),
-        "--model",
-        str(model_path),
-        "--results-dir",
-        str(tmp_path / "r"),
-        "-q",
-    ]
+    slide = wsi / "tcga-cr-7395-01a-01-ts1.svs"
+    argv = analyze_argv(slide, tmp_path / "o", model_path, tmp_path / "r", "-q")
     rc, _, err = run_cli(argv, capsys)
     assert rc == 1
     assert len(error_lines(err)) == 1 and "--mpp" in err and "Traceback" not in err
     rc, _, err = run_cli([*argv, "--mpp", "0.5"], capsys)
     assert rc == 0, err
-    assert header(tmp_path / "o" / "tcga-cr-7395-01a-01-ts1.patches.csv")[:5] == PATCHES_LEAD
+    assert tuple(header(tmp_path / "o" / "tcga-cr-7395-01a-01-ts1.patches.csv")) == PATCHES_HEADER
 
 
 def test_analyze_non_he_slide_warns_without_heatmap(wsi, model_path, tmp_path, capsys):
-    rc, _, err = run_cli(
-        [
-            "analyze",
-            str(wsi / "fluorescence-DAPI.ndpi"),
-            "--out",
-            str(tmp_path / "o"),
-            "--model",
-            str(model_path),
-            "--results-dir",
-            str(tmp_path / "r"),
-            "-q",
-        ],
-        capsys,
-    )
+    slide = wsi / "fluorescence-DAPI.ndpi"
+    argv = analyze_argv(slide, tmp_path / "o", model_path, tmp_path / "r", "-q")
+    rc, _, err = run_cli(argv, capsys)
     assert rc == 0
     assert any(line.startswith("warning: fluorescence-DAPI.ndpi") for line in err.splitlines())
     assert not list((tmp_path / "o").glob("*.csv"))
@@ -211,9 +150,7 @@ def test_analyze_non_he_slide_warns_without_heatmap(wsi, model_path, tmp_path, c
 def test_analyze_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
     fake = tmp_path / "model.keras"
     fake.write_bytes(b"not a model")
-    rc, _, err = run_cli(
-        ["analyze", str(tmp_path), "--out", str(tmp_path / "o"), "--model", str(fake)], capsys
-    )
+    rc, _, err = run_cli(analyze_argv(tmp_path, tmp_path / "o", fake), capsys)
     assert rc == 1
     assert len(error_lines(err)) == 1 and "Traceback" not in err
 
@@ -221,9 +158,7 @@ def test_analyze_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
 def test_analyze_with_no_slides_in_folder(tmp_path, model_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    rc, _, err = run_cli(
-        ["analyze", str(empty), "--out", str(tmp_path / "o"), "--model", str(model_path)], capsys
-    )
+    rc, _, err = run_cli(analyze_argv(empty, tmp_path / "o", model_path), capsys)
     assert rc == 1 and "no slide files" in err
 
 
@@ -262,21 +197,8 @@ def test_info_on_a_broken_file_is_one_line(wsi, capsys):
 
 def test_gradcam_writes_a_figure(wsi, model_path, tmp_path, capsys):
     out = tmp_path / "cam.png"
-    rc, _, err = run_cli(
-        [
-            "gradcam",
-            str(wsi / "CMU-1-Small-Region.svs"),
-            "--x",
-            "1100",
-            "--y",
-            "1500",
-            "-o",
-            str(out),
-            "--model",
-            str(model_path),
-        ],
-        capsys,
-    )
+    slide = wsi / "CMU-1-Small-Region.svs"
+    rc, _, err = run_cli(gradcam_argv(slide, out, model_path, "--x", "1100", "--y", "1500"), capsys)
     assert rc == 0, err
     image = cv2.imread(str(out))
     assert image is not None and image.shape[1] > 3 * 200 and image.shape[0] > 200
@@ -285,21 +207,9 @@ def test_gradcam_writes_a_figure(wsi, model_path, tmp_path, capsys):
 
 
 def test_gradcam_outside_the_slide(wsi, model_path, tmp_path, capsys):
-    rc, _, err = run_cli(
-        [
-            "gradcam",
-            str(wsi / "CMU-1-Small-Region.svs"),
-            "--x",
-            "99999",
-            "--y",
-            "5",
-            "-o",
-            str(tmp_path / "x.png"),
-            "--model",
-            str(model_path),
-        ],
-        capsys,
-    )
+    slide = wsi / "CMU-1-Small-Region.svs"
+    argv = gradcam_argv(slide, tmp_path / "x.png", model_path, "--x", "99999", "--y", "5")
+    rc, _, err = run_cli(argv, capsys)
     assert rc == 1 and "outside the slide" in err
     assert not (tmp_path / "x.png").exists()
 
@@ -313,19 +223,8 @@ def test_gradcam_region_paints_the_layer_over_tissue(wsi, model_path, tmp_path, 
     out, plain = tmp_path / "layer.png", tmp_path / "plain.png"
     x, y, w, h = 400, 1200, 1604, 1203  # about 4 x 3 patches of 401 level-0 px on this 20x slide
     region = [str(v) for v in (x, y, w, h)]
-    rc, _, err = run_cli(
-        [
-            "gradcam",
-            str(wsi / "CMU-1-Small-Region.svs"),
-            "--region",
-            *region,
-            "-o",
-            str(out),
-            "--model",
-            str(model_path),
-        ],
-        capsys,
-    )
+    slide_path = wsi / "CMU-1-Small-Region.svs"
+    rc, _, err = run_cli(gradcam_argv(slide_path, out, model_path, "--region", *region), capsys)
     assert rc == 0, err
     assert "tissue patches" in err and "XNNPACK" not in err
     image = cv2.imread(str(out))[..., ::-1]
@@ -344,63 +243,22 @@ def test_gradcam_region_paints_the_layer_over_tissue(wsi, model_path, tmp_path, 
     changed = np.abs(painted.astype(int) - raw.astype(int)).sum(axis=2) > 0
     assert changed[inside].any()  # the tissue patches' Grad-CAM shows
     assert not changed[~inside].any()  # and nothing outside their exact footprints
-    rc2, _, _ = run_cli(
-        [
-            "gradcam",
-            str(wsi / "CMU-1-Small-Region.svs"),
-            "--region",
-            *region,
-            "--layers",
-            "heatmap",
-            "-o",
-            str(plain),
-            "--model",
-            str(model_path),
-        ],
-        capsys,
-    )
+    argv = gradcam_argv(slide_path, plain, model_path, "--region", *region, "--layers", "heatmap")
+    rc2, _, _ = run_cli(argv, capsys)
     assert rc2 == 0 and cv2.imread(str(plain)).shape == cv2.imread(str(out)).shape
 
 
 def test_gradcam_region_outside_or_missing(wsi, model_path, tmp_path, capsys):
     slide = str(wsi / "CMU-1-Small-Region.svs")
-    rc, _, err = run_cli(
-        [
-            "gradcam",
-            slide,
-            "--region",
-            "90000",
-            "0",
-            "10",
-            "10",
-            "-o",
-            str(tmp_path / "x.png"),
-            "--model",
-            str(model_path),
-        ],
-        capsys,
-    )
+    out = tmp_path / "x.png"
+    argv = gradcam_argv(slide, out, model_path, "--region", "90000", "0", "10", "10")
+    rc, _, err = run_cli(argv, capsys)
     assert rc == 1 and "does not overlap" in err and not (tmp_path / "x.png").exists()
     rc, _, err = run_cli(
-        [
-            "gradcam",
-            slide,
-            "--region",
-            "0",
-            "0",
-            "10",
-            "-5",
-            "-o",
-            str(tmp_path / "x.png"),
-            "--model",
-            str(model_path),
-        ],
-        capsys,
+        gradcam_argv(slide, out, model_path, "--region", "0", "0", "10", "-5"), capsys
     )
     assert rc == 1 and "must be positive" in err and not (tmp_path / "x.png").exists()
-    rc, _, err = run_cli(
-        ["gradcam", slide, "-o", str(tmp_path / "x.png"), "--model", str(model_path)], capsys
-    )
+    rc, _, err = run_cli(gradcam_argv(slide, out, model_path), capsys)
     assert rc == 1 and "--region" in err and err.count("\n") == 1
 
 
@@ -455,16 +313,7 @@ def test_subprocess_entry_point_uses_no_tensorflow_and_prints_no_traceback(
         "sys.exit(rc)\n"
     )
     env = {**os.environ, "PYTHONWARNINGS": "default"}
-    args = [
-        "analyze",
-        str(folder),
-        "--out",
-        str(tmp_path / "o"),
-        "--model",
-        str(model_path),
-        "--results-dir",
-        str(tmp_path / "r"),
-    ]
+    args = analyze_argv(folder, tmp_path / "o", model_path, tmp_path / "r")
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from heatmap_fakes import plain_grid
 
 from idc_viewer.core import fileset
 from idc_viewer.core.export import (
@@ -23,7 +24,6 @@ from idc_viewer.core.export import (
     verify_export,
 )
 from idc_viewer.core.heatmap import Heatmap
-from idc_viewer.core.patches import PatchGrid
 from idc_viewer.core.writers import ExportError
 
 POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (SIGKILL)")
@@ -31,17 +31,7 @@ NAMES = ["s.patches.csv", "s.regions.csv", "s.regions.geojson", "s.provenance.js
 
 
 def make_heatmap(value: float) -> Heatmap:
-    grid = PatchGrid(
-        l0_patch_size=100.0,
-        cols=3,
-        rows=2,
-        patch_px=50,
-        model_mpp=4.0,
-        slide_mpp=2.0,
-        read_level=0,
-        l0_width=300,
-        l0_height=200,
-    )
+    grid = plain_grid(100.0, 3, 2)  # 2.0 µm/px
     probs = np.full((2, 3), value, dtype=np.float32)
     probs[1, 2] = np.nan
     return Heatmap(grid, probs)

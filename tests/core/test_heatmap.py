@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from slide_fakes import one_level_info
 
 from idc_viewer.core.colormap import colormap_lut, probabilities_to_rgba
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.patches import make_grid
-from idc_viewer.core.slide import SlideInfo
 
 
 def _grid(width: int = 1200, height: int = 800):
-    info = SlideInfo(
-        path="memory",
-        format="generic-tiff",
-        l0_width=width,
-        l0_height=height,
-        level_count=1,
-        level_dimensions=((width, height),),
-        level_downsamples=(1.0,),
-        mpp=0.5,
-        mpp_source="metadata",
-        objective_power=None,
-        properties={},
-    )
-    return make_grid(info)  # 400 px patches -> 3 x 2 cells
+    return make_grid(one_level_info(width, height, 0.5))  # 400 px patches -> 3 x 2 cells
 
 
 def test_empty_heatmap_has_nothing_analysed():

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from heatmap_fakes import plain_grid
 
 from idc_viewer.core.memory import ArraySlide
 from idc_viewer.core.patches import (
@@ -232,17 +233,7 @@ def test_bad_batch_size() -> None:
 
 
 def test_l0_edges_follow_l0_rect_and_clip_at_the_slide_edge() -> None:
-    grid = PatchGrid(
-        l0_patch_size=100.5,
-        cols=21,
-        rows=16,
-        patch_px=50,
-        model_mpp=4.0,
-        slide_mpp=4.0 * 50 / 100.5,
-        read_level=0,
-        l0_width=2048,
-        l0_height=1536,
-    )
+    grid = plain_grid(100.5, 21, 16, width=2048, height=1536)
     x_full, y_full = grid.l0_edges(clip_to_slide=False)
     assert len(x_full) == grid.cols + 1 and len(y_full) == grid.rows + 1
     for col in range(grid.cols):

@@ -10,30 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from slide_fakes import one_level_info
 
 from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.app_dirs import default_results_dir
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.slide import SlideInfo
 from idc_viewer.core.store import ResultStore
 from idc_viewer.core.stored_analysis import ResultStoreError
 
 
 def _grid(width: int = 2000, height: int = 1200, mpp: float = 0.5) -> PatchGrid:
-    info = SlideInfo(
-        path="memory",
-        format="generic-tiff",
-        l0_width=width,
-        l0_height=height,
-        level_count=1,
-        level_dimensions=((width, height),),
-        level_downsamples=(1.0,),
-        mpp=mpp,
-        mpp_source="metadata",
-        objective_power=None,
-        properties={},
-    )
-    return make_grid(info)  # 400 px patches -> 5 x 3 cells
+    return make_grid(one_level_info(width, height, mpp))  # 400 px patches -> 5 x 3 cells
 
 
 KEY = AnalysisKey("slide-abc", "model-1", {"model_mpp": 4.0, "patch_px": 50, "tissue": {"t": 1}})
@@ -100,7 +87,9 @@ def test_crash_after_batch_keeps_it(tmp_path: Path):
     script = textwrap.dedent(
         f"""
         import os
+        import sys
         import numpy as np
+        sys.path.insert(0, "tests")  # slide_fakes, as the conftest puts it
         from tests.core.test_store import KEY, _grid
         from idc_viewer.core.store import ResultStore
         a = ResultStore({str(root)!r}).open(KEY, _grid())

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from slide_fakes import one_level_info
 
 from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.patches import PatchGrid, make_grid
-from idc_viewer.core.slide import SlideInfo
 from idc_viewer.core.store import ResultStore
 
 WIDTH, HEIGHT, MPP = 4000, 3000, 4.0  # 50 px patches at 4 µm/px: 80 x 60 = 4,800 cells
@@ -64,20 +64,7 @@ WRITER = textwrap.dedent("""
 
 
 def grid() -> PatchGrid:
-    info = SlideInfo(
-        path="memory",
-        format="generic-tiff",
-        l0_width=WIDTH,
-        l0_height=HEIGHT,
-        level_count=1,
-        level_dimensions=((WIDTH, HEIGHT),),
-        level_downsamples=(1.0,),
-        mpp=MPP,
-        mpp_source="metadata",
-        objective_power=None,
-        properties={},
-    )
-    return make_grid(info)
+    return make_grid(one_level_info(WIDTH, HEIGHT, MPP))
 
 
 def run_writers(root: Path, writers: list[tuple[str, str, str]], tmp_path: Path) -> None:

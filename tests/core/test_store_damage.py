@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from heatmap_fakes import plain_grid
 
 from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.patches import PatchGrid
@@ -19,17 +20,7 @@ KEY = AnalysisKey("slide-damage", "model-1", {"patch_px": 50})
 
 
 def grid(cols: int = 200, rows: int = 100) -> PatchGrid:
-    return PatchGrid(
-        l0_patch_size=50.0,
-        cols=cols,
-        rows=rows,
-        patch_px=50,
-        model_mpp=4.0,
-        slide_mpp=4.0,
-        read_level=0,
-        l0_width=cols * 50,
-        l0_height=rows * 50,
-    )
+    return plain_grid(50.0, cols, rows)  # 4.0 µm/px
 
 
 def stored(tmp_path: Path) -> tuple[ResultStore, Path, list[str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from heatmap_fakes import heatmap_from, read_csv
+from slide_fakes import one_level_info
 
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.outline import region_polygons
@@ -127,22 +128,10 @@ def test_unwritable_directory_raises_export_error(tmp_path: Path):
 
 def test_real_patch_grid_edge_patches_are_clipped(tmp_path: Path):
     from idc_viewer.core.patches import make_grid
-    from idc_viewer.core.slide import SlideInfo
 
-    info = SlideInfo(
-        path="memory",
-        format="generic-tiff",
-        l0_width=1050,
-        l0_height=420,
-        level_count=1,
-        level_dimensions=((1050, 420),),
-        level_downsamples=(1.0,),
-        mpp=0.5,
-        mpp_source="metadata",
-        objective_power=None,
-        properties={},
-    )
-    grid = make_grid(info)  # 400 px patches: 3 x 2 cells, the last ones partial
+    grid = make_grid(
+        one_level_info(1050, 420, 0.5)
+    )  # 400 px patches: 3 x 2 cells, the last ones partial
     probs = np.full(grid.shape, 0.9, dtype=np.float32)
     hm = Heatmap(grid, probs)
     (region,) = find_regions(hm, 0.5)

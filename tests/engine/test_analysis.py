@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_fakes import FakeModel, FakePredictor, fake_spec  # tests/, on sys.path via conftest
+from model_fakes import (  # tests/, on sys.path via conftest
+    FakeModel,
+    FakePredictor,
+    fake_spec,
+    save_random_model,
+)
 
 from idc_viewer.core.jobs import CancelToken
 from idc_viewer.core.memory import ArraySlide
@@ -24,7 +29,6 @@ from idc_viewer.engine.analysis import (
     tissue_cells,
 )
 from idc_viewer.engine.events import AnalysisEvent, Batch, Finished, NoTissue, Started, fold
-from idc_viewer.ml.spec import ModelSpec
 
 
 def tissue_image(width: int = 1000, height: int = 800, seed: int = 0) -> np.ndarray:
@@ -66,22 +70,7 @@ def small_slide() -> ArraySlide:
 @pytest.fixture(scope="session")
 def random_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised native (50 px) model saved through the model contract."""
-    from idc_viewer.ml.model_def import build_model
-    from idc_viewer.ml.saving import save_model
-
-    directory = tmp_path_factory.mktemp("model")
-    keras_model = build_model(50)
-    spec = ModelSpec(
-        name="random50",
-        preset="native",
-        input_size=50,
-        patch_size_px=50,
-        patch_mpp=4.0,
-        threshold=0.5,
-        weights_file="",
-        weights_sha256="",
-    )
-    return Path(save_model(keras_model, spec, directory, tflite=True))
+    return save_random_model(tmp_path_factory.mktemp("model"))
 
 
 def run_all(*args: object, **kwargs: object) -> list[AnalysisEvent]:

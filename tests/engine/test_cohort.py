@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -307,18 +308,34 @@ def test_workers_and_scheduler_exclude_each_other(capsys):
 # --------------------------------------------------------------------------- pieces
 
 
+def local_task(
+    slide: Path,
+    out_dir: Path,
+    model_hash: str,
+    results_dir: Path,
+    *,
+    index: int = 0,
+    stem: str | None = None,
+    **options: Any,
+) -> SlideTask:
+    """A task of run "t" for ``slide`` (its stem by default) with ``options``, outside a cluster."""
+    return SlideTask(
+        index=index,
+        slide_path=str(slide),
+        stem=Path(slide).stem if stem is None else stem,
+        out_dir=str(out_dir),
+        model_hash=model_hash,
+        run_id="t",
+        results_dir=str(results_dir),
+        **options,
+    )
+
+
 def test_run_slide_task_outside_a_cluster_matches_the_serial_run(
     cohort, serial_out, model_hash, tmp_path
 ):
-    task = SlideTask(
-        index=0,
-        slide_path=str(cohort["small2"]),
-        stem="small2",
-        out_dir=str(tmp_path),
-        model_hash=model_hash,
-        run_id="t",
-        results_dir=str(tmp_path / "results"),
-        batch_size=BATCH,
+    task = local_task(
+        cohort["small2"], tmp_path, model_hash, tmp_path / "results", batch_size=BATCH
     )
     outcome = run_slide_task(task)
     assert outcome.status == DONE and outcome.analysed_patches == outcome.tissue_patches > 0
@@ -329,28 +346,10 @@ def test_run_slide_task_outside_a_cluster_matches_the_serial_run(
 
 
 def test_run_slide_task_reports_a_bad_file_and_a_foreign_model(cohort, model_hash, tmp_path):
-    bad = run_slide_task(
-        SlideTask(
-            index=3,
-            slide_path=str(cohort["bad"]),
-            stem="bad",
-            out_dir=str(tmp_path),
-            model_hash=model_hash,
-            run_id="t",
-            results_dir=str(tmp_path / "r"),
-        )
-    )
+    bad = run_slide_task(local_task(cohort["bad"], tmp_path, model_hash, tmp_path / "r", index=3))
     assert bad.status == FAILED and "bad.tiff" in bad.message and "\n" not in bad.message
     foreign = run_slide_task(
-        SlideTask(
-            index=0,
-            slide_path=str(cohort["small1"]),
-            stem="s",
-            out_dir=str(tmp_path),
-            model_hash="0" * 16,
-            run_id="t",
-            results_dir=str(tmp_path / "r"),
-        )
+        local_task(cohort["small1"], tmp_path, "0" * 16, tmp_path / "r", stem="s")
     )
     assert foreign.status == FAILED and "same --model" in foreign.message
     assert not list(tmp_path.glob("s.*"))
@@ -361,17 +360,7 @@ def test_run_slide_task_on_empty_glass_writes_only_the_provenance(model_hash, tm
         tmp_path / "glass.tiff", np.full((600, 800, 3), 244, np.uint8), levels=1, mpp=4.0, tile=128
     )
     out = tmp_path / "out"
-    outcome = run_slide_task(
-        SlideTask(
-            index=0,
-            slide_path=str(glass),
-            stem="glass",
-            out_dir=str(out),
-            model_hash=model_hash,
-            run_id="t",
-            results_dir=str(tmp_path / "r"),
-        )
-    )
+    outcome = run_slide_task(local_task(glass, out, model_hash, tmp_path / "r"))
     assert outcome.status == NO_TISSUE and "no heatmap written" in outcome.message
     assert sorted(p.name for p in out.iterdir()) == ["glass.provenance.json"]
 

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialogButtonBox
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=importlib
+from window_fixtures import new_window
 
 from idc_viewer import __version__
 from idc_viewer.core.bundled import models_dir
-from idc_viewer.core.store import ResultStore
 from idc_viewer.ml.loading import load_model
 from idc_viewer.qt.about import AboutDialog
 from idc_viewer.qt.main_window import MainWindow
-from idc_viewer.qt.state import AppState
-
-
-def _window(qtbot, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(
-        AppState(),
-        store=ResultStore(tmp_path / "results"),
-        settings=settings,
-        runs_root=tmp_path / "runs",
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
 
 
 def _open_about(qtbot, window: MainWindow) -> AboutDialog:  # type: ignore[no-untyped-def]
@@ -40,7 +27,7 @@ def _open_about(qtbot, window: MainWindow) -> AboutDialog:  # type: ignore[no-un
 
 
 def test_about_shows_version_model_and_licences(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    window = _window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     spec_path = models_dir() / "idc-native-50.spec.json"
     model = load_model(spec_path)
     window.state.set_model(model, str(spec_path))
@@ -67,5 +54,5 @@ def test_about_shows_version_model_and_licences(qtbot, tmp_path: Path) -> None: 
 
 
 def test_about_says_when_no_model_is_loaded(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    window = _window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     assert "no model loaded" in _open_about(qtbot, window).label.text()

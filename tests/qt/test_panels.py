@@ -105,6 +105,14 @@ def fake_training(script: str):  # type: ignore[no-untyped-def]
     return command
 
 
+def retrain_dialog(qtbot, runs_root: Path, script: str, data: Path) -> RetrainDialog:  # type: ignore[no-untyped-def]
+    """A retrain dialog whose training runs ``script``, with ``data`` as its patches folder."""
+    dialog = RetrainDialog(runs_root, command=fake_training(script))
+    qtbot.addWidget(dialog)
+    dialog.data_edit.setText(str(data))
+    return dialog
+
+
 def test_retrain_command_is_a_valid_idc_train_call_with_the_bundled_or_the_paper_recipe() -> None:
     from idc_viewer.qt.panels.retrain_dialog import training_command
     from training.cli import _parser
@@ -132,9 +140,7 @@ TRAINING_SCRIPT = """
 
 def test_retrain_dialog_runs_training_and_offers_the_new_model(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    dialog = RetrainDialog(tmp_path / "runs", command=fake_training(TRAINING_SCRIPT))
-    qtbot.addWidget(dialog)
-    dialog.data_edit.setText(str(tmp_path))
+    dialog = retrain_dialog(qtbot, tmp_path / "runs", TRAINING_SCRIPT, data=tmp_path)
     dialog.epochs_spin.setValue(3)
     with qtbot.waitSignal(dialog.model_exported, timeout=20_000) as blocker:
         dialog.start()
@@ -153,9 +159,7 @@ def test_retrain_error_event_is_shown(qtbot, tmp_path, monkeypatch) -> None:
         "import json, sys; print(json.dumps({'event': 'error', 'message': 'no patients'}));"
         " sys.exit(1)"
     )
-    dialog = RetrainDialog(tmp_path, command=fake_training(script))
-    qtbot.addWidget(dialog)
-    dialog.data_edit.setText(str(tmp_path))
+    dialog = retrain_dialog(qtbot, tmp_path, script, data=tmp_path)
     dialog.start()
     qtbot.waitUntil(lambda: not dialog.running, timeout=20_000)
     qtbot.waitUntil(lambda: bool(warnings), timeout=5_000)
@@ -168,9 +172,7 @@ def test_retrain_cancel_kills_the_process(qtbot, tmp_path) -> None:
         "    print(json.dumps({'event': 'epoch', 'epoch': e, 'epochs': 999}), flush=True)\n"
         "    time.sleep(0.2)\n"
     )
-    dialog = RetrainDialog(tmp_path, command=fake_training(script))
-    qtbot.addWidget(dialog)
-    dialog.data_edit.setText(str(tmp_path))
+    dialog = retrain_dialog(qtbot, tmp_path, script, data=tmp_path)
     dialog.start()
     qtbot.waitUntil(lambda: dialog.progress_bar.value() >= 1, timeout=20_000)
     dialog.cancel_button.click()

@@ -11,12 +11,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))  # app_fakes, under --import-mode=importlib
 from app_fakes import FakeModel
-from PySide6.QtCore import QSettings
+from window_fixtures import new_window
 
-from idc_viewer.core.store import ResultStore
 from idc_viewer.qt import smoke
 from idc_viewer.qt.main_window import MainWindow
-from idc_viewer.qt.state import AppState
 
 
 def _window(qtbot: Any, tmp_path: Path, exported_spec: str | None) -> MainWindow:
@@ -31,32 +29,31 @@ def _window(qtbot: Any, tmp_path: Path, exported_spec: str | None) -> MainWindow
         assert epochs == 1 and Path(data) == tmp_path / "patches"
         return sys.executable, ["-c", script]
 
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(
-        AppState(),
-        store=ResultStore(tmp_path / "results"),
-        settings=settings,
-        runs_root=tmp_path / "runs",
+    return new_window(
+        qtbot,
+        tmp_path,
         model_loader=lambda path: FakeModel(),
         retrain_command=command,
     )
-    qtbot.addWidget(window)
-    window.show()
-    return window
+
+
+def _retrain_lines(qtbot: Any, window: MainWindow, patches: Path, capsys: Any) -> list[str]:
+    """Run the smoke mode's retrain step on ``window`` until it quits; the lines it printed."""
+    quits: list[bool] = []
+    smoke._retrain(
+        SimpleNamespace(quit=lambda: quits.append(True)),
+        window,  # type: ignore[arg-type]
+        str(patches),
+    )
+    qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
+    return capsys.readouterr().out.splitlines()
 
 
 def test_smoke_retrain_takes_the_new_model_and_reports_it(qtbot, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "patches").mkdir()
     spec = str(tmp_path / "runs" / "r" / "model" / "new.spec.json")
     window = _window(qtbot, tmp_path, spec)
-    quits: list[bool] = []
-    smoke._retrain(
-        SimpleNamespace(quit=lambda: quits.append(True)),
-        window,  # type: ignore[arg-type]
-        str(tmp_path / "patches"),
-    )
-    qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
-    out = capsys.readouterr().out.splitlines()
+    out = _retrain_lines(qtbot, window, tmp_path / "patches", capsys)
     assert "message: Training finished. Use the new model?" in out
     assert f"retrain: exit=0 exported={spec}" in out
     assert f"model in use: {spec}" in out
@@ -66,13 +63,6 @@ def test_smoke_retrain_takes_the_new_model_and_reports_it(qtbot, tmp_path: Path,
 def test_smoke_retrain_reports_a_run_that_exports_nothing(qtbot, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "patches").mkdir()
     window = _window(qtbot, tmp_path, None)
-    quits: list[bool] = []
-    smoke._retrain(
-        SimpleNamespace(quit=lambda: quits.append(True)),
-        window,  # type: ignore[arg-type]
-        str(tmp_path / "patches"),
-    )
-    qtbot.waitUntil(lambda: bool(quits), timeout=20_000)
-    out = capsys.readouterr().out.splitlines()
+    out = _retrain_lines(qtbot, window, tmp_path / "patches", capsys)
     assert "retrain: exit=0 exported=None" in out
     assert not any(line.startswith("model in use") for line in out)

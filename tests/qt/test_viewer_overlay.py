@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from heatmap_fakes import plain_grid
 
 from idc_viewer.core.colormap import colormap_lut
 from idc_viewer.core.heatmap import Heatmap
@@ -32,17 +33,7 @@ def white_slide() -> ArraySlide:
 
 @pytest.fixture
 def grid() -> PatchGrid:
-    return PatchGrid(
-        l0_patch_size=L0_PATCH,
-        cols=21,
-        rows=16,
-        patch_px=50,
-        model_mpp=4.0,
-        slide_mpp=4.0 * 50 / L0_PATCH,
-        read_level=0,
-        l0_width=2048,
-        l0_height=1536,
-    )
+    return plain_grid(L0_PATCH, 21, 16, width=2048, height=1536)
 
 
 @pytest.fixture

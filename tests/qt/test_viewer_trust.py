@@ -17,12 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers, under --import-mode=importlib
 from app_fakes import FakeModel, FakePredictor, two_region_image
+from heatmap_fakes import plain_grid
 from window_fixtures import run_analysis, shared_wsi
 
 from idc_viewer.core.colormap import overlay_rgba
 from idc_viewer.core.heatmap import Heatmap
 from idc_viewer.core.memory import ArraySlide
-from idc_viewer.core.patches import PatchGrid
 from idc_viewer.core.readers import open_slide
 from idc_viewer.core.store import ResultStore
 from idc_viewer.core.tissue import stain_warning
@@ -108,17 +108,7 @@ def test_a_partial_stored_analysis_is_shown_as_partial_with_resume(
 
 def test_not_analysed_tissue_looks_unlike_analysed_low(qtbot, make_view, grab) -> None:
     slide = ArraySlide([np.full((400, 400, 3), 255, np.uint8)], mpp=4.0)
-    grid = PatchGrid(
-        l0_patch_size=100.0,
-        cols=4,
-        rows=4,
-        patch_px=50,
-        model_mpp=4.0,
-        slide_mpp=4.0,
-        read_level=0,
-        l0_width=400,
-        l0_height=400,
-    )
+    grid = plain_grid(100.0, 4, 4, slide_mpp=4.0)
     probs = np.full((4, 4), np.nan, np.float32)
     probs[0, 0] = 0.05  # analysed, low
     tissue = np.zeros((4, 4), bool)
@@ -216,17 +206,7 @@ def test_info_panel_and_progress_agree_during_a_run(qtbot, make_window, slide_fi
 def test_heatmap_is_clipped_to_the_slide_edge(qtbot, make_view, grab) -> None:
     slide = ArraySlide([np.full((700, 1000, 3), 255, np.uint8)], mpp=4.0)
     # 300-px cells: the last column and row reach 1200 x 900, past the 1000 x 700 slide
-    grid = PatchGrid(
-        l0_patch_size=300.0,
-        cols=4,
-        rows=3,
-        patch_px=50,
-        model_mpp=4.0,
-        slide_mpp=4.0 * 50 / 300,
-        read_level=0,
-        l0_width=1000,
-        l0_height=700,
-    )
+    grid = plain_grid(300.0, 4, 3, width=1000, height=700)
     view = make_view(slide, width=600, height=600)
     view.set_heatmap(Heatmap(grid, np.ones((3, 4), np.float32)))
     view.set_overlay_opacity(1.0)

@@ -58,26 +58,39 @@ def questions(monkeypatch: pytest.MonkeyPatch) -> Questions:
     return asked
 
 
+def new_window(  # type: ignore[no-untyped-def]
+    qtbot,
+    tmp_path: Path,
+    store_dir: Path | None = None,
+    size: tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> MainWindow:
+    """A main window shown on screen, its settings, results and runs under ``tmp_path``."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(
+        AppState(),
+        store=ResultStore(store_dir or tmp_path / "results"),
+        settings=settings,
+        runs_root=tmp_path / "runs",
+        **kwargs,
+    )
+    qtbot.addWidget(window)
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, dialogs):  # type: ignore[no-untyped-def]
     windows: list[MainWindow] = []
 
     def factory(model: Any = "fake", store_dir: Path | None = None, **kwargs: Any) -> MainWindow:
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         kwargs.setdefault("explain_fn", fake_explain)
         kwargs.setdefault("explainer_factory", fake_explainer)
         kwargs.setdefault("batch_size", 8)
-        window = MainWindow(
-            AppState(),
-            store=ResultStore(store_dir or tmp_path / "results"),
-            settings=settings,
-            runs_root=tmp_path / "runs",
-            **kwargs,
-        )
-        qtbot.addWidget(window)
-        window.resize(1000, 700)
-        window.show()
-        qtbot.waitExposed(window)
+        window = new_window(qtbot, tmp_path, store_dir, size=(1000, 700), **kwargs)
         if model == "fake":
             model = FakeModel()
         if model is not None:

@@ -10,24 +10,20 @@ import pytest
 from training.cli import main
 
 
+def train_argv(data: Path, run_dir: Path, *extra: str, patients: int, epochs: int = 1) -> list[str]:
+    """``idc-train train DATA --run-dir RUN_DIR --epochs N --max-patients P EXTRA...``."""
+    run = ["train", str(data), "--run-dir", str(run_dir), "--epochs", str(epochs)]
+    return [*run, "--max-patients", str(patients), *extra]
+
+
 @pytest.mark.slow
 def test_one_epoch_on_a_small_real_subset_writes_a_checked_report(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "run"
-    argv = [
-        "train",
-        str(shared_data / "idc"),
-        "--run-dir",
-        str(run_dir),
-        "--preset",
-        "native",
-        "--epochs",
-        "1",
-        "--max-patients",
-        "24",
-        "--progress-json",
-    ]
+    argv = train_argv(
+        shared_data / "idc", run_dir, "--preset", "native", "--progress-json", patients=24
+    )
     assert main(argv) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1]
@@ -73,23 +69,22 @@ def test_resume_of_a_finished_run_does_nothing_and_validate_reads_no_test_patien
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_dir = tmp_path / "run"
-    args = [
-        "train",
-        str(shared_data / "idc"),
-        "--run-dir",
-        str(run_dir),
-        "--epochs",
-        "1",
-        "--max-patients",
-        "12",
-        "--no-export",
-    ]
+    args = train_argv(shared_data / "idc", run_dir, "--no-export", patients=12)
     assert main(args) == 0
     state = json.loads((run_dir / "state.json").read_text())
     assert main([*args, "--resume"]) == 0
     assert json.loads((run_dir / "state.json").read_text())["epoch"] == state["epoch"]
     # raising the limits continues the same run, and the run's config records them
-    longer = [*args[:4], "--epochs", "2", "--patience", "7", *args[6:], "--resume"]
+    longer = train_argv(
+        shared_data / "idc",
+        run_dir,
+        "--patience",
+        "7",
+        "--no-export",
+        "--resume",
+        epochs=2,
+        patients=12,
+    )
     assert main(longer) == 0
     assert json.loads((run_dir / "state.json").read_text())["epoch"] == state["epoch"] + 1
     assert json.loads((run_dir / "config.json").read_text())["early_stopping_patience"] == 7
