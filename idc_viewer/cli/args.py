@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from idc_viewer import __version__
 from idc_viewer.cli.errors import EXIT_USAGE
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE
 
 COMMANDS = ("analyze", "gradcam", "info")
 
@@ -115,9 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_an.add_argument(
         "--batch-size",
         type=positive_int,
-        default=256,
+        default=DEFAULT_BATCH_SIZE,
         metavar="N",
-        help="patches per CNN call (default 256)",
+        help=f"patches per CNN call (default {DEFAULT_BATCH_SIZE})",
     )
     p_an.add_argument(
         "--results-dir",

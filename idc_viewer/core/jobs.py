@@ -10,6 +10,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+#: Patches per CNN call unless asked otherwise (the engine, the CLI, cohorts and the GUI).
+DEFAULT_BATCH_SIZE = 256
+
 
 class Cancelled(Exception):
     """Raised inside a job when its :class:`CancelToken` was set."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from idc_viewer.core.analysis_key import AnalysisKey
 from idc_viewer.core.fingerprint import slide_fingerprint
-from idc_viewer.core.jobs import CancelToken, RateMeter
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE, CancelToken, RateMeter
 from idc_viewer.core.patches import (
     Cell,
     PatchGrid,
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 #: How many decoded batches the reader thread may hold ready ahead of the CNN.
 DEFAULT_PREFETCH_BATCHES = 3
-DEFAULT_BATCH_SIZE = 256
 #: Bumped when a change in the engine changes which probabilities a stored analysis holds.
 ENGINE_PARAMS_VERSION = 1
 

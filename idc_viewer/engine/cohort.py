@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE
 from idc_viewer.engine.cohort_cluster import (
     connect,
     retry_note,
@@ -70,7 +71,7 @@ class CohortOptions:
     results_dir: str | None = None
     threshold: float | None = None
     mpp: float | None = None
-    batch_size: int = 256
+    batch_size: int = DEFAULT_BATCH_SIZE
     workers: int | None = None
     scheduler: str | None = None
     quiet: bool = False

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from idc_viewer.core.errors import one_line
-from idc_viewer.core.jobs import CancelToken
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE, CancelToken
 from idc_viewer.core.native_stderr import native_stderr_silenced
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class SlideTask:
     results_dir: str | None = None
     threshold: float | None = None
     mpp: float | None = None
-    batch_size: int = 256
+    batch_size: int = DEFAULT_BATCH_SIZE
     litert_threads: int | None = None
     litert_threads_by_host: tuple[tuple[str, int], ...] = ()
 

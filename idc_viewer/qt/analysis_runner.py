@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from idc_viewer.core.errors import one_line
 from idc_viewer.core.formatting import format_count, patches
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE
 from idc_viewer.core.slide import MissingMppError
 from idc_viewer.engine.events import Batch, Finished, HeatmapBuilder, NoTissue, Started
 from idc_viewer.engine.provenance import ModelRef
@@ -84,7 +85,7 @@ class AnalysisRunner(QObject):
         pool: WorkerPool,
         messages: Messenger,
         ask_scale: Callable[[], bool],
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from idc_viewer.core.errors import one_line
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE
 from idc_viewer.core.labels import model_label
 from idc_viewer.core.store import ResultStore
 from idc_viewer.engine.explain import Explanation, explain_cell
@@ -105,7 +106,7 @@ class MainWindow(QMainWindow):
         model_loader: Callable[[str], Any] = default_model_loader,
         explain_fn: Callable[..., Explanation] = explain_cell,
         retrain_command: CommandFactory = training_command,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         explainer_factory: Callable[[Any], Any] = default_explainer,
     ) -> None:
         super().__init__()
