@@ -57,7 +57,6 @@ def _point(
     session: SlideSession, grid: PatchGrid, explainer: Any, args: argparse.Namespace
 ) -> tuple[np.ndarray, str]:
     """The figure of the patch at (``--x``, ``--y``), through the engine's explanation."""
-    from idc_viewer.engine.explain import explain_cell
     from idc_viewer.engine.figures import gradcam_figure
 
     info = session.info
@@ -74,7 +73,7 @@ def _point(
             f"({tissue_fraction:.0%} stained pixels): its score and map mean nothing"
         )
 
-    found = explain_cell(session.slide, grid, cell, explainer, on_background=background)
+    found = session.explain(grid, cell, explainer, on_background=background)
     col, row = found.cell
     l0_x, l0_y, l0_w, l0_h = found.l0_rect
     title = (

@@ -5,7 +5,7 @@ passed in by whoever already has it), its grid for a model, and the results stor
 a caller finds the slide's stored analyses (:meth:`~SlideSession.stored`), analyses it
 (:meth:`~SlideSession.analyze`: immutable events), exports a heatmap one way with one
 provenance (:meth:`~SlideSession.export`), and explains a cell with Grad-CAM
-(:meth:`~SlideSession.explain`, the explainer kept per model hash). Everything the GUI shows
+(:meth:`~SlideSession.explain`). Everything the GUI shows
 is reproducible headless through these calls.
 """
 
@@ -20,10 +20,11 @@ import numpy as np
 
 from idc_viewer.core.closing import Closeable
 from idc_viewer.core.fingerprint import slide_fingerprint
+from idc_viewer.core.jobs import DEFAULT_BATCH_SIZE
 from idc_viewer.core.patches import PatchGrid, make_grid
 from idc_viewer.core.readers import open_slide
 from idc_viewer.core.slide import Slide
-from idc_viewer.engine.analysis import DEFAULT_BATCH_SIZE, AnalysisModel, analyze
+from idc_viewer.engine.analysis import AnalysisModel, analyze
 from idc_viewer.engine.decision import decision_heatmap
 from idc_viewer.engine.explain import Explanation, explain_cell
 from idc_viewer.engine.outputs import (
@@ -135,7 +136,6 @@ class SlideSession(Closeable):
         self.store = store
         self._fingerprint = fingerprint
         self._owns_slide = owns_slide
-        self._explainers: dict[str, Any] = {}
 
     @classmethod
     def open(
@@ -241,34 +241,22 @@ class SlideSession(Closeable):
         stem = stem if stem is not None else slide_stem(self.info.path)
         return write_warning_provenance(out_dir, stem, info)
 
-    def explainer(self, model: Any, factory: Callable[[Any], Any] | None = None) -> Any:
-        """The Grad-CAM explainer of ``model``, built on first use and kept per model hash.
-
-        ``factory`` builds it (default :meth:`~idc_viewer.ml.gradcam.GradCam.for_model`).
-        """
-        from idc_viewer.ml.gradcam import SharedGradCam
-
-        key = str(model.spec.model_hash)
-        found = self._explainers.get(key)
-        if found is None or found.model is not model:
-            found = SharedGradCam(model, factory)
-            self._explainers = {key: found}  # one model's explainer at a time
-        return found
-
     def explain(
         self,
-        model: Any,
+        grid: PatchGrid,
         cell: tuple[int, int],
+        explainer: Any,
         *,
         decision: Heatmap | None = None,
-        explainer: Any = None,
+        on_background: Callable[[float], None] | None = None,
     ) -> Explanation:
-        """Explain ``cell`` of ``model``'s grid with Grad-CAM (blocking: call it in a worker).
+        """Explain ``cell`` of ``grid`` with Grad-CAM (blocking: call it in a worker).
 
-        ``explainer`` defaults to :meth:`explainer` of ``model``; ``decision`` is the context
-        map whose value is shown beside the patch's own score (None: no context).
+        ``explainer`` is the model's (a :class:`~idc_viewer.ml.gradcam.SharedGradCam` or
+        ``GradCam``; the caller keeps it, so its warm-up outlives the session); ``decision``
+        is the context map whose value is shown beside the patch's own score (None: no
+        context); see :func:`~idc_viewer.engine.explain.explain_cell` for ``on_background``.
         """
-        grid = self.grid(model.spec)
         return explain_cell(
-            self.slide, grid, cell, explainer or self.explainer(model), decision=decision
+            self.slide, grid, cell, explainer, decision=decision, on_background=on_background
         )

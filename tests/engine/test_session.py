@@ -128,7 +128,8 @@ def test_explain_returns_a_frozen_explanation(slide):
     heatmap = fold(session.analyze(model, batch_size=64)).heatmap
     assert heatmap is not None
     cam = Cam()
-    found = session.explain(model, (8, 8), explainer=cam, decision=heatmap)
+    grid = session.grid(model.spec)
+    found = session.explain(grid, (8, 8), cam, decision=heatmap)
     assert found.cell == (8, 8) and found.patch.shape == (50, 50, 3)
     assert found.probability == pytest.approx(heatmap.probabilities[8, 8], abs=1e-6)
     assert found.context_probability == pytest.approx(found.probability, abs=1e-6)
@@ -136,30 +137,11 @@ def test_explain_returns_a_frozen_explanation(slide):
     assert found.full.shape[:2] == (50, 50) and not found.is_background
     for array in (found.patch, found.full, found.cam, found.overlay, found.cam_lowres):
         assert array is not None and not array.flags.writeable
-    assert session.explain(model, (0, 0), explainer=cam).is_background
+    assert session.explain(grid, (0, 0), cam).is_background
     seen: list[float] = []
-    from idc_viewer.engine.explain import explain_cell
-
-    grid = session.grid(model.spec)
-    explain_cell(slide, grid, (0, 0), cam, on_background=seen.append)
-    explain_cell(slide, grid, (8, 8), cam, on_background=seen.append)
+    session.explain(grid, (0, 0), cam, on_background=seen.append)
+    session.explain(grid, (8, 8), cam, on_background=seen.append)
     assert len(seen) == 1 and seen[0] < 0.1
-
-
-def test_the_explainer_is_kept_per_model_hash(slide):
-    session = SlideSession(slide)
-    built: list[object] = []
-
-    def factory(model: object) -> Cam:
-        built.append(model)
-        return Cam()
-
-    a, b = FakeModel(), FakeModel(spec=fake_spec("b", digit="b"))
-    session.explain(a, (8, 8), explainer=session.explainer(a, factory))
-    session.explain(a, (9, 8), explainer=session.explainer(a, factory))
-    assert session.explainer(a, factory) is session.explainer(a, factory)
-    assert session.explainer(b, factory) is not session.explainer(a, factory)
-    assert built == [a]  # built on first use only, once per model
 
 
 def test_open_owns_and_closes_its_slide(tmp_path: Path):
