@@ -29,7 +29,6 @@ from idc_viewer.qt.state import AppState
 from idc_viewer.qt.workers import GeneratorWorker, WorkerPool
 
 if TYPE_CHECKING:
-    from idc_viewer.core.heatmap import Heatmap
     from idc_viewer.engine.events import AnalysisEvent
 
 log = logging.getLogger(__name__)
@@ -96,11 +95,10 @@ class AnalysisRunner(QObject):
         self.batch_size = batch_size
         self.worker: GeneratorWorker | None = None
         self._run_model: Any = None  # the model the running analysis scores with
-        self._live: Heatmap | None = None  # the heatmap shown, folded from the events
-        self._builder = HeatmapBuilder()
+        self._builder = HeatmapBuilder()  # its heatmap is the one shown, folded from events
         self._outcome = ""
         self._made_by = ModelRef("", "")  # the running model, as the heatmap records it
-        # Batches applied to ``_live`` but not yet shown (coalesced by ``_flush_timer``).
+        # Batches folded into the builder's heatmap, not yet shown (``_flush_timer`` coalesces).
         self._pending_cells: list[np.ndarray] = []
         self._pending_progress: Any = None
         self._flush_timer = QTimer(self)
@@ -137,7 +135,7 @@ class AnalysisRunner(QObject):
         worker.stopped.connect(self._on_stopped)
         self._discard_pending()
         self._state.restore_model_threshold()  # the loaded model's heatmap, its threshold
-        self.worker, self._live, self._outcome = worker, None, ""
+        self.worker, self._outcome = worker, ""
         self._builder = HeatmapBuilder()
         self._run_model = model
         spec = model.spec
@@ -188,7 +186,6 @@ class AnalysisRunner(QObject):
             live = self._builder.apply(event)
             if isinstance(event, Started):
                 self._discard_pending()
-                self._live = live
                 self._state.set_heatmap(live, self._made_by, event.tissue.mask)
                 self.heatmap_replaced.emit()
                 self.progress.emit(event.progress)
@@ -206,7 +203,7 @@ class AnalysisRunner(QObject):
         self._flush_timer.stop()
         cells, progress = self._pending_cells, self._pending_progress
         self._pending_cells, self._pending_progress = [], None
-        live = self._live
+        live = self._builder.heatmap
         if not self._run_is_on_screen:
             return
         if cells and live is not None and self._state.heatmap is live:
